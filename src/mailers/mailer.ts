@@ -1,0 +1,33 @@
+/**
+ * The mail transport interface. Templates build the content; a mailer only delivers it.
+ * Implementations: `smtp.ts` (nodemailer) and `mailgun.ts`.
+ */
+
+export interface OutgoingEmail {
+  /** One bare recipient address. */
+  to: string;
+  subject: string;
+  text: string;
+  html: string;
+  /**
+   * The stored Message-ID of the thread's first email, for `In-Reply-To` and `References`.
+   * Stored IDs may come with or without angle brackets (Go SMTP: without; Mailgun: with);
+   * the mailer adds one pair only when missing.
+   */
+  inReplyTo?: string;
+}
+
+export interface SentEmail {
+  /** The ID to store in plugin data for threading (SMTP: without brackets; Mailgun: as returned). */
+  messageId: string;
+}
+
+export interface Mailer {
+  readonly kind: "smtp" | "mailgun";
+  /** Sends one email. Throws {@link MailerError} (with `retryable`) on failure. */
+  send(email: OutgoingEmail, opts?: { signal?: AbortSignal }): Promise<SentEmail>;
+  /** Start-up check: SMTP connect/TLS/AUTH; Mailgun key and domain. Throws MailerError. */
+  healthCheck(opts?: { signal?: AbortSignal }): Promise<void>;
+  /** Closes pooled connections. */
+  close(): Promise<void>;
+}
