@@ -1,0 +1,386 @@
+/**
+ * SMTP transport on `npm:nodemailer` with pooled connections.
+ *
+ * Behaviour (compared with the Go plugin, `gopkg.in/mail.v2`):
+ * - Port 465 (or `implicitTls`) is implicit TLS and overrides `starttls_policy`.
+ * - `mandatory` (default): STARTTLS is required (`requireTLS`); a server without it fails with a
+ *   permanent error. `opportunistic`: upgrade when STARTTLS is offered, else plain text. Like Go,
+ *   an offered STARTTLS that fails (for example an untrusted certificate) is an error, not a
+ *   fall-back to plain text. `disabled`: never upgrade (`ignoreTLS`).
+ * - Certificates are checked against the system roots plus `smtp.ca_file`; the server name is
+ *   the host (SNI only when the host is a name, not an IP address).
+ * - AUTH only when the server advertises it. Credentials over an unencrypted connection to a
+ *   non-loopback host: Go always refuses (issue #66685). Here they are allowed only with an
+ *   explicit `starttls_policy = "disabled"` (a warning is logged once at start-up). With
+ *   `opportunistic`, the health check refuses a server that offers AUTH but not STARTTLS.
+ *   Limitation: later pooled sends cannot re-check this (nodemailer has no per-connection hook),
+ *   so a server that stops offering STARTTLS after start-up would receive the password in clear.
+ * - Unlike Go (one connection per message), connections are pooled.
+ */
+
+import nodemailer, { type Mail } from "nodemailer";
+import SMTPConnection, {
+  type Options as SmtpConnectionOptions,
+} from "nodemailer/lib/smtp-connection";
+import { rootCertificates } from "node:tls";
+import { isIP } from "node:net";
+import { Buffer } from "node:buffer";
+import { ConfigError, MailerError } from "../errors.ts";
+import type { SmtpConfig, StartTlsPolicy } from "../config/types.ts";
+import type { Mailer, OutgoingEmail, SentEmail } from "./mailer.ts";
+import { bare, bracketed, generateMessageId, localHostname } from "./message_id.ts";
+
+/** The logging surface the mailers use; a LogTape `Logger` fits. */
+export interface MailerLog {
+  debug(message: string, properties?: Record<string, unknown>): void;
+  info(message: string, properties?: Record<string, unknown>): void;
+  warn(message: string, properties?: Record<string, unknown>): void;
+}
+
+/** Options of {@link SmtpMailer} that are not part of the TOML configuration. */
+export interface SmtpMailerOptions {
+  /**
+   * Implicit TLS (SMTPS). Default: `port === 465`. Tests set it because their port is random;
+   * when true, `starttls_policy` has no effect (as with port 465).
+   */
+  implicitTls?: boolean;
+  /** Extra trusted CA certificates (PEM). Default: the contents of `smtp.ca_file` when set. */
+  ca?: string;
+  /** Maximum pooled connections. Default 5. */
+  maxConnections?: number;
+  /** TCP connect timeout in ms. Default 10 000 (the Go plugin's dial timeout). */
+  connectionTimeoutMs?: number;
+  /** Wait for the server greeting in ms. Default 10 000. */
+  greetingTimeoutMs?: number;
+  /** Inactivity timeout of a connection in ms. Default 30 000. */
+  socketTimeoutMs?: number;
+  /** EHLO name. Default: the local host name. */
+  clientName?: string;
+  /** Where warnings (clear-text password) and pool errors go. */
+  log?: MailerLog;
+}
+
+const DEFAULT_TIMEOUT_MS = 10_000;
+const NETWORK_CODES = new Set(["ECONNECTION", "ETIMEDOUT", "ESOCKET", "EDNS", "EPROTOCOL"]);
+const CERT_ERROR =
+  /certificate|self[- ]signed|altnames|unable to (get|verify)|CERT_|DEPTH_ZERO|UNABLE_TO_/i;
+
+/** True for `localhost`, `127.0.0.0/8` and `::1`. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.trim().toLowerCase().replace(/^\[|\]$/g, "");
+  if (h === "localhost" || h.endsWith(".localhost")) return true;
+  if (isIP(h) === 4) return h.startsWith("127.");
+  if (isIP(h) === 6) return h === "::1" || h === "0:0:0:0:0:0:0:1";
+  return false;
+}
+
+/** The bare address of a `From` value: `Teleport <noreply@x.org>` → `noreply@x.org`. */
+export function addressOf(sender: string): string {
+  const match = /<([^<>]*)>\s*$/.exec(sender);
+  return (match ? match[1] : sender).trim();
+}
+
+const RECIPIENT = /^[^\s,;<>()"'\\]+@[^\s,;<>()"'\\@]+$/;
+
+/** Throws a permanent MailerError unless `to` is one plain address (no list, no CR/LF). */
+export function checkRecipient(to: string): void {
+  if (!RECIPIENT.test(to)) {
+    throw new MailerError(`Invalid recipient address ${JSON.stringify(to)}`, {
+      recipient: to,
+      code: "EINVALIDRECIPIENT",
+      retryable: false,
+    });
+  }
+}
+
+/** One line: CR and LF (which could start a new header) become spaces. */
+export function oneLine(text: string): string {
+  return text.replace(/[\r\n]+/g, " ");
+}
+
+interface NodemailerErrorLike {
+  message?: string;
+  code?: string;
+  responseCode?: number;
+  response?: string;
+  command?: string;
+}
+
+/** SMTP transport. See the module documentation for the TLS and AUTH rules. */
+export class SmtpMailer implements Mailer {
+  readonly kind = "smtp" as const;
+  readonly #cfg: SmtpConfig;
+  readonly #sender: string;
+  readonly #envelopeFrom: string;
+  readonly #implicitTls: boolean;
+  readonly #connectionOptions: SmtpConnectionOptions;
+  readonly #transporter: Mail;
+  readonly #secrets: string[];
+  readonly #log?: MailerLog;
+  /** True when the password may travel unencrypted to a non-loopback host. */
+  readonly clearTextAuth: boolean;
+
+  /**
+   * Builds the pooled transport; connects lazily. Throws ConfigError when `smtp.ca_file`
+   * cannot be read or holds no certificate.
+   */
+  constructor(cfg: SmtpConfig, sender: string, opts: SmtpMailerOptions = {}) {
+    this.#cfg = cfg;
+    this.#sender = sender;
+    this.#envelopeFrom = addressOf(sender);
+    this.#log = opts.log;
+    this.#implicitTls = opts.implicitTls ?? cfg.port === 465;
+    const ca = opts.ca ?? (cfg.caFile ? readCaFile(cfg.caFile) : undefined);
+    const policy: StartTlsPolicy = cfg.starttlsPolicy;
+    const tlsPolicy = this.#implicitTls
+      ? {}
+      : policy === "mandatory"
+      ? { requireTLS: true }
+      : policy === "disabled"
+      ? { ignoreTLS: true }
+      : {};
+    this.#connectionOptions = {
+      host: cfg.host,
+      port: cfg.port,
+      secure: this.#implicitTls,
+      ...tlsPolicy,
+      name: opts.clientName ?? localHostname(),
+      connectionTimeout: opts.connectionTimeoutMs ?? DEFAULT_TIMEOUT_MS,
+      greetingTimeout: opts.greetingTimeoutMs ?? DEFAULT_TIMEOUT_MS,
+      socketTimeout: opts.socketTimeoutMs ?? 30_000,
+      logger: false,
+      tls: {
+        ca: ca ? [...rootCertificates, ca] : undefined,
+        servername: isIP(cfg.host) ? undefined : cfg.host,
+        minVersion: "TLSv1.2",
+      },
+    };
+    const auth = cfg.username ? { user: cfg.username, pass: cfg.password } : undefined;
+    this.#transporter = nodemailer.createTransport({
+      ...this.#connectionOptions,
+      pool: true,
+      maxConnections: opts.maxConnections ?? 5,
+      maxMessages: 100,
+      auth,
+    });
+    // An unhandled "error" event would crash the process; pool errors reach the sender anyway.
+    this.#transporter.on("error", (err: Error) => {
+      this.#log?.debug("SMTP pool connection error", { error: this.#redact(err.message) });
+    });
+    this.#secrets = secretForms(cfg.username, cfg.password);
+    this.clearTextAuth = !this.#implicitTls && policy === "disabled" && !!cfg.username &&
+      !isLoopbackHost(cfg.host);
+    if (this.clearTextAuth) {
+      this.#log?.warn(
+        'smtp.starttls_policy is "disabled": the SMTP password is sent in clear text to a non-loopback host',
+        { host: cfg.host, port: cfg.port },
+      );
+    }
+  }
+
+  /** `host:port` for messages. */
+  get #where(): string {
+    return `${this.#cfg.host}:${this.#cfg.port}`;
+  }
+
+  /**
+   * Sends one email. Generates the Message-ID (returned without brackets). Aborting the signal
+   * rejects with a retryable MailerError (`code: "EABORT"`), but a message already handed to the
+   * server may still be delivered.
+   */
+  async send(email: OutgoingEmail, opts: { signal?: AbortSignal } = {}): Promise<SentEmail> {
+    checkRecipient(email.to);
+    const messageId = generateMessageId();
+    const thread = email.inReplyTo ? bracketed(email.inReplyTo) : "";
+    const mail = {
+      from: this.#sender,
+      to: email.to,
+      subject: oneLine(email.subject),
+      text: email.text,
+      html: email.html,
+      messageId,
+      date: new Date(),
+      envelope: { from: this.#envelopeFrom, to: [email.to] },
+      ...(thread ? { inReplyTo: thread, references: thread } : {}),
+    };
+    try {
+      const info = await abortable(this.#transporter.sendMail(mail), opts.signal);
+      const rejected = (info as { rejected?: unknown[] }).rejected ?? [];
+      if (rejected.length > 0) {
+        throw Object.assign(new Error(`Recipient rejected`), { code: "EENVELOPE" });
+      }
+    } catch (err) {
+      throw this.#classify(err, "send", email.to);
+    }
+    return { messageId: bare(messageId) };
+  }
+
+  /**
+   * Connects, upgrades per policy, authenticates when the server offers AUTH, then quits.
+   * Throws a MailerError whose message names the server and the cause.
+   */
+  async healthCheck(opts: { signal?: AbortSignal } = {}): Promise<void> {
+    const conn = new SMTPConnection(this.#connectionOptions);
+    const onAbort = () => conn.close();
+    opts.signal?.addEventListener("abort", onAbort, { once: true });
+    let failed: ((err: unknown) => void) | undefined;
+    conn.on("error", (err: Error) => failed?.(err));
+    try {
+      await step(opts.signal, (resolve, reject) => {
+        failed = reject;
+        conn.connect(() => resolve());
+      });
+      if (
+        this.#cfg.starttlsPolicy === "opportunistic" && !conn.secure && this.#cfg.username &&
+        conn.allowsAuth && !isLoopbackHost(this.#cfg.host)
+      ) {
+        throw new MailerError(
+          `Cannot connect to SMTP server "${this.#where}": the server does not offer STARTTLS; refusing to send the SMTP password in clear text`,
+          {
+            code: "ECLEARTEXT",
+            retryable: false,
+            hint:
+              'enable STARTTLS on the server, or set smtp.starttls_policy = "disabled" to send the password unencrypted',
+          },
+        );
+      }
+      if (this.#cfg.username && conn.allowsAuth) {
+        await step(opts.signal, (resolve, reject) => {
+          failed = reject;
+          conn.login(
+            { user: this.#cfg.username, pass: this.#cfg.password },
+            (err: Error | null) => err ? reject(err) : resolve(),
+          );
+        });
+      }
+      conn.quit();
+    } catch (err) {
+      conn.close();
+      if (err instanceof MailerError) throw err;
+      throw this.#classify(err, "connect");
+    } finally {
+      opts.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /** Closes the pooled connections. */
+  close(): Promise<void> {
+    this.#transporter.close();
+    return Promise.resolve();
+  }
+
+  #redact(text: string): string {
+    let out = text;
+    for (const secret of this.#secrets) out = out.split(secret).join("[redacted]");
+    return out;
+  }
+
+  /** Maps a nodemailer (or abort) error to a MailerError with `retryable` set. */
+  #classify(err: unknown, action: "send" | "connect", recipient?: string): MailerError {
+    if (err instanceof MailerError) return err;
+    const e = (typeof err === "object" && err !== null ? err : {}) as NodemailerErrorLike;
+    const raw = this.#redact(e.message ?? String(err));
+    const responseCode = typeof e.responseCode === "number" && e.responseCode >= 200
+      ? e.responseCode
+      : undefined;
+    let retryable: boolean;
+    let detail = raw;
+    let hint: string | undefined;
+    if (e.code === "EABORT") {
+      retryable = true;
+    } else if (e.code === "ETLS" && (responseCode === undefined || responseCode >= 500)) {
+      retryable = false;
+      detail =
+        `the server does not support STARTTLS, which smtp.starttls_policy "mandatory" requires (${raw})`;
+      hint =
+        'set smtp.starttls_policy = "opportunistic" or "disabled", or use port 465 for implicit TLS';
+    } else if (e.code === "EAUTH") {
+      retryable = responseCode !== undefined && responseCode < 500;
+      detail = `authentication as ${JSON.stringify(this.#cfg.username)} failed: ${raw}`;
+      hint = "check smtp.username and smtp.password (or smtp.password_file)";
+    } else if (responseCode !== undefined) {
+      retryable = responseCode < 500;
+    } else if (e.code === "ESOCKET" && CERT_ERROR.test(raw)) {
+      retryable = false;
+      detail = `TLS certificate check failed: ${raw}`;
+      hint = "trust the server's certificate authority with smtp.ca_file (a PEM file)";
+    } else {
+      retryable = e.code !== undefined && NETWORK_CODES.has(e.code);
+    }
+    const message = action === "send"
+      ? `Cannot send email to ${
+        JSON.stringify(recipient)
+      } via SMTP server "${this.#where}": ${detail}`
+      : `Cannot connect to SMTP server "${this.#where}": ${detail}`;
+    const cause = Object.assign(new Error(raw), {
+      code: e.code,
+      responseCode: e.responseCode,
+      command: e.command,
+    });
+    return new MailerError(this.#redact(message), {
+      cause,
+      hint,
+      recipient,
+      code: responseCode ?? e.code ?? "EUNKNOWN",
+      retryable,
+    });
+  }
+}
+
+/** The password as it could appear in an SMTP dialogue: plain, base64, AUTH PLAIN blob. */
+function secretForms(user: string, pass: string): string[] {
+  if (!pass) return [];
+  const b64 = (s: string) => Buffer.from(s, "utf-8").toString("base64");
+  return [pass, b64(pass), b64(`\u0000${user}\u0000${pass}`)].filter((s) => s.length >= 4);
+}
+
+function readCaFile(path: string): string {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (err) {
+    const reason = err instanceof Deno.errors.NotFound
+      ? "file not found"
+      : err instanceof Error
+      ? err.message
+      : String(err);
+    throw new ConfigError("smtp.ca_file", `Cannot read "smtp.ca_file" "${path}": ${reason}`, {
+      cause: err,
+    });
+  }
+  if (!text.includes("-----BEGIN CERTIFICATE-----")) {
+    throw new ConfigError(
+      "smtp.ca_file",
+      `Cannot use "smtp.ca_file" "${path}": no PEM certificate found`,
+    );
+  }
+  return text;
+}
+
+function abortError(): Error {
+  return Object.assign(new Error("the operation was cancelled (deadline exceeded)"), {
+    code: "EABORT",
+  });
+}
+
+/** `promise`, rejected early with an EABORT error when `signal` aborts. */
+function abortable<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) {
+    promise.catch(() => {});
+    return Promise.reject(abortError());
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortError());
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
+/** One callback-style step of the health check, rejected by an abort. */
+function step(
+  signal: AbortSignal | undefined,
+  run: (resolve: () => void, reject: (err: unknown) => void) => void,
+): Promise<void> {
+  return abortable(new Promise<void>((resolve, reject) => run(resolve, reject)), signal);
+}
