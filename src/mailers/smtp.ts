@@ -29,6 +29,7 @@ import { ConfigError, MailerError } from "../errors.ts";
 import type { SmtpConfig, StartTlsPolicy } from "../config/types.ts";
 import type { Mailer, OutgoingEmail, SentEmail } from "./mailer.ts";
 import { bare, bracketed, generateMessageId, localHostname } from "./message_id.ts";
+import { addressOf, checkRecipient, isLoopbackHost, oneLine } from "./address.ts";
 
 /** The logging surface the mailers use; a LogTape `Logger` fits. */
 export interface MailerLog {
@@ -64,39 +65,6 @@ const DEFAULT_TIMEOUT_MS = 10_000;
 const NETWORK_CODES = new Set(["ECONNECTION", "ETIMEDOUT", "ESOCKET", "EDNS", "EPROTOCOL"]);
 const CERT_ERROR =
   /certificate|self[- ]signed|altnames|unable to (get|verify)|CERT_|DEPTH_ZERO|UNABLE_TO_/i;
-
-/** True for `localhost`, `127.0.0.0/8` and `::1`. */
-export function isLoopbackHost(host: string): boolean {
-  const h = host.trim().toLowerCase().replace(/^\[|\]$/g, "");
-  if (h === "localhost" || h.endsWith(".localhost")) return true;
-  if (isIP(h) === 4) return h.startsWith("127.");
-  if (isIP(h) === 6) return h === "::1" || h === "0:0:0:0:0:0:0:1";
-  return false;
-}
-
-/** The bare address of a `From` value: `Teleport <noreply@x.org>` → `noreply@x.org`. */
-export function addressOf(sender: string): string {
-  const match = /<([^<>]*)>\s*$/.exec(sender);
-  return (match ? match[1] : sender).trim();
-}
-
-const RECIPIENT = /^[^\s,;<>()"'\\]+@[^\s,;<>()"'\\@]+$/;
-
-/** Throws a permanent MailerError unless `to` is one plain address (no list, no CR/LF). */
-export function checkRecipient(to: string): void {
-  if (!RECIPIENT.test(to)) {
-    throw new MailerError(`Invalid recipient address ${JSON.stringify(to)}`, {
-      recipient: to,
-      code: "EINVALIDRECIPIENT",
-      retryable: false,
-    });
-  }
-}
-
-/** One line: CR and LF (which could start a new header) become spaces. */
-export function oneLine(text: string): string {
-  return text.replace(/[\r\n]+/g, " ");
-}
 
 interface NodemailerErrorLike {
   message?: string;
