@@ -1,0 +1,125 @@
+/**
+ * Compare-and-swap updates of an access request's plugin data, as the Go plugin does them
+ * (`integrations/access/email/app.go` `modifyPluginData`): read, compute, write with `Expect` =
+ * what was read, retry from the read on `compare_failed`, up to 5 attempts in total.
+ *
+ * `Expect` is the exact stored map as read (the Go plugin's 7 keys, "" when absent, plus every
+ * other stored key, plus any `expectKeys` the caller manages), not a re-encoding of the decoded
+ * record: malformed or extended data then still compares equal, and a key that must stay absent
+ * (our `email_delivery` lock) is guarded too.
+ */
+import { TeleportError } from "../errors.ts";
+import type { TeleportClient } from "../teleport/client.ts";
+import type { PluginDataMap } from "../teleport/types.ts";
+import {
+  decodePluginData,
+  type EmailPluginData,
+  encodePluginData,
+  expectedPluginData,
+} from "./plugin_data.ts";
+
+/** Options of the CAS helpers. */
+export interface CasOptions {
+  signal?: AbortSignal;
+  /** Attempts in total, counting the first; default 5 (Go's value). */
+  attempts?: number;
+  /** Extra keys to guard in `Expect` even when absent (compared as ""). */
+  expectKeys?: readonly string[];
+}
+
+/** What a raw CAS update did. */
+export interface CasMapResult {
+  /** The stored map as read on the last attempt (undefined when absent). */
+  old: PluginDataMap | undefined;
+  /** The stored map after the update (equal to `old` when nothing was written). */
+  new: PluginDataMap | undefined;
+  written: boolean;
+}
+
+const DEFAULT_ATTEMPTS = 5;
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/**
+ * Read-modify-write of the raw plugin data map. `modify` gets the stored map (undefined when
+ * absent) and returns the keys to `Set` ("" deletes a key), or undefined to write nothing.
+ * `modify` may run several times and must be pure. Throws the last `compare_failed`
+ * {@link TeleportError} after `attempts` attempts; any other error at once.
+ */
+export async function casPluginDataMap(
+  client: TeleportClient,
+  requestId: string,
+  plugin: string,
+  modify: (current: PluginDataMap | undefined) => PluginDataMap | undefined,
+  opts: CasOptions = {},
+): Promise<CasMapResult> {
+  const attempts = Math.max(1, opts.attempts ?? DEFAULT_ATTEMPTS);
+  let lastError: unknown;
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    opts.signal?.throwIfAborted();
+    const current = await client.getPluginData(requestId, plugin, { signal: opts.signal });
+    const set = modify(current);
+    if (set === undefined) return { old: current, new: current, written: false };
+    const expect = expectedPluginData(current);
+    for (const key of opts.expectKeys ?? []) expect[key] = current?.[key] ?? "";
+    try {
+      await client.updatePluginData(requestId, plugin, set, expect, { signal: opts.signal });
+    } catch (err) {
+      if (!(err instanceof TeleportError && err.kind === "compare_failed")) throw err;
+      lastError = err;
+      if (attempt < attempts) {
+        // Small jittered backoff so competing replicas do not collide again at once.
+        await sleep(5 + Math.random() * 20 * attempt, opts.signal);
+      }
+      continue;
+    }
+    const next: PluginDataMap = { ...current };
+    for (const [key, value] of Object.entries(set)) {
+      if (value === "") delete next[key];
+      else next[key] = value;
+    }
+    return { old: current, new: Object.keys(next).length === 0 ? undefined : next, written: true };
+  }
+  throw lastError;
+}
+
+/** What a typed CAS update did. */
+export interface CasResult {
+  old: EmailPluginData;
+  new: EmailPluginData;
+  written: boolean;
+}
+
+/**
+ * The Go plugin's `modifyPluginData`: `modify` gets the decoded record (the empty record and
+ * `exists = false` when there is none) and returns the new record, or undefined to decline.
+ * Writes the 7 Go keys; other stored keys are kept.
+ */
+export async function updatePluginDataCas(
+  client: TeleportClient,
+  requestId: string,
+  plugin: string,
+  modify: (current: EmailPluginData, exists: boolean) => EmailPluginData | undefined,
+  opts: CasOptions = {},
+): Promise<CasResult> {
+  let decided: EmailPluginData | undefined;
+  const result = await casPluginDataMap(client, requestId, plugin, (current) => {
+    decided = modify(decodePluginData(current), current !== undefined);
+    return decided === undefined ? undefined : encodePluginData(decided);
+  }, opts);
+  const old = decodePluginData(result.old);
+  return { old, new: result.written ? decided! : old, written: result.written };
+}

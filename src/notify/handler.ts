@@ -1,0 +1,592 @@
+/**
+ * The state decisions for one access request event (Go: `onPendingRequest`, `onResolvedRequest`,
+ * `onDeletedRequest`), rebuilt as an idempotent reconciliation: given the request (or its
+ * deletion) and the stored plugin data, send exactly the emails that are still missing.
+ *
+ * Stored state (plugin data `email`): the Go plugin's 7 keys (request data, `reviews_count`,
+ * `resolution`, `email_threads`) plus our `email_delivery` key (see `delivery_state.ts`): the
+ * planned recipients, permanently failed recipients, per-thread progress and a lease.
+ *
+ * Invariants:
+ * 1. Recipients are chosen once, when the request is first seen PENDING with no plugin data
+ *    (create-if-absent CAS, like Go). Only those recipients ever get a thread.
+ * 2. A lease (`email_delivery.lock`, taken by CAS, default 60 s) lets one handler invocation in
+ *    the whole fleet send for a request at a time. An invocation that finds a live lease of
+ *    someone else sends nothing and fails with {@link RequestBusyError} (retryable): the caller
+ *    retries later, and by then the holder has recorded what it sent.
+ * 3. Every send is recorded by its own CAS right after it succeeds (thread appended, or the
+ *    thread's review/resolution progress raised), so at most one email per thread is "sent but
+ *    not recorded" at any time. Records use their own short budget, not the event deadline.
+ * 4. A recipient or thread whose send failed *permanently* is marked handled (failed list, or
+ *    progress raised) and never retried. A *retryable* failure (after in-event retries) leaves it
+ *    unhandled: the event fails, and the next attempt (retry, next event, catch-up) sends it.
+ * 5. Per thread, emails go in order: new-request email, reviews in Teleport's order, then the
+ *    resolution (a thread's resolution waits until its reviews are handled, except on deletion,
+ *    when the reviews are no longer known). `reviews_count` = the minimum review progress over
+ *    all threads, so the Go plugin reading our data would not resend.
+ * 6. The resolution is decided once (first APPROVED/DENIED/PROMOTED/deletion while unresolved)
+ *    and is then emailed from the stored request data. No new threads after a resolution.
+ * 7. An event that needs nothing reads the plugin data once and writes nothing.
+ *
+ * Trade-off: sending and recording cannot be atomic. If a process dies after a send and before
+ * its record (a window of one email), its lease expires and the email is sent again
+ * (at-least-once on crash). Everything else is exactly-once across retries and replicas.
+ */
+import { getLogger, type Logger } from "@logtape/logtape";
+import { MailerError, TeleportEmailError } from "../errors.ts";
+import type { Mailer } from "../mailers/mailer.ts";
+import type { TeleportClient } from "../teleport/client.ts";
+import type { AccessRequest, AccessReview, PluginDataMap } from "../teleport/types.ts";
+import {
+  type EmailContent,
+  newRequestEmail,
+  type RequestContext,
+  resolutionEmail,
+  type ResolutionInfo,
+  reviewEmail,
+} from "../templates/mod.ts";
+import { withRetry } from "../mailers/retry.ts";
+import { casPluginDataMap } from "./cas.ts";
+import {
+  decodeDelivery,
+  DELIVERY_KEY,
+  deliveryFromGo,
+  type DeliveryState,
+  encodeDelivery,
+} from "./delivery_state.ts";
+import {
+  decodePluginData,
+  type EmailPluginData,
+  encodePluginData,
+  formatGoTimestamp,
+  type ResolutionTag,
+} from "./plugin_data.ts";
+
+/** An access request event, as the handler sees it. */
+export type RequestEvent =
+  | { op: "put"; request: AccessRequest }
+  | { op: "delete"; requestId: string };
+
+/** The request ID of `ev`. */
+export function eventRequestId(ev: RequestEvent): string {
+  return ev.op === "put" ? ev.request.id : ev.requestId;
+}
+
+/** The templates; default: `src/templates/`. Tests may substitute their own. */
+export interface Composer {
+  newRequest(ctx: RequestContext): EmailContent;
+  resolution(ctx: RequestContext, res: ResolutionInfo): EmailContent;
+  review(ids: { clusterName: string; requestId: string }, review: AccessReview): EmailContent;
+}
+
+/** The default {@link Composer}: our templates. */
+export const DEFAULT_COMPOSER: Composer = {
+  newRequest: newRequestEmail,
+  resolution: resolutionEmail,
+  review: reviewEmail,
+};
+
+/** Thrown when another handler (this or another replica) holds the request's lease. */
+export class RequestBusyError extends TeleportEmailError {
+  readonly retryable = true;
+}
+
+/** Some emails for a request could not be sent (yet). */
+export class RequestFailure extends TeleportEmailError {
+  /** Whether another attempt may succeed (some failures were retryable). */
+  readonly retryable: boolean;
+  readonly errors: readonly Error[];
+
+  constructor(message: string, errors: readonly Error[], retryable: boolean) {
+    super(`${message}: ${errors.map((e) => e.message).join("; ")}`);
+    this.errors = errors;
+    this.retryable = retryable;
+  }
+}
+
+/** Options of {@link RequestHandler}. */
+export interface HandlerOptions {
+  client: TeleportClient;
+  mailer: Mailer;
+  /** Default: the templates of `src/templates/`. */
+  composer?: Composer;
+  /** The recipients of a new request (AMR rules, role_to_recipients, suggested reviewers). */
+  recipients: (req: AccessRequest) => string[];
+  clusterName: string;
+  /** Set only with AdvancedAccessWorkflows: emails then link to the web UI. */
+  webProxyAddr?: string;
+  /** Plugin data name; default `email`. */
+  plugin?: string;
+  /** Parallel sends per request; default 4. */
+  sendConcurrency?: number;
+  /** Attempts per email within one event for retryable failures; default 3. */
+  sendAttempts?: number;
+  /** First backoff between send attempts, in ms; default 250 (doubles, with jitter). */
+  sendBackoffMs?: number;
+  /** Budget of each bookkeeping write after a send, in ms; default 5000. */
+  recordTimeoutMs?: number;
+  /** Lease length, in ms; default 60 000 (must exceed the event deadline plus bookkeeping). */
+  leaseMs?: number;
+  /** Identifies this instance in leases; default a random UUID. */
+  instanceId?: string;
+  log?: Logger;
+  /** Clock, for tests. */
+  now?: () => Date;
+}
+
+/** What one {@link RequestHandler.handle} call did. */
+export interface HandleResult {
+  /** Emails sent by this call. */
+  sent: number;
+  /** True when nothing needed doing (no write happened). */
+  noop: boolean;
+}
+
+interface Rec {
+  exists: boolean;
+  data: EmailPluginData;
+  delivery: DeliveryState;
+}
+
+interface Reply {
+  email: string;
+  messageId: string;
+  fromReview: number;
+  toReview: number;
+  resolution: boolean;
+}
+
+interface Plan {
+  create: boolean;
+  decide?: ResolutionInfo;
+  newThreads: string[];
+  replies: Reply[];
+}
+
+const RESOLVED_STATES: ReadonlySet<string> = new Set(["APPROVED", "DENIED", "PROMOTED"]);
+
+function decodeRec(raw: PluginDataMap | undefined): Rec {
+  const data = decodePluginData(raw);
+  const delivery = decodeDelivery(raw?.[DELIVERY_KEY]) ?? deliveryFromGo(data);
+  return { exists: raw !== undefined, data, delivery };
+}
+
+function encodeRec(r: Rec, warn: (msg: string, attrs: Record<string, unknown>) => void) {
+  const min = r.data.threads.length === 0
+    ? 0
+    : Math.min(...r.data.threads.map((t) => r.delivery.threads[t.email]?.reviews ?? 0));
+  r.data.reviewsCount = Math.max(r.data.reviewsCount, min);
+  return { ...encodePluginData(r.data, { warn }), [DELIVERY_KEY]: encodeDelivery(r.delivery) };
+}
+
+/** Unique threads by email (first one wins, as replies go to one thread per recipient). */
+function uniqueThreads(data: EmailPluginData) {
+  const seen = new Set<string>();
+  return data.threads.filter((t) => !seen.has(t.email) && seen.add(t.email));
+}
+
+function isRetryable(err: unknown): boolean {
+  if (err instanceof MailerError) return err.retryable;
+  return true;
+}
+
+function errorOf(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]);
+  });
+  await Promise.all(workers);
+}
+
+/**
+ * Handles access request events: decides from the stored plugin data what is missing and sends
+ * it (see the invariants in this file's header). Safe to call concurrently for different
+ * requests; the caller serialises events of one request.
+ */
+export class RequestHandler {
+  private readonly o: HandlerOptions;
+  private readonly plugin: string;
+  private readonly log: Logger;
+  private readonly instanceId: string;
+  private readonly composer: Composer;
+  private seq = 0;
+
+  constructor(opts: HandlerOptions) {
+    this.o = opts;
+    this.plugin = opts.plugin ?? "email";
+    this.log = opts.log ?? getLogger(["teleport-email", "notify"]);
+    this.instanceId = opts.instanceId ?? crypto.randomUUID();
+    this.composer = opts.composer ?? DEFAULT_COMPOSER;
+  }
+
+  private now(): Date {
+    return this.o.now?.() ?? new Date();
+  }
+
+  /** The log context of an event: `request_id`, `request_op` and (puts) `request_state`. */
+  eventContext(ev: RequestEvent): Record<string, string> {
+    return ev.op === "put"
+      ? { request_id: ev.request.id, request_op: "put", request_state: ev.request.state }
+      : { request_id: ev.requestId, request_op: "delete" };
+  }
+
+  /**
+   * Whether `ev` would need any work given the stored data `raw` (pure; used by the catch-up to
+   * skip requests that are up to date without a read per request).
+   */
+  needsWork(ev: RequestEvent, raw: PluginDataMap | undefined): boolean {
+    if (ev.op === "put" && !this.knownState(ev.request.state)) return false;
+    return !this.isNoop(this.plan(decodeRec(raw), ev, () => ["?"]));
+  }
+
+  private knownState(state: string): boolean {
+    return state === "PENDING" || RESOLVED_STATES.has(state);
+  }
+
+  private plan(rec: Rec, ev: RequestEvent, recipients: () => string[]): Plan {
+    const p: Plan = { create: false, newThreads: [], replies: [] };
+    const state = ev.op === "put" ? ev.request.state : "DELETED";
+    if (!rec.exists) {
+      // Never seen: only a pending request starts threads (resolved or deleted ones were never
+      // announced, so there is nothing to reply to, as in Go).
+      if (state !== "PENDING") return p;
+      p.create = true;
+      p.newThreads = [...new Set(recipients())];
+      return p;
+    }
+    let tag = rec.data.resolution.tag;
+    if (tag === "") {
+      if (ev.op === "delete") {
+        p.decide = { tag: "EXPIRED", reason: "" };
+      } else if (RESOLVED_STATES.has(state)) {
+        const req = ev.request;
+        p.decide = {
+          tag: state as "APPROVED" | "DENIED" | "PROMOTED",
+          reason: req.resolveReason,
+          accessListTitle: state === "PROMOTED" ? req.promotedAccessList?.title : undefined,
+        };
+      }
+      if (p.decide) tag = p.decide.tag;
+    }
+    const d = rec.delivery;
+    if (tag === "") {
+      const have = new Set(rec.data.threads.map((t) => t.email));
+      const failed = new Set(d.failed);
+      p.newThreads = d.recipients.filter((r) => !have.has(r) && !failed.has(r));
+    }
+    const reviews = ev.op === "put" ? ev.request.reviews.length : undefined;
+    for (const t of uniqueThreads(rec.data)) {
+      const prog = d.threads[t.email] ?? { reviews: rec.data.reviewsCount, resolved: tag !== "" };
+      if (prog.resolved) continue;
+      const toReview = reviews === undefined ? prog.reviews : Math.max(prog.reviews, reviews);
+      const resolution = tag !== "";
+      if (toReview > prog.reviews || resolution) {
+        p.replies.push({
+          email: t.email,
+          messageId: t.messageId,
+          fromReview: prog.reviews,
+          toReview,
+          resolution,
+        });
+      }
+    }
+    return p;
+  }
+
+  private isNoop(p: Plan): boolean {
+    return !p.create && p.decide === undefined && p.newThreads.length === 0 &&
+      p.replies.length === 0;
+  }
+
+  /**
+   * Handles one event. Returns normally when everything needed was done or failed permanently;
+   * throws {@link RequestBusyError} or a retryable {@link RequestFailure} when a later attempt
+   * should finish the job, and rethrows Teleport errors of reads and writes.
+   */
+  async handle(ev: RequestEvent, opts: { signal?: AbortSignal } = {}): Promise<HandleResult> {
+    const signal = opts.signal ?? new AbortController().signal;
+    const requestId = eventRequestId(ev);
+    const log = this.log.with(this.eventContext(ev));
+    if (ev.op === "put" && !this.knownState(ev.request.state)) {
+      log.warn("Unknown request state");
+      return { sent: 0, noop: true };
+    }
+    const warn = (msg: string, attrs: Record<string, unknown>) => log.warn(msg, attrs);
+    const owner = `${this.instanceId}/${++this.seq}`;
+    let recipients: string[] | undefined;
+    const recipientsOnce = () => {
+      if (recipients === undefined) {
+        recipients = ev.op === "put" ? this.o.recipients(ev.request) : [];
+      }
+      return recipients;
+    };
+
+    // 1. Decide and take the lease in one CAS (nothing is written when nothing is needed).
+    let outcome = "go" as "noop" | "busy" | "go";
+    let decided: ResolutionInfo | undefined;
+    let created = false;
+    const acquired = await casPluginDataMap(this.o.client, requestId, this.plugin, (cur) => {
+      const rec = decodeRec(cur);
+      const p = this.plan(rec, ev, recipientsOnce);
+      decided = p.decide;
+      created = p.create;
+      if (this.isNoop(p)) {
+        outcome = "noop";
+        return undefined;
+      }
+      const lock = rec.delivery.lock;
+      if (lock !== undefined && lock.owner !== owner && lock.until > this.now().getTime()) {
+        outcome = "busy";
+        return undefined;
+      }
+      outcome = "go";
+      if (p.create && ev.op === "put") {
+        const req = ev.request;
+        rec.data.user = req.user;
+        rec.data.roles = [...req.roles];
+        rec.data.requestReason = req.requestReason;
+        rec.delivery = { recipients: p.newThreads, failed: [], threads: {} };
+      }
+      if (p.decide) {
+        rec.data.resolution = { tag: p.decide.tag, reason: p.decide.reason };
+        if (p.decide.accessListTitle !== undefined) {
+          rec.delivery.title = p.decide.accessListTitle;
+        }
+      }
+      rec.delivery.lock = { owner, until: this.now().getTime() + (this.o.leaseMs ?? 60_000) };
+      return encodeRec(rec, warn);
+    }, { signal, expectKeys: [DELIVERY_KEY] });
+    if (outcome === "noop") return { sent: 0, noop: true };
+    if (outcome === "busy") {
+      throw new RequestBusyError(`Request "${requestId}" is being handled by another instance`);
+    }
+
+    let rec = decodeRec(acquired.new);
+    if (created && rec.delivery.recipients.length === 0) log.warn("No recipients to send");
+
+    // Bookkeeping: one CAS per send, serialised, under our lease, on its own budget.
+    let chain: Promise<unknown> = Promise.resolve();
+    const recordTimeout = this.o.recordTimeoutMs ?? 5000;
+    const record = (mutate: (r: Rec) => void): Promise<void> => {
+      const run = chain.then(async () => {
+        const res = await casPluginDataMap(this.o.client, requestId, this.plugin, (cur) => {
+          const r = decodeRec(cur);
+          if (r.delivery.lock?.owner !== owner) {
+            throw new TeleportEmailError(
+              `Lost the lease on request "${requestId}" while sending; another instance took over`,
+            );
+          }
+          mutate(r);
+          return encodeRec(r, warn);
+        }, { signal: AbortSignal.timeout(recordTimeout), expectKeys: [DELIVERY_KEY] });
+        rec = decodeRec(res.new);
+      });
+      chain = run.catch(() => {});
+      return run;
+    };
+
+    const failures: Error[] = [];
+    let retryable = false;
+    let sent = 0;
+    const fail = (err: unknown) => {
+      failures.push(errorOf(err));
+      if (isRetryable(err)) retryable = true;
+    };
+
+    try {
+      // 2. New threads.
+      const p1 = this.plan(rec, ev, recipientsOnce);
+      if (p1.newThreads.length > 0 && ev.op === "put") {
+        const content = this.composer.newRequest(this.requestContext(rec, ev));
+        await pool(p1.newThreads, this.o.sendConcurrency ?? 4, async (email) => {
+          try {
+            const res = await this.send(email, content, undefined, signal);
+            const timestamp = formatGoTimestamp(this.now());
+            sent++;
+            await record((r) => {
+              if (!r.data.threads.some((t) => t.email === email)) {
+                r.data.threads.push({ email, timestamp, messageId: res.messageId });
+              }
+              r.delivery.threads[email] = { reviews: 0, resolved: false };
+            });
+            log.info("Successfully sent", {
+              email,
+              timestamp,
+              message_id: res.messageId,
+              kind: "new threads",
+            });
+          } catch (err) {
+            if (err instanceof MailerError && !err.retryable) {
+              await record((r) => {
+                if (!r.delivery.failed.includes(email)) r.delivery.failed.push(email);
+              });
+            }
+            fail(err);
+          }
+        });
+      }
+
+      // 3. Replies: reviews, then the resolution, per thread.
+      const p2 = this.plan(rec, ev, recipientsOnce);
+      const logged = new Set<number>();
+      const reviews = ev.op === "put" ? ev.request.reviews : [];
+      let resolutionContent: EmailContent | undefined;
+      let resolutionSent = false;
+      await pool(p2.replies, this.o.sendConcurrency ?? 4, async (reply) => {
+        for (let i = reply.fromReview; i < reply.toReview; i++) {
+          const review = reviews[i];
+          if (!logged.has(i)) {
+            logged.add(i);
+            log.info("New review for request", {
+              request_id: requestId,
+              author: review.author,
+              state: review.proposedState,
+            });
+          }
+          const content = this.composer.review(
+            { clusterName: this.o.clusterName, requestId },
+            review,
+          );
+          const ok = await this.reply(
+            reply,
+            content,
+            "new review",
+            signal,
+            log,
+            fail,
+            record,
+            (r) => {
+              const prog = r.delivery.threads[reply.email] ?? { reviews: 0, resolved: false };
+              prog.reviews = Math.max(prog.reviews, i + 1);
+              r.delivery.threads[reply.email] = prog;
+            },
+          );
+          if (ok === "retry") return;
+          if (ok === "sent") sent++;
+        }
+        if (!reply.resolution) return;
+        resolutionContent ??= this.resolutionContent(rec, ev);
+        const ok = await this.reply(
+          reply,
+          resolutionContent,
+          "request resolved",
+          signal,
+          log,
+          fail,
+          record,
+          (r) => {
+            const prog = r.delivery.threads[reply.email] ?? { reviews: 0, resolved: false };
+            prog.resolved = true;
+            r.delivery.threads[reply.email] = prog;
+          },
+        );
+        if (ok === "sent") {
+          sent++;
+          resolutionSent = true;
+        }
+      });
+      if (decided !== undefined || resolutionSent) {
+        log.info("Marked request with resolution and sent emails", {
+          resolution: rec.data.resolution.tag,
+        });
+      }
+    } finally {
+      // 4. Release the lease (best effort: it expires anyway).
+      await chain;
+      try {
+        await casPluginDataMap(this.o.client, requestId, this.plugin, (cur) => {
+          const r = decodeRec(cur);
+          if (r.delivery.lock?.owner !== owner) return undefined;
+          delete r.delivery.lock;
+          return encodeRec(r, warn);
+        }, { signal: AbortSignal.timeout(recordTimeout), expectKeys: [DELIVERY_KEY] });
+      } catch (err) {
+        log.debug("Failed to release the request lease", { error: errorOf(err).message });
+      }
+    }
+
+    if (failures.length > 0) {
+      const failure = new RequestFailure("Failed to send emails", failures, retryable);
+      log.error("Failed send one or more messages", { error: failure.message });
+      if (retryable) throw failure;
+    }
+    return { sent, noop: false };
+  }
+
+  private async reply(
+    reply: Reply,
+    content: EmailContent,
+    kind: string,
+    signal: AbortSignal,
+    log: Logger,
+    fail: (err: unknown) => void,
+    record: (mutate: (r: Rec) => void) => Promise<void>,
+    mark: (r: Rec) => void,
+  ): Promise<"sent" | "failed" | "retry"> {
+    try {
+      const res = await this.send(reply.email, content, reply.messageId || undefined, signal);
+      await record(mark);
+      log.info("Successfully sent", {
+        email: reply.email,
+        timestamp: formatGoTimestamp(this.now()),
+        message_id: res.messageId,
+        kind,
+      });
+      return "sent";
+    } catch (err) {
+      fail(err);
+      if (err instanceof MailerError && !err.retryable) {
+        // Permanently undeliverable to this thread: count it as handled, move on.
+        await record(mark);
+        return "failed";
+      }
+      return "retry";
+    }
+  }
+
+  /** Sends one email, retrying retryable failures with backoff while the event has time. */
+  private async send(
+    to: string,
+    content: EmailContent,
+    inReplyTo: string | undefined,
+    signal: AbortSignal,
+  ) {
+    return await withRetry(
+      () => this.o.mailer.send({ to, ...content, inReplyTo }, { signal }),
+      {
+        signal,
+        isRetryable,
+        maxAttempts: Math.max(1, this.o.sendAttempts ?? 3),
+        baseMs: this.o.sendBackoffMs ?? 250,
+        capMs: 2000,
+      },
+    );
+  }
+
+  private requestContext(rec: Rec, ev: RequestEvent): RequestContext {
+    const req = ev.op === "put" ? ev.request : undefined;
+    return {
+      clusterName: this.o.clusterName,
+      requestId: eventRequestId(ev),
+      user: rec.data.user,
+      roles: rec.data.roles,
+      requestReason: rec.data.requestReason,
+      webProxyAddr: this.o.webProxyAddr,
+      requestedResources: req?.requestedResources,
+      expires: req?.expires,
+    };
+  }
+
+  private resolutionContent(rec: Rec, ev: RequestEvent): EmailContent {
+    const tag = rec.data.resolution.tag as Exclude<ResolutionTag, "">;
+    return this.composer.resolution(this.requestContext(rec, ev), {
+      tag,
+      reason: rec.data.resolution.reason,
+      accessListTitle: tag === "PROMOTED" ? rec.delivery.title : undefined,
+    });
+  }
+}

@@ -1,0 +1,523 @@
+import assert from "node:assert/strict";
+import { configure, type LogRecord, reset } from "@logtape/logtape";
+import {
+  FakeMailer,
+  FakeTeleportClient,
+  makeRequest,
+  makeReview,
+} from "../../tests/helpers/fakes.ts";
+import type { AccessRequest } from "../teleport/types.ts";
+import { decodeDelivery, DELIVERY_KEY } from "./delivery_state.ts";
+import {
+  type HandlerOptions,
+  RequestBusyError,
+  type RequestEvent,
+  RequestFailure,
+  RequestHandler,
+} from "./handler.ts";
+import { decodePluginData } from "./plugin_data.ts";
+
+const ALL = "all@example.com";
+const R1 = "reviewer1@example.com";
+const R2 = "reviewer2@example.com";
+
+function setup(over: Partial<HandlerOptions> = {}) {
+  const client = new FakeTeleportClient();
+  const mailer = new FakeMailer();
+  const handler = new RequestHandler({
+    client,
+    mailer,
+    clusterName: "teleport.example.com",
+    recipients: (req) => [ALL, ...req.suggestedReviewers],
+    sendBackoffMs: 1,
+    ...over,
+  });
+  return { client, mailer, handler };
+}
+
+function put(req: AccessRequest): RequestEvent {
+  return { op: "put", request: structuredClone(req) };
+}
+
+function stored(client: FakeTeleportClient, id: string) {
+  const raw = client.pluginData.get(id)?.get("email");
+  return { raw, data: decodePluginData(raw), delivery: decodeDelivery(raw?.[DELIVERY_KEY]) };
+}
+
+/** Creates a pending request with `reviewers` and handles its PUT. */
+async function newRequest(
+  t: ReturnType<typeof setup>,
+  id: string,
+  reviewers: string[] = [R1],
+): Promise<AccessRequest> {
+  const req = makeRequest({ id, suggestedReviewers: reviewers });
+  t.client.putRequest(req, false);
+  await t.handler.handle(put(req));
+  return req;
+}
+
+Deno.test("handle() PENDING sends one new-request email per recipient and stores 3 threads", async () => {
+  const t = setup();
+  const req = await newRequest(t, "req-1", [R1, R2]);
+  assert.deepEqual(t.mailer.sent.map((e) => e.to).sort(), [ALL, R1, R2]);
+  for (const e of t.mailer.sent) {
+    assert.ok(e.subject.includes(req.id));
+    assert.ok(e.text.includes("User: requester@example.com"));
+    assert.ok(e.text.includes("Reason: because of"));
+    assert.ok(e.text.includes("Status: ⏳ PENDING"));
+    assert.equal(e.inReplyTo, undefined);
+  }
+  const s = stored(t.client, req.id);
+  assert.equal(s.data.threads.length, 3);
+  assert.deepEqual(
+    s.data.threads.map((th) => th.messageId).sort(),
+    t.mailer.sent.map((e) => e.messageId).sort(),
+  );
+  assert.equal(s.data.user, "requester@example.com");
+  assert.deepEqual(s.data.roles, ["editor"]);
+  assert.equal(s.delivery?.lock, undefined, "the lease is released");
+  for (const key of ["user", "roles", "request_reason", "email_threads"]) {
+    assert.ok(s.raw !== undefined && key in s.raw, `Go key ${key} is stored`);
+  }
+});
+
+Deno.test("handle() the same event twice sends nothing more and writes nothing", async () => {
+  const t = setup();
+  const req = await newRequest(t, "req-1", [R1]);
+  const writes = t.client.writes;
+  const res = await t.handler.handle(put(req));
+  assert.deepEqual(res, { sent: 0, noop: true });
+  assert.equal(t.mailer.sent.length, 2);
+  assert.equal(t.client.writes, writes);
+});
+
+for (
+  const [state, reason, status] of [
+    ["APPROVED", "okay", "Status: ✅ APPROVED (okay)"],
+    ["DENIED", "not okay", "Status: ❌ DENIED (not okay)"],
+  ] as const
+) {
+  Deno.test(`handle() ${state} replies to every thread with the resolution once`, async () => {
+    const t = setup();
+    const req = await newRequest(t, "req-1", [R1]);
+    const threads = new Map(t.mailer.sent.map((e) => [e.to, e.messageId]));
+    const resolved = { ...req, state, resolveReason: reason };
+    await t.handler.handle(put(resolved));
+    await t.handler.handle(put(resolved));
+    const replies = t.mailer.sent.slice(2);
+    assert.deepEqual(replies.map((e) => e.to).sort(), [ALL, R1]);
+    for (const e of replies) {
+      assert.ok(e.text.includes(status), e.text);
+      assert.ok(e.text.startsWith("Role Request has been resolved:"));
+      assert.equal(e.inReplyTo, threads.get(e.to));
+    }
+    assert.equal(stored(t.client, req.id).data.resolution.tag, state);
+  });
+}
+
+Deno.test("handle() DELETE of a pending request sends EXPIRED once; deleting a resolved one sends nothing", async () => {
+  const t = setup();
+  const req = await newRequest(t, "req-1", [R1]);
+  t.client.deleteRequest(req.id, false);
+  await t.handler.handle({ op: "delete", requestId: req.id });
+  await t.handler.handle({ op: "delete", requestId: req.id });
+  assert.equal(t.mailer.sent.length, 4);
+  for (const e of t.mailer.sent.slice(2)) assert.ok(e.text.includes("Status: ⌛ EXPIRED"));
+
+  const req2 = await newRequest(t, "req-2", [R1]);
+  await t.handler.handle(put({ ...req2, state: "APPROVED", resolveReason: "ok" }));
+  const before = t.mailer.sent.length;
+  await t.handler.handle({ op: "delete", requestId: req2.id });
+  assert.equal(t.mailer.sent.length, before);
+  assert.equal(stored(t.client, req2.id).data.resolution.tag, "APPROVED");
+});
+
+Deno.test("handle() events for a request never seen pending send nothing", async () => {
+  const t = setup();
+  const req = makeRequest({ id: "req-x", state: "APPROVED", resolveReason: "ok" });
+  t.client.putRequest(req, false);
+  assert.deepEqual(await t.handler.handle(put(req)), { sent: 0, noop: true });
+  assert.deepEqual(await t.handler.handle({ op: "delete", requestId: "req-x" }), {
+    sent: 0,
+    noop: true,
+  });
+  assert.equal(t.mailer.sent.length, 0);
+  assert.equal(t.client.writes, 0);
+});
+
+Deno.test("handle() review replies go to every thread, each review once", async () => {
+  const t = setup();
+  const req = await newRequest(t, "req-1", [R1]);
+  req.reviews = [makeReview(R1, "APPROVED", "okay")];
+  await t.handler.handle(put(req));
+  await t.handler.handle(put(req));
+  let replies = t.mailer.sent.slice(2);
+  assert.equal(replies.length, 2);
+  for (const e of replies) {
+    assert.ok(e.text.includes(`${R1} reviewed the request`));
+    assert.ok(e.text.includes("Resolution: ✅ APPROVED"));
+    assert.ok(e.text.includes("Reason: okay"));
+  }
+  req.reviews.push(makeReview(R2, "DENIED", "not okay"));
+  await t.handler.handle(put(req));
+  replies = t.mailer.sent.slice(4);
+  assert.equal(replies.length, 2);
+  for (const e of replies) {
+    assert.ok(e.text.includes(`${R2} reviewed the request`));
+    assert.ok(e.text.includes("Resolution: ❌ DENIED"));
+  }
+  assert.equal(stored(t.client, req.id).raw?.reviews_count, "2");
+});
+
+for (
+  const [state, first, last, status] of [
+    ["APPROVED", "okay", "finally okay", "Status: ✅ APPROVED (finally okay)"],
+    ["DENIED", "not okay", "finally not okay", "Status: ❌ DENIED (finally not okay)"],
+  ] as const
+) {
+  Deno.test(`handle() ${state} by review sends the deciding review before the resolution`, async () => {
+    const t = setup();
+    const req = await newRequest(t, "req-1", [R1]);
+    req.reviews = [makeReview(R1, state, first)];
+    await t.handler.handle(put(req));
+    // The second review crosses the threshold: Teleport sends one PUT, already resolved.
+    const resolved = {
+      ...req,
+      state,
+      resolveReason: last,
+      reviews: [...req.reviews, makeReview(R2, state, last)],
+    };
+    await t.handler.handle(put(resolved));
+    for (const to of [ALL, R1]) {
+      const texts = t.mailer.to(to).map((e) => e.text);
+      assert.equal(texts.length, 4);
+      assert.ok(texts[0].includes("You have a new Role Request"));
+      assert.ok(texts[1].includes(`${R1} reviewed the request`));
+      assert.ok(texts[2].includes(`${R2} reviewed the request`));
+      assert.ok(texts[3].includes(status), texts[3]);
+    }
+  });
+}
+
+Deno.test("handle() a permanent failure for one of 3 recipients stores 2 threads and replies only to them", async () => {
+  const t = setup();
+  t.mailer.failFor(R2, { retryable: false, times: Infinity });
+  const req = await newRequest(t, "req-1", [R1, R2]);
+  const s = stored(t.client, req.id);
+  assert.deepEqual(s.data.threads.map((th) => th.email).sort(), [ALL, R1]);
+  assert.deepEqual(s.delivery?.failed, [R2]);
+  t.mailer.heal(R2);
+  await t.handler.handle(put({ ...req, state: "APPROVED", resolveReason: "ok" }));
+  assert.deepEqual(t.mailer.sent.slice(2).map((e) => e.to).sort(), [ALL, R1]);
+  assert.equal(t.mailer.to(R2).length, 0);
+});
+
+Deno.test("handle() total retryable failure fails the event; a later attempt sends each email once", async () => {
+  const t = setup({ sendAttempts: 2 });
+  for (const r of [ALL, R1, R2]) t.mailer.failFor(r, { retryable: true, times: Infinity });
+  const req = makeRequest({ id: "req-1", suggestedReviewers: [R1, R2] });
+  t.client.putRequest(req, false);
+  await assert.rejects(
+    t.handler.handle(put(req)),
+    (err) => err instanceof RequestFailure && err.retryable && /injected failure/.test(err.message),
+  );
+  assert.equal(t.mailer.sent.length, 0);
+  assert.equal(stored(t.client, req.id).data.threads.length, 0);
+  for (const r of [ALL, R1, R2]) t.mailer.heal(r);
+  req.reviews = [makeReview(R1, "APPROVED", "okay")];
+  await t.handler.handle(put(req));
+  await t.handler.handle(put(req));
+  // Each recipient: the new-request email, then the review that arrived meanwhile.
+  for (const r of [ALL, R1, R2]) {
+    const texts = t.mailer.to(r).map((e) => e.text);
+    assert.equal(texts.length, 2, r);
+    assert.ok(texts[0].includes("You have a new Role Request"));
+    assert.ok(texts[1].includes("reviewed the request"));
+  }
+});
+
+Deno.test("handle() a retryable failure for one recipient retries only that one later", async () => {
+  const t = setup({ sendAttempts: 1 });
+  t.mailer.failFor(R2, { retryable: true, times: 1 });
+  const req = makeRequest({ id: "req-1", suggestedReviewers: [R1, R2] });
+  t.client.putRequest(req, false);
+  await assert.rejects(t.handler.handle(put(req)), RequestFailure);
+  assert.equal(t.mailer.sent.length, 2);
+  await t.handler.handle(put(req));
+  assert.deepEqual(t.mailer.sent.map((e) => e.to).sort(), [ALL, R1, R2]);
+  assert.equal(stored(t.client, req.id).data.threads.length, 3);
+});
+
+Deno.test("handle() a retryable failure within the event is retried in the event", async () => {
+  const t = setup({ sendAttempts: 3 });
+  t.mailer.failFor(R1, { retryable: true, times: 2 });
+  await newRequest(t, "req-1", [R1]);
+  assert.equal(t.mailer.to(R1).length, 1);
+  assert.equal(t.mailer.attempts, 4);
+});
+
+Deno.test("handle() a failed review reply to one thread is resent later only to that thread", async () => {
+  const t = setup({ sendAttempts: 1 });
+  const req = await newRequest(t, "req-1", [R1]);
+  req.reviews = [makeReview(R2, "APPROVED", "okay")];
+  t.mailer.failFor(R1, { retryable: true, times: 1 });
+  await assert.rejects(t.handler.handle(put(req)), RequestFailure);
+  assert.equal(stored(t.client, req.id).raw?.reviews_count ?? "", "");
+  const resolved = { ...req, state: "APPROVED" as const, resolveReason: "ok" };
+  await t.handler.handle(put(resolved));
+  assert.equal(t.mailer.to(ALL).length, 3);
+  const r1 = t.mailer.to(R1).map((e) => e.text);
+  assert.equal(r1.length, 3);
+  assert.ok(r1[1].includes("reviewed the request"));
+  assert.ok(r1[2].includes("Status: ✅ APPROVED (ok)"));
+});
+
+Deno.test("handle() no recipients stores the request and never sends", async () => {
+  const t = setup({ recipients: () => [] });
+  const req = await newRequest(t, "req-1", []);
+  assert.equal(t.mailer.sent.length, 0);
+  assert.equal(stored(t.client, req.id).data.user, "requester@example.com");
+  const writes = t.client.writes;
+  await t.handler.handle(put({ ...req, state: "APPROVED" }));
+  await t.handler.handle(put(req));
+  assert.equal(t.mailer.sent.length, 0);
+  assert.ok(t.client.writes <= writes + 2);
+});
+
+Deno.test("handle() PROMOTED resolves once with the Access List title; a later delete sends nothing", async () => {
+  const t = setup();
+  const req = await newRequest(t, "req-1", [R1]);
+  const promoted: AccessRequest = {
+    ...req,
+    state: "PROMOTED",
+    resolveReason: "",
+    promotedAccessList: { name: "al-1", title: "Database admins" },
+  };
+  await t.handler.handle(put(promoted));
+  const replies = t.mailer.sent.slice(2);
+  assert.equal(replies.length, 2);
+  for (const e of replies) {
+    assert.ok(e.text.includes("PROMOTED"), e.text);
+    assert.ok(e.text.includes("Database admins"), e.text);
+  }
+  t.client.deleteRequest(req.id, false);
+  await t.handler.handle({ op: "delete", requestId: req.id });
+  assert.equal(t.mailer.sent.length, 4);
+  assert.equal(stored(t.client, req.id).raw?.resolution, "PROMOTED");
+});
+
+Deno.test("handle() NONE state is logged as unknown and does nothing", async () => {
+  const t = setup();
+  const req = makeRequest({ id: "req-1", state: "NONE" });
+  t.client.putRequest(req, false);
+  assert.deepEqual(await t.handler.handle(put(req)), { sent: 0, noop: true });
+  assert.equal(t.client.calls.get("getPluginData") ?? 0, 0);
+});
+
+Deno.test("handle() continues plugin data written by the Go plugin", async () => {
+  const t = setup();
+  const req = makeRequest({
+    id: "req-go",
+    user: "user-foo",
+    roles: ["role-foo", "role-bar"],
+    requestReason: "foo reason",
+    reviews: [1, 2, 3, 4].map((i) => makeReview(`rev${i}@example.com`, "APPROVED", `r${i}`)),
+  });
+  t.client.putRequest(req, false);
+  // The Go test vector, unresolved: 3 reviews already emailed to threads E1 and E2.
+  t.client.pluginData.set(
+    req.id,
+    new Map([["email", {
+      user: "user-foo",
+      roles: "role-foo,role-bar",
+      request_reason: "foo reason",
+      reviews_count: "3",
+      resolution: "",
+      resolve_reason: "",
+      email_threads: "E1/0000001/M1,E2/0000002/M2",
+    }]]),
+  );
+  await t.handler.handle(put({ ...req, state: "APPROVED", resolveReason: "foo ok" }));
+  for (const e of t.mailer.sent) assert.equal(e.inReplyTo, e.to === "E1" ? "M1" : "M2");
+  for (const to of ["E1", "E2"]) {
+    const texts = t.mailer.to(to).map((e) => e.text);
+    assert.equal(texts.length, 2);
+    assert.ok(texts[0].includes("rev4@example.com reviewed the request"));
+    assert.ok(texts[1].includes("Status: ✅ APPROVED (foo ok)"));
+    assert.ok(texts[1].includes("Role(s): role-foo,role-bar"));
+  }
+  const raw = t.client.pluginData.get(req.id)!.get("email")!;
+  assert.equal(raw.reviews_count, "4");
+  assert.equal(raw.resolution, "APPROVED");
+  assert.equal(raw.email_threads, "E1/0000001/M1,E2/0000002/M2");
+});
+
+Deno.test("handle() Go plugin data already resolved: a delete sends nothing", async () => {
+  const t = setup();
+  t.client.pluginData.set(
+    "req-go",
+    new Map([["email", {
+      user: "user-foo",
+      roles: "role-foo",
+      request_reason: "",
+      reviews_count: "",
+      resolution: "DENIED",
+      resolve_reason: "no",
+      email_threads: "E1/0000001/M1",
+    }]]),
+  );
+  assert.deepEqual(await t.handler.handle({ op: "delete", requestId: "req-go" }), {
+    sent: 0,
+    noop: true,
+  });
+  assert.equal(t.mailer.sent.length, 0);
+});
+
+Deno.test("handle() a live lease of another instance makes the event busy; an expired one is taken over", async () => {
+  const t = setup();
+  const req = makeRequest({ id: "req-1", suggestedReviewers: [R1] });
+  t.client.putRequest(req, false);
+  const lockedData = (until: number) => ({
+    user: req.user,
+    roles: "editor",
+    request_reason: req.requestReason,
+    [DELIVERY_KEY]: JSON.stringify({
+      v: 1,
+      recipients: [ALL, R1],
+      failed: [],
+      threads: {},
+      lock: { owner: "other/1", until },
+    }),
+  });
+  t.client.pluginData.set(req.id, new Map([["email", lockedData(Date.now() + 60_000)]]));
+  await assert.rejects(t.handler.handle(put(req)), RequestBusyError);
+  assert.equal(t.mailer.sent.length, 0);
+  t.client.pluginData.set(req.id, new Map([["email", lockedData(Date.now() - 1)]]));
+  await t.handler.handle(put(req));
+  assert.deepEqual(t.mailer.sent.map((e) => e.to).sort(), [ALL, R1]);
+});
+
+Deno.test("handle() two replicas handling the same events send each email exactly once", async () => {
+  const client = new FakeTeleportClient();
+  const mailer = new FakeMailer();
+  mailer.delayMs = 2;
+  const mk = () =>
+    new RequestHandler({
+      client,
+      mailer,
+      clusterName: "c",
+      recipients: (req) => [ALL, ...req.suggestedReviewers],
+    });
+  const replicas = [mk(), mk()];
+  const req = makeRequest({ id: "req-1", suggestedReviewers: [R1, R2] });
+  client.putRequest(req, false);
+  const events: RequestEvent[] = [
+    put(req),
+    put({ ...req, reviews: [makeReview(R1, "APPROVED", "okay")] }),
+    put({
+      ...req,
+      state: "APPROVED",
+      resolveReason: "fine",
+      reviews: [makeReview(R1, "APPROVED", "okay"), makeReview(R2, "APPROVED", "fine")],
+    }),
+  ];
+  for (const ev of events) {
+    // Both replicas see each event; a busy one retries until the other has finished.
+    await Promise.all(replicas.map(async (h) => {
+      for (let i = 0; i < 200; i++) {
+        try {
+          await h.handle(ev);
+          return;
+        } catch (err) {
+          if (!(err instanceof RequestBusyError)) throw err;
+          await new Promise((r) => setTimeout(r, 2));
+        }
+      }
+      throw new Error("replica stayed busy");
+    }));
+  }
+  // 3 threads + 2 reviews × 3 + 3 resolutions.
+  assert.equal(mailer.sent.length, 12);
+  assert.equal(new Set(mailer.sent.map((e) => e.messageId)).size, 12);
+  for (const r of [ALL, R1, R2]) assert.equal(mailer.to(r).length, 4);
+});
+
+Deno.test("handle() race: N concurrent requests get 12 emails each with unique Message-IDs", async () => {
+  const t = setup();
+  const n = 16;
+  const reqs = Array.from(
+    { length: n },
+    (_, i) => makeRequest({ id: `race-${i}`, suggestedReviewers: [R1, R2] }),
+  );
+  for (const r of reqs) t.client.putRequest(r, false);
+  await Promise.all(reqs.map(async (req) => {
+    await t.handler.handle(put(req));
+    req.reviews = [makeReview(R1, "APPROVED", "okay")];
+    await t.handler.handle(put(req));
+    req.reviews.push(makeReview(R2, "APPROVED", "okay"));
+    await t.handler.handle(put({ ...req, state: "APPROVED", resolveReason: "okay" }));
+  }));
+  assert.equal(t.mailer.sent.length, 12 * n);
+  assert.equal(new Set(t.mailer.sent.map((e) => e.messageId)).size, 12 * n);
+  for (const req of reqs) {
+    const mine = t.mailer.sent.filter((e) => e.subject.endsWith(` ${req.id}`));
+    assert.equal(mine.filter((e) => e.text.includes("You have a new Role Request")).length, 3);
+    assert.equal(mine.filter((e) => e.text.includes("reviewed the request")).length, 6);
+    assert.equal(mine.filter((e) => e.text.includes("has been resolved")).length, 3);
+  }
+});
+
+Deno.test("handle() logs Go's messages with the request context", async () => {
+  const records: LogRecord[] = [];
+  await configure({
+    sinks: { mem: (r: LogRecord) => records.push(r) },
+    loggers: [
+      { category: ["teleport-email"], sinks: ["mem"], lowestLevel: "debug" },
+      { category: ["logtape", "meta"], sinks: [], lowestLevel: "warning" },
+    ],
+    reset: true,
+  });
+  try {
+    const t = setup();
+    const req = await newRequest(t, "req-log", [R1]);
+    req.reviews = [makeReview(R1, "APPROVED", "okay")];
+    await t.handler.handle(put({ ...req, state: "APPROVED", resolveReason: "okay" }));
+    await t.handler.handle(put(makeRequest({ id: "req-none", state: "NONE" })));
+    const msgs = records.map((r) => r.rawMessage);
+    const sent = records.filter((r) => r.rawMessage === "Successfully sent");
+    assert.deepEqual(
+      sent.map((r) => r.properties.kind).sort(),
+      [
+        "new review",
+        "new review",
+        "new threads",
+        "new threads",
+        "request resolved",
+        "request resolved",
+      ],
+    );
+    for (const r of sent) {
+      assert.equal(r.properties.request_id, "req-log");
+      assert.equal(r.properties.request_op, "put");
+      assert.ok(typeof r.properties.message_id === "string");
+      assert.ok(typeof r.properties.timestamp === "string");
+      assert.ok(typeof r.properties.email === "string");
+    }
+    const review = records.find((r) => r.rawMessage === "New review for request");
+    assert.deepEqual(
+      [review?.properties.author, review?.properties.state],
+      [R1, "APPROVED"],
+    );
+    const resolved = records.find((r) =>
+      r.rawMessage === "Marked request with resolution and sent emails"
+    );
+    assert.equal(resolved?.properties.resolution, "APPROVED");
+    assert.equal(resolved?.properties.request_state, "APPROVED");
+    const unknown = records.find((r) => r.rawMessage === "Unknown request state");
+    assert.equal(unknown?.level, "warning");
+    assert.equal(unknown?.properties.request_id, "req-none");
+    assert.ok(msgs.length > 0);
+  } finally {
+    await reset();
+  }
+});
