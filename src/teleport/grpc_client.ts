@@ -1,0 +1,450 @@
+/**
+ * {@link TeleportClient} over gRPC (`@grpc/grpc-js`) to the Teleport Auth Service.
+ *
+ * Every connection is a new stream from the `AuthDialer` (mTLS to Auth, h2 negotiated), plugged
+ * into grpc-js through {@link DuplexCredentials}; the channel target is a throwaway loopback
+ * listener and the authority is `teleport.cluster.local`. No `version` metadata is sent (the Auth
+ * server then skips its client version check).
+ */
+import * as grpc from "@grpc/grpc-js";
+import {
+  create,
+  type DescMessage,
+  type MessageInitShape,
+  type MessageShape,
+} from "@bufbuild/protobuf";
+import { EmptySchema } from "@bufbuild/protobuf/wkt";
+import type { Duplex } from "node:stream";
+import { TeleportError, type TeleportErrorKind } from "../errors.ts";
+import type { CallOptions, TeleportClient } from "./client.ts";
+import {
+  accessMonitoringRuleFromPb,
+  accessRequestFromPb,
+  pingFromPb,
+  requestStateToPb,
+  watchEventFromPb,
+} from "./convert.ts";
+import {
+  ListAccessMonitoringRulesWithFilterRequestSchema,
+  ListAccessMonitoringRulesWithFilterResponseSchema,
+} from "./gen/teleport/accessmonitoringrules/v1/access_monitoring_rules_pb.ts";
+import {
+  ListAccessRequestsRequestSchema,
+  ListAccessRequestsResponseSchema,
+  PingRequestSchema,
+  PingResponseSchema,
+  PluginDataSeqSchema,
+  WatchSchema,
+} from "./gen/teleport/legacy/client/proto/authservice_pb.ts";
+import { EventSchema } from "./gen/teleport/legacy/client/proto/event_pb.ts";
+import {
+  AccessRequestFilterSchema,
+  AccessRequestV3Schema,
+  PluginDataFilterSchema,
+  PluginDataUpdateParamsSchema,
+  type PluginDataV3,
+  RequestState as PbRequestState,
+} from "./gen/teleport/legacy/types/types_pb.ts";
+import {
+  deserializer,
+  DuplexCredentials,
+  serializer,
+  startThrowawayTarget,
+  type ThrowawayTarget,
+} from "./grpc_transport.ts";
+import {
+  type AccessMonitoringRule,
+  type AccessRequest,
+  KIND_ACCESS_REQUEST,
+  type PingResult,
+  type PluginDataMap,
+  type RequestState,
+  type WatchEvent,
+} from "./types.ts";
+
+/** The TLS server name / HTTP/2 authority of the Auth Service API. */
+export const TELEPORT_API_DOMAIN = "teleport.cluster.local";
+
+const AUTH = "/proto.AuthService/";
+const AMR = "/teleport.accessmonitoringrules.v1.AccessMonitoringRulesService/";
+
+/** gRPC method paths used by the client (and served by the test Auth server). */
+export const METHOD_PATHS = {
+  ping: `${AUTH}Ping`,
+  watchEvents: `${AUTH}WatchEvents`,
+  listAccessRequests: `${AUTH}ListAccessRequests`,
+  getAccessRequestsV2: `${AUTH}GetAccessRequestsV2`,
+  getPluginData: `${AUTH}GetPluginData`,
+  updatePluginData: `${AUTH}UpdatePluginData`,
+  listAccessMonitoringRulesWithFilter: `${AMR}ListAccessMonitoringRulesWithFilter`,
+} as const;
+
+/** Role permissions the plugin's identity needs; named in access-denied hints. */
+export const REQUIRED_PERMISSIONS_HINT =
+  "the plugin's Teleport role needs the rules access_request: list, read; " +
+  "access_plugin_data: update; access_monitoring_rule: list, read";
+
+/** The subset of `AuthDialer` (from `dial.ts`) the client needs. */
+export interface AuthDialerLike {
+  /** How the connection is made: `direct`, `tls-routing`, `tls-routing-upgrade`, `tunnel`. */
+  readonly mode: string;
+  /** Opens a NEW mTLS socket to the Auth Service with `h2` negotiated. */
+  dial(opts?: { signal?: AbortSignal }): Promise<Duplex>;
+}
+
+/** A logger with a debug level (a LogTape `Logger` fits). */
+export interface DebugLogger {
+  debug(message: string, properties?: Record<string, unknown>): void;
+}
+
+/** Options of {@link GrpcTeleportClient.create}. */
+export interface GrpcTeleportClientOptions {
+  /** Deadline of each unary call in ms (default 10 000). */
+  callTimeoutMs?: number;
+  /** HTTP/2 keepalive ping interval in ms (default 60 000, as the Go client). */
+  keepaliveTimeMs?: number;
+  /** How long to wait for a keepalive ack before dropping the connection (default 180 000). */
+  keepaliveTimeoutMs?: number;
+  /** Page size of `ListAccessRequests` (default 500). */
+  pageSize?: number;
+  /** Debug logging (fallbacks, unimplemented methods). */
+  log?: DebugLogger;
+  signal?: AbortSignal;
+}
+
+const GRPC_KINDS: Record<number, TeleportErrorKind> = {
+  [grpc.status.CANCELLED]: "canceled",
+  [grpc.status.INVALID_ARGUMENT]: "bad_parameter",
+  [grpc.status.DEADLINE_EXCEEDED]: "deadline_exceeded",
+  [grpc.status.NOT_FOUND]: "not_found",
+  [grpc.status.ALREADY_EXISTS]: "already_exists",
+  [grpc.status.PERMISSION_DENIED]: "access_denied",
+  [grpc.status.UNAUTHENTICATED]: "access_denied",
+  [grpc.status.RESOURCE_EXHAUSTED]: "limit_exceeded",
+  [grpc.status.FAILED_PRECONDITION]: "compare_failed",
+  [grpc.status.UNIMPLEMENTED]: "not_implemented",
+  [grpc.status.UNAVAILABLE]: "connection_problem",
+};
+
+function isServiceError(err: unknown): err is grpc.ServiceError {
+  return err instanceof Error && typeof (err as { code?: unknown }).code === "number";
+}
+
+/**
+ * A gRPC failure as a {@link TeleportError} (mapping of `api/trail`): PERMISSION_DENIED →
+ * `access_denied` (with a hint naming the role permissions), FAILED_PRECONDITION →
+ * `compare_failed`, UNAVAILABLE → `connection_problem`, and so on.
+ */
+export function toTeleportError(err: unknown, method: string): TeleportError {
+  if (err instanceof TeleportError) return err;
+  if (!isServiceError(err)) {
+    const msg = err instanceof Error ? err.message : String(err);
+    return new TeleportError("unknown", `Teleport call "${method}" failed: ${msg}`, { cause: err });
+  }
+  const kind = GRPC_KINDS[err.code] ?? "unknown";
+  const codeName = grpc.status[err.code] ?? String(err.code);
+  const details = err.details || err.message;
+  return new TeleportError(kind, `Teleport call "${method}" failed (${codeName}): ${details}`, {
+    cause: err,
+    grpcCode: err.code,
+    hint: kind === "access_denied" ? REQUIRED_PERMISSIONS_HINT : undefined,
+  });
+}
+
+function methodName(path: string): string {
+  return path.slice(path.lastIndexOf("/") + 1);
+}
+
+/** {@link TeleportClient} over grpc-js. Build with {@link GrpcTeleportClient.create}. */
+export class GrpcTeleportClient implements TeleportClient {
+  readonly connectionMode: string;
+  readonly #client: grpc.Client;
+  readonly #target: ThrowawayTarget;
+  readonly #credentials: DuplexCredentials;
+  readonly #callTimeoutMs: number;
+  readonly #pageSize: number;
+  readonly #log?: DebugLogger;
+  #closed = false;
+
+  private constructor(
+    dialer: AuthDialerLike,
+    target: ThrowawayTarget,
+    opts: GrpcTeleportClientOptions,
+  ) {
+    this.connectionMode = dialer.mode;
+    this.#target = target;
+    this.#callTimeoutMs = opts.callTimeoutMs ?? 10_000;
+    this.#pageSize = opts.pageSize ?? 500;
+    this.#log = opts.log;
+    this.#credentials = new DuplexCredentials((o) => dialer.dial(o), { secure: true });
+    this.#client = new grpc.Client(target.target, this.#credentials, {
+      "grpc.default_authority": TELEPORT_API_DOMAIN,
+      "grpc.keepalive_time_ms": opts.keepaliveTimeMs ?? 60_000,
+      "grpc.keepalive_timeout_ms": opts.keepaliveTimeoutMs ?? 180_000,
+      "grpc.keepalive_permit_without_calls": 1,
+      "grpc.initial_reconnect_backoff_ms": 200,
+      "grpc.max_reconnect_backoff_ms": 2_000,
+      "grpc.max_receive_message_length": 64 * 1024 * 1024,
+    });
+  }
+
+  /** Creates the client; no connection is made until the first call. */
+  static async create(
+    dialer: AuthDialerLike,
+    opts: GrpcTeleportClientOptions = {},
+  ): Promise<GrpcTeleportClient> {
+    const target = await startThrowawayTarget({ signal: opts.signal });
+    return new GrpcTeleportClient(dialer, target, opts);
+  }
+
+  /** Number of connections (dialer streams) opened so far. */
+  get connectionsOpened(): number {
+    return this.#credentials.opened;
+  }
+
+  #unary<I extends DescMessage, O extends DescMessage>(
+    path: string,
+    input: I,
+    output: O,
+    req: MessageInitShape<I>,
+    opts: CallOptions = {},
+  ): Promise<MessageShape<O>> {
+    const method = methodName(path);
+    return new Promise((resolve, reject) => {
+      if (this.#closed) {
+        return reject(
+          new TeleportError("canceled", `Teleport call "${method}" failed: client is closed`),
+        );
+      }
+      if (opts.signal?.aborted) {
+        return reject(
+          new TeleportError("canceled", `Teleport call "${method}" canceled`, {
+            cause: opts.signal.reason,
+          }),
+        );
+      }
+      const onAbort = () => call.cancel();
+      const call = this.#client.makeUnaryRequest(
+        path,
+        serializer(input),
+        deserializer(output),
+        create(input, req),
+        new grpc.Metadata(),
+        { deadline: Date.now() + this.#callTimeoutMs },
+        (err, value) => {
+          opts.signal?.removeEventListener("abort", onAbort);
+          if (err) return reject(toTeleportError(err, method));
+          resolve(value as MessageShape<O>);
+        },
+      );
+      opts.signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+  /** Runs a server-streaming call and yields each message; errors become TeleportErrors. */
+  async *#stream<I extends DescMessage, O extends DescMessage>(
+    path: string,
+    input: I,
+    output: O,
+    req: MessageInitShape<I>,
+    opts: CallOptions & { deadlineMs?: number } = {},
+  ): AsyncGenerator<MessageShape<O>, void> {
+    const method = methodName(path);
+    if (this.#closed) {
+      throw new TeleportError("canceled", `Teleport call "${method}" failed: client is closed`);
+    }
+    if (opts.signal?.aborted) return;
+    const call = this.#client.makeServerStreamRequest(
+      path,
+      serializer(input),
+      deserializer(output),
+      create(input, req),
+      new grpc.Metadata(),
+      opts.deadlineMs === undefined ? {} : { deadline: Date.now() + opts.deadlineMs },
+    );
+    // grpc-js emits "error" on a non-OK status; keep a listener so it is never unhandled.
+    call.on("error", () => {});
+    const onAbort = () => call.cancel();
+    opts.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      for await (const msg of call) yield msg as MessageShape<O>;
+    } catch (err) {
+      if (opts.signal?.aborted) return;
+      throw toTeleportError(err, method);
+    } finally {
+      opts.signal?.removeEventListener("abort", onAbort);
+      call.cancel();
+    }
+  }
+
+  async ping(opts: CallOptions = {}): Promise<PingResult> {
+    const res = await this.#unary(
+      METHOD_PATHS.ping,
+      PingRequestSchema,
+      PingResponseSchema,
+      {},
+      opts,
+    );
+    return pingFromPb(res);
+  }
+
+  async *watchEvents(kinds: string[], opts: CallOptions = {}): AsyncIterable<WatchEvent> {
+    const stream = this.#stream(METHOD_PATHS.watchEvents, WatchSchema, EventSchema, {
+      Kinds: kinds.map((Kind) => ({ Kind })),
+      AllowPartialSuccess: true,
+    }, opts);
+    for await (const ev of stream) {
+      const converted = watchEventFromPb(ev);
+      if (converted) yield converted;
+      else this.#log?.debug("Ignoring watch event with unknown operation", { operation: ev.Type });
+    }
+    if (opts.signal?.aborted) return;
+    throw new TeleportError("connection_problem", "Teleport event stream closed by the server");
+  }
+
+  async listAccessRequests(
+    opts: CallOptions & { state?: RequestState } = {},
+  ): Promise<AccessRequest[]> {
+    const Filter = { State: opts.state ? requestStateToPb(opts.state) : PbRequestState.NONE };
+    const out: AccessRequest[] = [];
+    let startKey = "";
+    try {
+      for (let page = 0; page < 100_000; page++) {
+        const res = await this.#unary(
+          METHOD_PATHS.listAccessRequests,
+          ListAccessRequestsRequestSchema,
+          ListAccessRequestsResponseSchema,
+          { Filter, Limit: this.#pageSize, StartKey: startKey },
+          opts,
+        );
+        out.push(...res.AccessRequests.map(accessRequestFromPb));
+        if (!res.NextKey || res.NextKey === startKey) return out;
+        startKey = res.NextKey;
+      }
+      return out;
+    } catch (err) {
+      if (!(err instanceof TeleportError) || err.kind !== "not_implemented") throw err;
+      this.#log?.debug(
+        "ListAccessRequests is not implemented, falling back to GetAccessRequestsV2",
+      );
+    }
+    const all: AccessRequest[] = [];
+    const stream = this.#stream(
+      METHOD_PATHS.getAccessRequestsV2,
+      AccessRequestFilterSchema,
+      AccessRequestV3Schema,
+      Filter,
+      { ...opts, deadlineMs: this.#callTimeoutMs * 6 },
+    );
+    for await (const r of stream) all.push(accessRequestFromPb(r));
+    return all;
+  }
+
+  async #getPluginData(
+    resource: string,
+    plugin: string,
+    opts: CallOptions,
+  ): Promise<PluginDataV3[]> {
+    try {
+      const seq = await this.#unary(
+        METHOD_PATHS.getPluginData,
+        PluginDataFilterSchema,
+        PluginDataSeqSchema,
+        { Kind: KIND_ACCESS_REQUEST, Resource: resource, Plugin: plugin },
+        opts,
+      );
+      return seq.PluginData;
+    } catch (err) {
+      if (err instanceof TeleportError && err.kind === "not_found") return [];
+      throw err;
+    }
+  }
+
+  async getPluginData(
+    requestId: string,
+    plugin: string,
+    opts: CallOptions = {},
+  ): Promise<PluginDataMap | undefined> {
+    const seq = await this.#getPluginData(requestId, plugin, opts);
+    for (const pd of seq) {
+      if (pd.Metadata && pd.Metadata.Name !== requestId) continue;
+      const entry = pd.Spec?.Entries[plugin];
+      if (entry) return { ...entry.Data };
+    }
+    return undefined;
+  }
+
+  async listPluginData(
+    plugin: string,
+    opts: CallOptions = {},
+  ): Promise<Array<{ requestId: string; data: PluginDataMap }>> {
+    const seq = await this.#getPluginData("", plugin, opts);
+    const out: Array<{ requestId: string; data: PluginDataMap }> = [];
+    for (const pd of seq) {
+      const entry = pd.Spec?.Entries[plugin];
+      if (entry && pd.Metadata?.Name) {
+        out.push({ requestId: pd.Metadata.Name, data: { ...entry.Data } });
+      }
+    }
+    return out;
+  }
+
+  async updatePluginData(
+    requestId: string,
+    plugin: string,
+    set: PluginDataMap,
+    expect: PluginDataMap,
+    opts: CallOptions = {},
+  ): Promise<void> {
+    await this.#unary(METHOD_PATHS.updatePluginData, PluginDataUpdateParamsSchema, EmptySchema, {
+      Kind: KIND_ACCESS_REQUEST,
+      Resource: requestId,
+      Plugin: plugin,
+      Set: set,
+      Expect: expect,
+    }, opts);
+  }
+
+  async listAccessMonitoringRules(
+    plugin: string,
+    opts: CallOptions = {},
+  ): Promise<AccessMonitoringRule[]> {
+    const out: AccessMonitoringRule[] = [];
+    let token = "";
+    try {
+      for (let page = 0; page < 100_000; page++) {
+        const res = await this.#unary(
+          METHOD_PATHS.listAccessMonitoringRulesWithFilter,
+          ListAccessMonitoringRulesWithFilterRequestSchema,
+          ListAccessMonitoringRulesWithFilterResponseSchema,
+          {
+            pageSize: 1000n,
+            pageToken: token,
+            subjects: [KIND_ACCESS_REQUEST],
+            notificationName: plugin,
+          },
+          opts,
+        );
+        out.push(...res.rules.map(accessMonitoringRuleFromPb));
+        if (!res.nextPageToken || res.nextPageToken === token) break;
+        token = res.nextPageToken;
+      }
+    } catch (err) {
+      if (err instanceof TeleportError && err.kind === "not_implemented") {
+        this.#log?.debug("Access monitoring rules are not supported by the Auth server", {
+          error: err.message,
+        });
+        return [];
+      }
+      throw err;
+    }
+    return out;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#client.close();
+    this.#target.close();
+  }
+}
