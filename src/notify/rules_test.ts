@@ -1,0 +1,118 @@
+import assert from "node:assert/strict";
+import type { AccessMonitoringRule, AccessRequest } from "../teleport/types.ts";
+import {
+  AccessMonitoringRuleCache,
+  effectiveCondition,
+  RULE_PARSE_WARNING,
+  ruleApplies,
+} from "./rules.ts";
+
+const REQ: AccessRequest = {
+  id: "req-1",
+  user: "alice@example.com",
+  roles: ["dev"],
+  state: "PENDING",
+  requestReason: "",
+  resolveReason: "",
+  reviews: [],
+  suggestedReviewers: [],
+  systemAnnotations: {},
+  requestedResources: [],
+};
+
+function rule(name: string, over: Partial<AccessMonitoringRule> = {}): AccessMonitoringRule {
+  return {
+    name,
+    subjects: ["access_request"],
+    states: [],
+    condition: 'access_request.spec.roles.contains("dev")',
+    notification: { name: "", recipients: [`${name}@example.com`] },
+    ...over,
+  };
+}
+
+function collectWarnings() {
+  const warnings: Array<{ msg: string; attrs: Record<string, unknown> }> = [];
+  return {
+    warnings,
+    warn: (msg: string, attrs: Record<string, unknown>) => warnings.push({ msg, attrs }),
+  };
+}
+
+Deno.test("AccessMonitoringRuleCache keeps only rules whose subjects include access_request", () => {
+  const c = new AccessMonitoringRuleCache();
+  c.set(rule("a"));
+  c.set(rule("b", { subjects: ["access_list"] }));
+  assert.equal(c.size, 1);
+  assert.equal(ruleApplies(rule("x", { subjects: ["foo", "access_request"] })), true);
+  // A PUT of a rule that no longer applies removes it.
+  c.set(rule("a", { subjects: [] }));
+  assert.equal(c.size, 0);
+});
+
+Deno.test("AccessMonitoringRuleCache.set() replaces, delete() removes, replaceAll() resets", () => {
+  const c = new AccessMonitoringRuleCache();
+  c.set(rule("a"));
+  c.set(rule("a", { condition: 'access_request.spec.roles.contains("ops")' }));
+  assert.equal(c.size, 1);
+  assert.deepEqual(c.match(REQ), []);
+  c.set(rule("b"));
+  assert.deepEqual(c.match(REQ).map((r) => r.name), ["b"]);
+  c.delete("b");
+  c.delete("unknown");
+  assert.deepEqual(c.match(REQ), []);
+  c.replaceAll([rule("z"), rule("m"), rule("n", { subjects: ["other"] })]);
+  assert.equal(c.size, 2);
+  assert.deepEqual(c.match(REQ).map((r) => r.name), ["m", "z"], "sorted by name");
+  assert.deepEqual(c.rules().map((r) => r.name), ["m", "z"]);
+  c.replaceAll([]);
+  assert.equal(c.size, 0);
+});
+
+Deno.test("effectiveCondition() applies the notification-name rewrite with parentheses", () => {
+  assert.equal(
+    effectiveCondition(
+      rule("a", { condition: "a || b", notification: { name: "email", recipients: [] } }),
+    ),
+    'plugin.spec.name == "email" && (a || b)',
+  );
+  assert.equal(effectiveCondition(rule("a", { condition: "x" })), "x");
+});
+
+Deno.test("match() honours notification.name: other plugins' rules never match", () => {
+  const c = new AccessMonitoringRuleCache();
+  c.set(rule("slack-rule", { notification: { name: "slack", recipients: ["#dev"] } }));
+  c.set(rule("email-rule", { notification: { name: "email", recipients: ["x@example.com"] } }));
+  // Parenthesised: with Go's unparenthesised rewrite `... && false || true` this would match.
+  c.set(
+    rule("or-rule", {
+      condition: "false || true",
+      notification: { name: "slack", recipients: [] },
+    }),
+  );
+  c.set(rule("any-plugin", { condition: 'plugin.spec.name == "email"' }));
+  assert.deepEqual(c.match(REQ, "email").map((r) => r.name), ["any-plugin", "email-rule"]);
+});
+
+Deno.test("match() skips rules that do not parse or evaluate, with Go's warning", () => {
+  const { warnings, warn } = collectWarnings();
+  const c = new AccessMonitoringRuleCache({ warn });
+  c.set(rule("bad-syntax", { condition: "access_request.spec.roles.contains(" }));
+  c.set(rule("bad-eval", { condition: "choose(option(false, true))" }));
+  c.set(rule("empty", { condition: "" }));
+  c.set(rule("good"));
+  assert.deepEqual(c.match(REQ).map((r) => r.name), ["good"]);
+  assert.deepEqual(warnings.map((w) => [w.msg, w.attrs.rule]), [
+    [RULE_PARSE_WARNING, "bad-eval"],
+    [RULE_PARSE_WARNING, "bad-syntax"],
+    [RULE_PARSE_WARNING, "empty"],
+  ]);
+  assert.match(String(warnings[1].attrs.error), /expected an operand/);
+  assert.match(String(warnings[2].attrs.error), /empty expression/);
+});
+
+Deno.test("match() ignores spec.states, as the Go plugin does", () => {
+  const c = new AccessMonitoringRuleCache();
+  c.set(rule("a", { states: ["reviewed"] }));
+  assert.deepEqual(c.match(REQ).map((r) => r.name), ["a"]);
+});
