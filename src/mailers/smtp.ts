@@ -59,6 +59,11 @@ export interface SmtpMailerOptions {
   clientName?: string;
   /** Where warnings (clear-text password) and pool errors go. */
   log?: MailerLog;
+  /**
+   * Treat the host as non-loopback for the clear-text password rules. For tests, which may
+   * only use loopback addresses.
+   */
+  assumeRemote?: boolean;
 }
 
 const DEFAULT_TIMEOUT_MS = 10_000;
@@ -85,6 +90,7 @@ export class SmtpMailer implements Mailer {
   readonly #transporter: Mail;
   readonly #secrets: string[];
   readonly #log?: MailerLog;
+  readonly #remote: boolean;
   /** True when the password may travel unencrypted to a non-loopback host. */
   readonly clearTextAuth: boolean;
 
@@ -98,6 +104,7 @@ export class SmtpMailer implements Mailer {
     this.#envelopeFrom = addressOf(sender);
     this.#log = opts.log;
     this.#implicitTls = opts.implicitTls ?? cfg.port === 465;
+    this.#remote = opts.assumeRemote ?? !isLoopbackHost(cfg.host);
     const ca = opts.ca ?? (cfg.caFile ? readCaFile(cfg.caFile) : undefined);
     const policy: StartTlsPolicy = cfg.starttlsPolicy;
     const tlsPolicy = this.#implicitTls
@@ -137,7 +144,7 @@ export class SmtpMailer implements Mailer {
     });
     this.#secrets = secretForms(cfg.username, cfg.password);
     this.clearTextAuth = !this.#implicitTls && policy === "disabled" && !!cfg.username &&
-      !isLoopbackHost(cfg.host);
+      this.#remote;
     if (this.clearTextAuth) {
       this.#log?.warn(
         'smtp.starttls_policy is "disabled": the SMTP password is sent in clear text to a non-loopback host',
@@ -200,7 +207,7 @@ export class SmtpMailer implements Mailer {
       });
       if (
         this.#cfg.starttlsPolicy === "opportunistic" && !conn.secure && this.#cfg.username &&
-        conn.allowsAuth && !isLoopbackHost(this.#cfg.host)
+        conn.allowsAuth && this.#remote
       ) {
         throw new MailerError(
           `Cannot connect to SMTP server "${this.#where}": the server does not offer STARTTLS; refusing to send the SMTP password in clear text`,

@@ -1,0 +1,462 @@
+import assert from "node:assert/strict";
+import { ConfigError, MailerError } from "../errors.ts";
+import type { SmtpConfig } from "../config/types.ts";
+import {
+  createTestTls,
+  type SinkMessage,
+  SmtpSink,
+  type SmtpSinkOptions,
+} from "../../tests/helpers/smtp_sink.ts";
+import { SmtpMailer, type SmtpMailerOptions } from "./smtp.ts";
+import type { OutgoingEmail } from "./mailer.ts";
+
+const TLS = await createTestTls();
+const SINK_TLS = { key: TLS.keyPem, cert: TLS.certPem };
+const USER = "alice";
+const PASSWORD = "correct-horse-battery-staple";
+const SENDER = "Teleport Access <noreply@example.com>";
+const email: OutgoingEmail = {
+  to: "bob@example.com",
+  subject: "Access request",
+  text: "plain body",
+  html: "<p>html body</p>",
+};
+
+interface Case {
+  sink?: SmtpSinkOptions;
+  cfg?: Partial<SmtpConfig>;
+  opts?: SmtpMailerOptions;
+}
+
+/** Runs `fn` with a sink and a mailer for it; closes both. */
+async function withMailer(
+  c: Case,
+  fn: (mailer: SmtpMailer, sink: SmtpSink) => Promise<void>,
+): Promise<void> {
+  const sink = await SmtpSink.start(c.sink);
+  const cfg: SmtpConfig = {
+    host: "127.0.0.1",
+    port: sink.port,
+    username: "",
+    password: "",
+    passwordFile: "",
+    starttlsPolicy: "mandatory",
+    caFile: "",
+    ...c.cfg,
+  };
+  const mailer = new SmtpMailer(cfg, SENDER, { ca: TLS.caPem, ...c.opts });
+  try {
+    await fn(mailer, sink);
+  } finally {
+    await mailer.close();
+    await sink.close();
+  }
+}
+
+const withAuth = { username: USER, password: PASSWORD };
+const authCfg = { username: USER, password: PASSWORD };
+
+/** Awaits a MailerError and checks that no form of the password leaks into it. */
+async function rejectsMailer(p: Promise<unknown>): Promise<MailerError> {
+  try {
+    await p;
+  } catch (err) {
+    assert.ok(err instanceof MailerError, `expected MailerError, got ${err}`);
+    const b64 = btoa(PASSWORD);
+    const plain = btoa(`\u0000${USER}\u0000${PASSWORD}`);
+    for (const text of [err.message, err.hint ?? "", String(err.cause ?? "")]) {
+      for (const secret of [PASSWORD, b64, plain]) {
+        assert.ok(!text.includes(secret), `secret in error text: ${text}`);
+      }
+    }
+    return err;
+  }
+  assert.fail("expected a MailerError");
+}
+
+function header(msg: SinkMessage, name: string): string | undefined {
+  return msg.headers.get(name.toLowerCase());
+}
+
+Deno.test("SmtpMailer.send() delivers in plain text with starttls_policy disabled", async () => {
+  await withMailer({ cfg: { starttlsPolicy: "disabled" } }, async (mailer, sink) => {
+    const sent = await mailer.send(email);
+    const [msg] = await sink.waitFor(1);
+    assert.equal(msg.secure, false);
+    assert.deepEqual(msg.envelope, { from: "noreply@example.com", to: ["bob@example.com"] });
+    assert.equal(header(msg, "From"), "Teleport Access <noreply@example.com>");
+    assert.equal(header(msg, "To"), "bob@example.com");
+    assert.equal(msg.subject, "Access request");
+    assert.equal(header(msg, "Message-ID"), `<${sent.messageId}>`);
+    assert.match(sent.messageId, /^[0-9A-Z]+\.[0-9A-Z]+@[a-z0-9.-]+$/);
+    assert.ok(header(msg, "Date"));
+    assert.equal(header(msg, "In-Reply-To"), undefined);
+    assert.equal(header(msg, "References"), undefined);
+  });
+});
+
+Deno.test("SmtpMailer.send() uses STARTTLS and AUTH with starttls_policy mandatory", async () => {
+  await withMailer(
+    { sink: { tls: SINK_TLS, auth: withAuth }, cfg: authCfg },
+    async (mailer, sink) => {
+      await mailer.send(email);
+      const [msg] = await sink.waitFor(1);
+      assert.equal(msg.secure, true);
+      assert.equal(msg.user, USER);
+      assert.deepEqual(sink.authAttempts.map((a) => a.ok), [true]);
+    },
+  );
+});
+
+Deno.test("SmtpMailer.send() fails permanently when mandatory STARTTLS is not offered", async () => {
+  await withMailer({ cfg: { starttlsPolicy: "mandatory" } }, async (mailer, sink) => {
+    const err = await rejectsMailer(mailer.send(email));
+    assert.equal(err.retryable, false);
+    assert.equal(err.recipient, "bob@example.com");
+    assert.match(
+      err.message,
+      /Cannot send email to "bob@example.com" via SMTP server "127\.0\.0\.1:\d+"/,
+    );
+    assert.match(err.message, /does not support STARTTLS, which smtp.starttls_policy "mandatory"/);
+    assert.match(err.hint ?? "", /opportunistic/);
+    const health = await rejectsMailer(mailer.healthCheck());
+    assert.equal(health.retryable, false);
+    assert.match(
+      health.message,
+      /^Cannot connect to SMTP server "127\.0\.0\.1:\d+": the server does not support STARTTLS/,
+    );
+    assert.equal(sink.messages.length, 0);
+  });
+});
+
+Deno.test("SmtpMailer.send() upgrades opportunistically when STARTTLS is offered", async () => {
+  await withMailer(
+    { sink: { tls: SINK_TLS }, cfg: { starttlsPolicy: "opportunistic" } },
+    async (mailer, sink) => {
+      await mailer.send(email);
+      assert.equal((await sink.waitFor(1))[0].secure, true);
+    },
+  );
+});
+
+Deno.test("SmtpMailer.send() stays in plain text opportunistically when STARTTLS is not offered", async () => {
+  await withMailer({ cfg: { starttlsPolicy: "opportunistic" } }, async (mailer, sink) => {
+    await mailer.healthCheck();
+    await mailer.send(email);
+    assert.equal((await sink.waitFor(1))[0].secure, false);
+  });
+});
+
+Deno.test("SmtpMailer.send() with an untrusted certificate fails without falling back to plain text", async () => {
+  await withMailer(
+    { sink: { tls: SINK_TLS }, cfg: { starttlsPolicy: "opportunistic" }, opts: { ca: undefined } },
+    async (mailer, sink) => {
+      const err = await rejectsMailer(mailer.send(email));
+      assert.equal(err.retryable, false);
+      assert.match(err.message, /TLS certificate check failed/);
+      assert.match(err.hint ?? "", /smtp\.ca_file/);
+      assert.equal(sink.messages.length, 0);
+    },
+  );
+});
+
+Deno.test("SmtpMailer.send() trusts the CA from smtp.ca_file", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const caFile = `${dir}/ca.pem`;
+    await Deno.writeTextFile(caFile, TLS.caPem);
+    await withMailer(
+      { sink: { tls: SINK_TLS }, cfg: { caFile }, opts: { ca: undefined } },
+      async (mailer, sink) => {
+        await mailer.send(email);
+        assert.equal((await sink.waitFor(1))[0].secure, true);
+      },
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("SmtpMailer rejects an unreadable or empty smtp.ca_file", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const cfg: SmtpConfig = {
+      host: "127.0.0.1",
+      port: 2525,
+      username: "",
+      password: "",
+      passwordFile: "",
+      starttlsPolicy: "mandatory",
+      caFile: `${dir}/missing.pem`,
+    };
+    assert.throws(() => new SmtpMailer(cfg, SENDER), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.equal(err.key, "smtp.ca_file");
+      assert.match(err.message, /Cannot read "smtp.ca_file" ".*missing.pem": file not found/);
+      return true;
+    });
+    await Deno.writeTextFile(`${dir}/empty.pem`, "not a certificate\n");
+    assert.throws(
+      () => new SmtpMailer({ ...cfg, caFile: `${dir}/empty.pem` }, SENDER),
+      /no PEM certificate found/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("SmtpMailer.send() uses implicit TLS (port 465 style) regardless of starttls_policy", async () => {
+  await withMailer(
+    {
+      sink: { tls: SINK_TLS, implicitTls: true, auth: withAuth },
+      cfg: { ...authCfg, starttlsPolicy: "disabled" },
+      opts: { implicitTls: true },
+    },
+    async (mailer, sink) => {
+      await mailer.healthCheck();
+      await mailer.send(email);
+      const [msg] = await sink.waitFor(1);
+      assert.equal(msg.secure, true);
+      assert.equal(msg.user, USER);
+    },
+  );
+});
+
+Deno.test("SmtpMailer.send() with a wrong password fails permanently without leaking it", async () => {
+  await withMailer(
+    {
+      sink: { tls: SINK_TLS, auth: withAuth },
+      cfg: { username: USER, password: "wrong-password" },
+    },
+    async (mailer, sink) => {
+      const err = await rejectsMailer(mailer.send(email));
+      assert.equal(err.retryable, false);
+      assert.equal(err.code, 535);
+      assert.match(err.message, /authentication as "alice" failed/);
+      assert.ok(!err.message.includes("wrong-password"));
+      assert.match(err.hint ?? "", /smtp\.password/);
+      const health = await rejectsMailer(mailer.healthCheck());
+      assert.equal(health.code, 535);
+      assert.equal(health.retryable, false);
+      assert.ok(!health.message.includes("wrong-password"));
+      assert.equal(sink.messages.length, 0);
+    },
+  );
+});
+
+Deno.test("SmtpMailer.send() threads follow-ups with exactly one pair of brackets", async () => {
+  await withMailer({ cfg: { starttlsPolicy: "disabled" } }, async (mailer, sink) => {
+    const first = await mailer.send(email);
+    assert.ok(!first.messageId.includes("<") && !first.messageId.includes(">"));
+    await mailer.send({ ...email, inReplyTo: first.messageId });
+    await mailer.send({ ...email, inReplyTo: `<${first.messageId}>` });
+    await mailer.send({ ...email, inReplyTo: "<<mailgun-id@mg.example.com>>" });
+    const [, bare, once, twice] = await sink.waitFor(4);
+    for (const msg of [bare, once]) {
+      assert.equal(header(msg, "In-Reply-To"), `<${first.messageId}>`);
+      assert.equal(header(msg, "References"), `<${first.messageId}>`);
+      assert.equal(msg.inReplyTo, `<${first.messageId}>`);
+    }
+    assert.equal(header(twice, "In-Reply-To"), "<mailgun-id@mg.example.com>");
+    assert.equal(header(twice, "References"), "<mailgun-id@mg.example.com>");
+  });
+});
+
+Deno.test("SmtpMailer.send() sends multipart/alternative with text and HTML in UTF-8", async () => {
+  await withMailer({ cfg: { starttlsPolicy: "disabled" } }, async (mailer, sink) => {
+    await mailer.send({ ...email, text: "Grüße, 日本", html: "<p>Grüße, 日本</p>" });
+    const [msg] = await sink.waitFor(1);
+    assert.match(header(msg, "Content-Type") ?? "", /^multipart\/alternative;/);
+    assert.match(msg.raw, /Content-Type: text\/plain; charset=utf-8/i);
+    assert.match(msg.raw, /Content-Type: text\/html; charset=utf-8/i);
+    assert.equal(msg.text?.trim(), "Grüße, 日本");
+    assert.equal(msg.html?.trim(), "<p>Grüße, 日本</p>");
+  });
+});
+
+Deno.test("SmtpMailer.send() encodes a non-ASCII subject per RFC 2047", async () => {
+  await withMailer({ cfg: { starttlsPolicy: "disabled" } }, async (mailer, sink) => {
+    const subject = "Zugriffsanfrage für Ünïcødé ✓ — approved";
+    await mailer.send({ ...email, subject });
+    const [msg] = await sink.waitFor(1);
+    assert.equal(msg.subject, subject);
+    assert.match(header(msg, "Subject") ?? "", /^=\?UTF-8\?[QB]\?/i);
+    assert.ok(!/[^\t\r\n -~]/.test(msg.rawHeaders), "raw headers must be ASCII");
+  });
+});
+
+Deno.test("SmtpMailer.send() cannot be made to inject headers through CR/LF in the subject", async () => {
+  await withMailer({ cfg: { starttlsPolicy: "disabled" } }, async (mailer, sink) => {
+    await mailer.send({ ...email, subject: "Hi\r\nBcc: evil@example.com\r\n\r\nbody" });
+    const [msg] = await sink.waitFor(1);
+    assert.equal(header(msg, "Bcc"), undefined);
+    assert.equal(msg.subject, "Hi Bcc: evil@example.com body");
+    assert.deepEqual(msg.envelope.to, ["bob@example.com"]);
+  });
+});
+
+Deno.test("SmtpMailer.send() rejects a recipient list or a header in the address", async () => {
+  await withMailer({ cfg: { starttlsPolicy: "disabled" } }, async (mailer, sink) => {
+    for (
+      const to of ["a@example.com, b@example.com", "a@example.com\r\nBcc: c@example.com", "nobody"]
+    ) {
+      const err = await rejectsMailer(mailer.send({ ...email, to }));
+      assert.equal(err.retryable, false);
+      assert.equal(err.code, "EINVALIDRECIPIENT");
+      assert.match(err.message, /^Invalid recipient address/);
+    }
+    assert.equal(sink.connections, 0);
+  });
+});
+
+Deno.test("SmtpMailer.send() delivers a 100 KB body intact", async () => {
+  await withMailer({ cfg: { starttlsPolicy: "disabled" } }, async (mailer, sink) => {
+    const line = "0123456789 abcdefghijklmnopqrstuvwxyz ÄÖÜ äöü ß ".repeat(2) + "\n";
+    const text = line.repeat(Math.ceil(100_000 / line.length));
+    await mailer.send({ ...email, text, html: `<pre>${text}</pre>` });
+    const [msg] = await sink.waitFor(1);
+    assert.ok(text.length >= 100_000);
+    assert.equal(msg.text?.trimEnd(), text.trimEnd());
+  });
+});
+
+Deno.test("SmtpMailer.send() reports a 550 recipient rejection as permanent", async () => {
+  const reject = new Map([["bob@example.com", { code: 550, message: "No such user here" }]]);
+  await withMailer(
+    { sink: { rejectRecipients: reject }, cfg: { starttlsPolicy: "disabled" } },
+    async (mailer) => {
+      const err = await rejectsMailer(mailer.send(email));
+      assert.equal(err.retryable, false);
+      assert.equal(err.code, 550);
+      assert.equal(err.recipient, "bob@example.com");
+      assert.match(err.message, /550 No such user here/);
+    },
+  );
+});
+
+Deno.test("SmtpMailer.send() reports 451 as retryable and recovers on the next send", async () => {
+  await withMailer({ cfg: { starttlsPolicy: "disabled" } }, async (mailer, sink) => {
+    sink.failNext(1, 451);
+    const rcpt = await rejectsMailer(mailer.send(email));
+    assert.equal(rcpt.retryable, true);
+    assert.equal(rcpt.code, 451);
+    sink.failNext(1, 452, { stage: "data", message: "Insufficient storage" });
+    const data = await rejectsMailer(mailer.send(email));
+    assert.equal(data.retryable, true);
+    assert.equal(data.code, 452);
+    assert.match(data.message, /Insufficient storage/);
+    await mailer.send(email);
+    assert.equal((await sink.waitFor(1)).length, 1);
+  });
+});
+
+Deno.test("SmtpMailer.send() to a server that is down is a retryable socket error", async () => {
+  const sink = await SmtpSink.start();
+  const port = sink.port;
+  await sink.close();
+  const mailer = new SmtpMailer({
+    host: "127.0.0.1",
+    port,
+    username: "",
+    password: "",
+    passwordFile: "",
+    starttlsPolicy: "disabled",
+    caFile: "",
+  }, SENDER);
+  try {
+    const err = await rejectsMailer(mailer.send(email));
+    assert.equal(err.retryable, true);
+    assert.equal(err.code, "ESOCKET");
+    assert.match(err.message, /ECONNREFUSED/);
+    const health = await rejectsMailer(mailer.healthCheck());
+    assert.equal(health.retryable, true);
+    assert.match(health.message, new RegExp(`^Cannot connect to SMTP server "127.0.0.1:${port}"`));
+  } finally {
+    await mailer.close();
+  }
+});
+
+Deno.test("SmtpMailer.send() stops waiting when the signal aborts", async () => {
+  await withMailer(
+    { sink: { delayMs: 500 }, cfg: { starttlsPolicy: "disabled" } },
+    async (mailer) => {
+      const err = await rejectsMailer(mailer.send(email, { signal: AbortSignal.timeout(50) }));
+      assert.equal(err.code, "EABORT");
+      assert.equal(err.retryable, true);
+    },
+  );
+});
+
+Deno.test("SmtpMailer.healthCheck() connects, upgrades and authenticates", async () => {
+  await withMailer(
+    { sink: { tls: SINK_TLS, auth: withAuth }, cfg: authCfg },
+    async (mailer, sink) => {
+      await mailer.healthCheck();
+      assert.equal(sink.connections, 1);
+      assert.deepEqual(sink.authAttempts, [{ user: USER, method: "PLAIN", ok: true }]);
+      assert.equal(sink.messages.length, 0);
+    },
+  );
+});
+
+Deno.test("SmtpMailer refuses a clear-text password to a remote host unless STARTTLS is disabled", async () => {
+  const warnings: string[] = [];
+  const log = {
+    debug: () => {},
+    info: () => {},
+    warn: (message: string) => void warnings.push(message),
+  };
+  const sink: SmtpSinkOptions = { auth: withAuth, allowInsecureAuth: true };
+  // assumeRemote: tests may only use loopback addresses.
+  await withMailer(
+    {
+      sink,
+      cfg: { ...authCfg, starttlsPolicy: "opportunistic" },
+      opts: { assumeRemote: true, log },
+    },
+    async (mailer, s) => {
+      assert.equal(mailer.clearTextAuth, false);
+      const err = await rejectsMailer(mailer.healthCheck());
+      assert.equal(err.code, "ECLEARTEXT");
+      assert.equal(err.retryable, false);
+      assert.match(
+        err.message,
+        /does not offer STARTTLS; refusing to send the SMTP password in clear text/,
+      );
+      assert.match(err.hint ?? "", /starttls_policy = "disabled"/);
+      assert.equal(s.authAttempts.length, 0);
+    },
+  );
+  assert.deepEqual(warnings, []);
+  await withMailer(
+    { sink, cfg: { ...authCfg, starttlsPolicy: "disabled" }, opts: { assumeRemote: true, log } },
+    async (mailer, s) => {
+      assert.equal(mailer.clearTextAuth, true);
+      await mailer.healthCheck();
+      await mailer.send(email);
+      const [msg] = await s.waitFor(1);
+      assert.equal(msg.secure, false);
+      assert.equal(msg.user, USER);
+    },
+  );
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0], /password is sent in clear text/);
+});
+
+Deno.test("SmtpMailer sends a burst over the pool", async () => {
+  await withMailer(
+    { sink: { tls: SINK_TLS, auth: withAuth }, cfg: authCfg, opts: { maxConnections: 3 } },
+    async (mailer, sink) => {
+      const sent = await Promise.all(
+        Array.from({ length: 30 }, (_, i) => mailer.send({ ...email, to: `user${i}@example.com` })),
+      );
+      const msgs = await sink.waitFor(30);
+      assert.equal(new Set(sent.map((s) => s.messageId)).size, 30);
+      assert.deepEqual(
+        new Set(msgs.map((m) => m.envelope.to[0])),
+        new Set(sent.map((_, i) => `user${i}@example.com`)),
+      );
+      assert.ok(sink.connections <= 3, `connections: ${sink.connections}`);
+    },
+  );
+});
