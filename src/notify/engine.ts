@@ -1,0 +1,235 @@
+/**
+ * Event dispatch: runs the {@link RequestHandler} for access request events with the Go
+ * `watcherjob` discipline, plus retries the Go plugin lacks.
+ *
+ * - Events of one request run one at a time, in arrival order; different requests run
+ *   concurrently. At most `maxInFlight` (128) events are queued or running; {@link submit}
+ *   waits for room, which is the back-pressure on the stream reader.
+ * - Each event gets its own deadline (`eventTimeoutMs`, 15 s).
+ * - A failure that may pass (a retryable send failure, a busy lease, a Teleport outage) is
+ *   retried later with the request's latest event, with exponential backoff, at most
+ *   `maxRetries` times; a newer event of the same request replaces a pending retry.
+ * - {@link drain} stops retries, drops queued events (the catch-up after the next start handles
+ *   them) and waits for running handlers, aborting them after the timeout.
+ */
+import { getLogger, type Logger } from "@logtape/logtape";
+import { formatError, TeleportError } from "../errors.ts";
+import type { PluginDataMap } from "../teleport/types.ts";
+import {
+  eventRequestId,
+  RequestBusyError,
+  type RequestEvent,
+  RequestFailure,
+  type RequestHandler,
+} from "./handler.ts";
+
+/** Options of {@link Engine}. */
+export interface EngineOptions {
+  handler: Pick<RequestHandler, "handle" | "eventContext" | "needsWork">;
+  /** Events queued or running at once; default 128. */
+  maxInFlight?: number;
+  /** Deadline of one handler call, in ms; default 15 000. */
+  eventTimeoutMs?: number;
+  /** First retry delay, in ms; default 1000 (doubles, with jitter). */
+  retryBaseMs?: number;
+  /** Longest retry delay, in ms; default 60 000. */
+  retryCapMs?: number;
+  /** Retries per request before giving up until its next event; default 10. */
+  maxRetries?: number;
+  log?: Logger;
+}
+
+interface RetryState {
+  attempt: number;
+  timer?: ReturnType<typeof setTimeout>;
+}
+
+/** Per-request FIFO dispatch with a concurrency cap, deadlines and retries. */
+export class Engine {
+  private readonly o: EngineOptions;
+  private readonly log: Logger;
+  private readonly queues = new Map<string, RequestEvent[]>();
+  private readonly retries = new Map<string, RetryState>();
+  private readonly running = new Set<Promise<void>>();
+  private readonly slotWaiters: Array<() => void> = [];
+  private readonly idleWaiters: Array<() => void> = [];
+  private readonly hardStop = new AbortController();
+  private count = 0;
+  private stopping = false;
+  /** Events handled (successfully or not), for tests and metrics. */
+  handled = 0;
+  failed = 0;
+
+  constructor(opts: EngineOptions) {
+    this.o = opts;
+    this.log = opts.log ?? getLogger(["teleport-email", "notify"]);
+  }
+
+  /** Events queued or running. */
+  get inFlight(): number {
+    return this.count;
+  }
+
+  /** Requests with a retry scheduled. */
+  get pendingRetries(): number {
+    return [...this.retries.values()].filter((r) => r.timer !== undefined).length;
+  }
+
+  /** See {@link RequestHandler.needsWork}. */
+  needsWork(ev: RequestEvent, raw: PluginDataMap | undefined): boolean {
+    return this.o.handler.needsWork(ev, raw);
+  }
+
+  /**
+   * Queues `ev` behind earlier events of the same request. Resolves once it is queued (waiting
+   * while `maxInFlight` events are in flight); rejects when `signal` aborts while waiting.
+   * After {@link drain} started, events are dropped.
+   */
+  async submit(ev: RequestEvent, opts: { signal?: AbortSignal } = {}): Promise<void> {
+    const max = this.o.maxInFlight ?? 128;
+    while (this.count >= max && !this.stopping) {
+      opts.signal?.throwIfAborted();
+      await new Promise<void>((resolve) => {
+        const onAbort = () => resolve();
+        opts.signal?.addEventListener("abort", onAbort, { once: true });
+        this.slotWaiters.push(() => {
+          opts.signal?.removeEventListener("abort", onAbort);
+          resolve();
+        });
+      });
+    }
+    opts.signal?.throwIfAborted();
+    if (this.stopping) return;
+    const id = eventRequestId(ev);
+    const retry = this.retries.get(id);
+    if (retry?.timer !== undefined) {
+      // A newer event supersedes the pending retry (the handler reconciles from the latest).
+      clearTimeout(retry.timer);
+      retry.timer = undefined;
+    }
+    this.count++;
+    const queue = this.queues.get(id);
+    if (queue !== undefined) {
+      queue.push(ev);
+      return;
+    }
+    this.queues.set(id, [ev]);
+    const worker = this.work(id).finally(() => this.running.delete(worker));
+    this.running.add(worker);
+  }
+
+  private async work(id: string): Promise<void> {
+    const queue = this.queues.get(id)!;
+    while (queue.length > 0) {
+      const ev = queue[0];
+      if (!this.stopping) await this.runOne(ev);
+      queue.shift();
+      this.count--;
+      this.slotWaiters.shift()?.();
+    }
+    this.queues.delete(id);
+    if (this.count === 0) { for (const w of this.idleWaiters.splice(0)) w(); }
+  }
+
+  private async runOne(ev: RequestEvent): Promise<void> {
+    const id = eventRequestId(ev);
+    const signal = AbortSignal.any([
+      AbortSignal.timeout(this.o.eventTimeoutMs ?? 15_000),
+      this.hardStop.signal,
+    ]);
+    try {
+      await this.o.handler.handle(ev, { signal });
+      this.handled++;
+      this.retries.delete(id);
+    } catch (err) {
+      this.handled++;
+      this.failed++;
+      const log = this.log.with(this.o.handler.eventContext(ev));
+      if (err instanceof RequestBusyError) {
+        log.debug("Request is being handled by another instance; will retry", {
+          error: formatError(err),
+        });
+      } else {
+        log.error(
+          ev.op === "delete" ? "Failed to process deleted request" : "Failed to process request",
+          { error: formatError(err) },
+        );
+      }
+      if (this.shouldRetry(err)) this.scheduleRetry(ev);
+      else this.retries.delete(id);
+    }
+  }
+
+  private shouldRetry(err: unknown): boolean {
+    if (this.stopping) return false;
+    if (err instanceof RequestBusyError) return true;
+    if (err instanceof RequestFailure) return err.retryable;
+    if (err instanceof TeleportError) {
+      return err.retryable || err.kind === "compare_failed" || err.kind === "unknown" ||
+        err.kind === "canceled";
+    }
+    // Deadline exceeded (AbortSignal.timeout) and unexpected errors: try again later.
+    return true;
+  }
+
+  private scheduleRetry(ev: RequestEvent): void {
+    const id = eventRequestId(ev);
+    const state = this.retries.get(id) ?? { attempt: 0 };
+    state.attempt++;
+    const max = this.o.maxRetries ?? 10;
+    if (state.attempt > max) {
+      this.log.with(this.o.handler.eventContext(ev)).error(
+        "Giving up retrying the request until its next event",
+        { attempts: state.attempt - 1 },
+      );
+      this.retries.delete(id);
+      return;
+    }
+    const base = this.o.retryBaseMs ?? 1000;
+    const cap = this.o.retryCapMs ?? 60_000;
+    const exp = Math.min(cap, base * 2 ** (state.attempt - 1));
+    const delay = Math.round(exp / 2 + Math.random() * exp / 2);
+    if (state.timer !== undefined) clearTimeout(state.timer);
+    state.timer = setTimeout(() => {
+      state.timer = undefined;
+      this.submit(ev).catch(() => {});
+    }, delay);
+    this.retries.set(id, state);
+  }
+
+  /** Resolves when no event is queued or running (retries may still be scheduled). */
+  idle(): Promise<void> {
+    if (this.count === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /**
+   * Stops: cancels retries, drops queued events and waits up to `timeoutMs` for running
+   * handlers; then aborts them and waits briefly for their bookkeeping. Returns whether every
+   * handler finished in time.
+   */
+  async drain(timeoutMs = 15_000): Promise<boolean> {
+    this.stopping = true;
+    for (const r of this.retries.values()) if (r.timer !== undefined) clearTimeout(r.timer);
+    this.retries.clear();
+    for (const w of this.slotWaiters.splice(0)) w();
+    const all = Promise.all([...this.running]).then(() => true);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs);
+    });
+    const ok = await Promise.race([all, timeout]);
+    clearTimeout(timer);
+    if (ok) return true;
+    this.hardStop.abort(new TeleportError("canceled", "Shutting down"));
+    let timer2: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      all,
+      new Promise<void>((resolve) => {
+        timer2 = setTimeout(resolve, 2000);
+      }),
+    ]);
+    clearTimeout(timer2);
+    return false;
+  }
+}

@@ -1,0 +1,336 @@
+/**
+ * The watcher: one `WatchEvents` stream for access requests and access monitoring rules, kept
+ * open with reconnects (Go `watcherjob`), feeding the {@link Engine}.
+ *
+ * - The first event must be INIT, within 15 s (`watcher initialization timed out`). Its kinds
+ *   are the accepted kinds: none is fatal; without `access_monitoring_rule` the plugin warns and
+ *   routes by `role_to_recipients` only (Go crashes there).
+ * - After each INIT: reload the rule cache (when rules were accepted), then a **catch-up** that
+ *   Go lacks: every access request goes through the handler as a PUT, and plugin data whose
+ *   request is gone (deleted or expired while we were away) as a DELETE. The handler is
+ *   idempotent, so only missing emails go out. Requests already up to date are skipped without
+ *   a read each, using one `listPluginData` snapshot taken *before* listing the requests (so a
+ *   request created in between is never mistaken for a deleted one).
+ * - Stream loss or EOF: reconnect after a decorrelated-jitter backoff (20 ms … 5 s, ×3), or
+ *   fail when `TELEPORT_PLUGIN_FAIL_FAST` is true. Access denied and other permanent errors are
+ *   fatal (no hot loop on a revoked identity).
+ */
+import { getLogger, type Logger } from "@logtape/logtape";
+import { ConfigError, formatError, TeleportError } from "./errors.ts";
+import type { Engine } from "./notify/engine.ts";
+import type { RequestEvent } from "./notify/handler.ts";
+import type { TeleportClient } from "./teleport/client.ts";
+import {
+  type AccessMonitoringRule,
+  KIND_ACCESS_MONITORING_RULE,
+  KIND_ACCESS_REQUEST,
+  type PluginDataMap,
+  type WatchEvent,
+} from "./teleport/types.ts";
+
+/** Where rule events go (the Access Monitoring Rule cache). */
+export interface RuleSink {
+  set(rule: AccessMonitoringRule): void;
+  delete(name: string): void;
+  replaceAll(rules: AccessMonitoringRule[]): void;
+}
+
+/** What the watcher learned from an INIT. */
+export interface WatcherReadyInfo {
+  kinds: string[];
+  /** Whether access monitoring rules are watched (else routing is role-based only). */
+  rulesEnabled: boolean;
+}
+
+/** Options of {@link runWatcher}. */
+export interface WatcherOptions {
+  client: TeleportClient;
+  engine: Pick<Engine, "submit" | "needsWork">;
+  rules?: RuleSink;
+  /** Plugin data and rule notification name; default `email`. */
+  plugin?: string;
+  /** How long to wait for INIT, in ms; default 15 000. */
+  initTimeoutMs?: number;
+  /** Exit instead of reconnecting (`TELEPORT_PLUGIN_FAIL_FAST`). */
+  failFast?: boolean;
+  /** Reconnect backoff base and cap, in ms; default 20 and 5000. */
+  backoffBaseMs?: number;
+  backoffCapMs?: number;
+  /** Run the catch-up after every INIT; default true. */
+  catchUp?: boolean;
+  /** Called once, after the first INIT (the catch-up has started). */
+  onReady?: (info: WatcherReadyInfo) => void;
+  log?: Logger;
+  signal?: AbortSignal;
+}
+
+/** The kinds the plugin watches. */
+export const WATCH_KINDS = [KIND_ACCESS_REQUEST, KIND_ACCESS_MONITORING_RULE];
+
+const TRUE_VALUES = new Set(["1", "t", "T", "TRUE", "true", "True"]);
+const FALSE_VALUES = new Set(["0", "f", "F", "FALSE", "false", "False"]);
+
+/**
+ * Parses `TELEPORT_PLUGIN_FAIL_FAST` like Go's `strconv.ParseBool` (unset or "" = false).
+ * Throws {@link ConfigError} for anything else.
+ */
+export function parseFailFast(value: string | undefined): boolean {
+  if (value === undefined || value === "") return false;
+  if (TRUE_VALUES.has(value)) return true;
+  if (FALSE_VALUES.has(value)) return false;
+  throw new ConfigError(
+    "TELEPORT_PLUGIN_FAIL_FAST",
+    `failed to parse content '${value}' of the TELEPORT_PLUGIN_FAIL_FAST environment variable`,
+    { hint: "use true or false" },
+  );
+}
+
+/** Decorrelated jitter: uniform in [base, prev × 3], capped. */
+function nextBackoff(prev: number, base: number, cap: number): number {
+  return Math.min(cap, base + Math.random() * Math.max(0, prev * 3 - base));
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const onAbort = () => {
+      clearTimeout(t);
+      resolve();
+    };
+    const t = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/** Errors that reconnecting cannot fix. */
+function isFatal(err: unknown): boolean {
+  return err instanceof TeleportError &&
+    (err.kind === "access_denied" || err.kind === "bad_parameter" ||
+      err.kind === "not_implemented");
+}
+
+class StreamClosed extends Error {}
+
+/**
+ * Runs until `signal` aborts (then resolves once the catch-up stopped) or a fatal error
+ * (thrown: {@link TeleportError}). See the file header for the behaviour.
+ */
+export async function runWatcher(opts: WatcherOptions): Promise<void> {
+  const { client, engine } = opts;
+  const plugin = opts.plugin ?? "email";
+  const log = opts.log ?? getLogger(["teleport-email", "watcher"]);
+  const base = opts.backoffBaseMs ?? 20;
+  const cap = opts.backoffCapMs ?? 5000;
+  const signal = opts.signal ?? new AbortController().signal;
+  let delay = base;
+  let ready = false;
+  let warnedNoRules = false;
+  const catchUps = new Set<Promise<unknown>>();
+
+  while (!signal.aborted) {
+    const stream = new AbortController();
+    const onAbort = () => stream.abort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    let problem: unknown;
+    try {
+      const it = client.watchEvents(WATCH_KINDS, { signal: stream.signal })[
+        Symbol.asyncIterator
+      ]();
+      const init = await firstEvent(it, opts.initTimeoutMs ?? 15_000, stream);
+      if (init === undefined) throw new StreamClosed();
+      if (init.type !== "init") {
+        throw new TeleportError("connection_problem", `unexpected event type "${init.type}"`);
+      }
+      const kinds = init.kinds ?? WATCH_KINDS;
+      if (!WATCH_KINDS.some((k) => kinds.includes(k))) {
+        throw new TeleportError(
+          "bad_parameter",
+          `failed to initialize watcher for all the required resources: [${WATCH_KINDS.join(" ")}]`,
+          { hint: "grant the plugin's role list and read on access_request" },
+        );
+      }
+      const rulesEnabled = kinds.includes(KIND_ACCESS_MONITORING_RULE);
+      if (rulesEnabled) {
+        try {
+          const rules = await client.listAccessMonitoringRules(plugin, { signal: stream.signal });
+          opts.rules?.replaceAll(rules);
+        } catch (err) {
+          if (!(err instanceof TeleportError && err.kind === "access_denied")) {
+            throw new TeleportError(
+              err instanceof TeleportError ? err.kind : "unknown",
+              `initializing Access Monitoring Rule cache: ${formatError(err)}`,
+              { cause: err },
+            );
+          }
+          log.warn(
+            "Cannot list access monitoring rules; routing by role_to_recipients only",
+            { error: formatError(err) },
+          );
+          opts.rules?.replaceAll([]);
+        }
+      } else {
+        opts.rules?.replaceAll([]);
+        if (!warnedNoRules) {
+          warnedNoRules = true;
+          log.warn(
+            "Teleport did not accept watching access_monitoring_rule; routing by role_to_recipients only",
+            { kinds: kinds.join(",") },
+          );
+        }
+      }
+      log.debug("Watcher connected");
+      delay = base;
+      if (opts.catchUp ?? true) {
+        const run: Promise<unknown> = catchUp(client, engine, plugin, log, stream.signal)
+          .catch((err) => {
+            if (!stream.signal.aborted) {
+              log.error("Failed to catch up on access requests", { error: formatError(err) });
+            }
+          })
+          .finally(() => catchUps.delete(run));
+        catchUps.add(run);
+      }
+      if (!ready) {
+        ready = true;
+        opts.onReady?.({ kinds, rulesEnabled });
+      }
+      while (true) {
+        const next = await it.next();
+        if (next.done) break;
+        await dispatch(next.value, engine, opts.rules, rulesEnabled, log, stream.signal);
+      }
+      if (!signal.aborted) problem = new StreamClosed();
+    } catch (err) {
+      if (signal.aborted) break;
+      if (isFatal(err)) throw err;
+      problem = err;
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+      stream.abort();
+    }
+    if (signal.aborted) break;
+    const closed = problem instanceof StreamClosed;
+    if (opts.failFast) {
+      throw new TeleportError(
+        "connection_problem",
+        closed
+          ? "Watcher stream closed. Exiting as fail fast is on."
+          : "Connection problem detected. Exiting as fail fast is on.",
+        { cause: closed ? undefined : problem },
+      );
+    }
+    if (closed) log.warn("Watcher stream closed attempting to reconnect");
+    else {
+      log.error("Connection problem detected, attempting to reconnect", {
+        error: formatError(problem),
+      });
+    }
+    delay = nextBackoff(delay, base, cap);
+    await sleep(delay, signal);
+  }
+  log.debug("Watcher context is canceled");
+  await Promise.all([...catchUps]);
+}
+
+async function firstEvent(
+  it: AsyncIterator<WatchEvent>,
+  timeoutMs: number,
+  stream: AbortController,
+): Promise<WatchEvent | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      stream.abort();
+      reject(new TeleportError("connection_problem", "watcher initialization timed out"));
+    }, timeoutMs);
+  });
+  try {
+    const res = await Promise.race([it.next(), timeout]);
+    return res.done ? undefined : res.value;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function dispatch(
+  ev: WatchEvent,
+  engine: Pick<Engine, "submit">,
+  rules: RuleSink | undefined,
+  rulesEnabled: boolean,
+  log: Logger,
+  signal: AbortSignal,
+): Promise<void> {
+  if (ev.type === "init") {
+    log.warn("Unexpected INIT event in the middle of the stream");
+    return;
+  }
+  if (ev.type === "put") {
+    switch (ev.kind) {
+      case KIND_ACCESS_REQUEST:
+        await engine.submit({ op: "put", request: ev.request }, { signal });
+        return;
+      case KIND_ACCESS_MONITORING_RULE:
+        if (rulesEnabled) rules?.set(ev.rule);
+        return;
+      default:
+        log.warn("Ignoring an event of an unexpected kind", {
+          kind: ev.resourceKind,
+          name: ev.name,
+        });
+        return;
+    }
+  }
+  if (ev.kind === KIND_ACCESS_REQUEST) {
+    await engine.submit({ op: "delete", requestId: ev.name }, { signal });
+  } else if (ev.kind === KIND_ACCESS_MONITORING_RULE) {
+    rules?.delete(ev.name);
+  } else {
+    log.warn("Ignoring an event of an unexpected kind", { kind: ev.kind, name: ev.name });
+  }
+}
+
+/**
+ * Feeds every access request (as a PUT) and every orphaned plugin data entry (as a DELETE)
+ * that still needs work through the engine.
+ */
+export async function catchUp(
+  client: TeleportClient,
+  engine: Pick<Engine, "submit" | "needsWork">,
+  plugin: string,
+  log: Logger,
+  signal?: AbortSignal,
+): Promise<{ queued: number; requests: number }> {
+  // Plugin data first: anything in this snapshot belonged to a request that existed before
+  // the request listing below started, so "absent from the listing" really means deleted.
+  let data: Map<string, PluginDataMap> | undefined;
+  try {
+    const entries = await client.listPluginData(plugin, { signal });
+    data = new Map(entries.map((e) => [e.requestId, e.data]));
+  } catch (err) {
+    if (err instanceof TeleportError && err.kind === "access_denied") throw err;
+    log.warn("Cannot list plugin data; catching up on existing requests only", {
+      error: formatError(err),
+    });
+  }
+  const requests = await client.listAccessRequests({ signal });
+  let queued = 0;
+  const submit = async (ev: RequestEvent, raw: PluginDataMap | undefined, known: boolean) => {
+    if (known && !engine.needsWork(ev, raw)) return;
+    await engine.submit(ev, { signal });
+    queued++;
+  };
+  for (const request of requests) {
+    await submit({ op: "put", request }, data?.get(request.id), data !== undefined);
+  }
+  if (data !== undefined) {
+    const live = new Set(requests.map((r) => r.id));
+    for (const [requestId, raw] of data) {
+      if (!live.has(requestId)) await submit({ op: "delete", requestId }, raw, true);
+    }
+  }
+  log.debug("Caught up on access requests", { requests: requests.length, queued });
+  return { queued, requests: requests.length };
+}
