@@ -1,22 +1,318 @@
 /**
- * The command line: `configure | start [-c FILE] [-d] | version | help [command]`.
- * Prints errors through `formatError` and returns the exit code (0 ok, 1 failure, 2 usage).
+ * The command line, kingpin-compatible with the Go plugin:
+ * `help [<command>...] | configure | version | start [-c FILE] [-d]`, `--help` everywhere.
+ *
+ * The only place that prints errors and picks exit codes: 0 success (also `help`, `--help` and
+ * no command at all, like kingpin), 1 failure, 2 usage error (unknown command, flag or argument;
+ * kingpin used 1). Help and usage go to stderr, like kingpin; `configure` and `version` write to
+ * stdout. Errors are one line on stderr, never a stack trace:
+ * - before logging is set up (configuration errors): `ERROR: <message>`;
+ * - after: logged as `Terminating with fatal error` with attribute `error` (one record per inner
+ *   error of an AggregateFailure, with `error_number`), and also `ERROR: <message>` on stderr when
+ *   the log output is not stderr.
+ *
+ * Reads no environment variables.
+ * @module
  */
-import { formatError } from "./errors.ts";
-import { versionLine } from "./version.ts";
+import { parseArgs } from "node:util";
+import { runApp } from "./app.ts";
+import { EXAMPLE_CONFIG } from "./config/example.ts";
+import { DEFAULT_CONFIG_PATH, loadConfig } from "./config/load.ts";
+import type { Config } from "./config/types.ts";
+import { AggregateFailure, ConfigError, formatError, UsageError } from "./errors.ts";
+import { getLogger, resetLogging, setupLogging } from "./log.ts";
+import { GIT_REF, VERSION, versionLine } from "./version.ts";
 
-export async function runCli(args: string[]): Promise<number> {
-  const [command] = args;
-  try {
-    if (command === "version") {
-      console.log(versionLine());
-      return 0;
+/** Where the CLI writes; tests may replace it. Defaults to the process's stdout and stderr. */
+export interface CliIo {
+  stdout(text: string): void;
+  stderr(text: string): void;
+}
+
+/** How long a graceful shutdown may take before the CLI gives up (the Go plugin's 15 s). */
+export const SHUTDOWN_TIMEOUT_MS = 15_000;
+
+const PROGRAM = "teleport-email";
+const APP_HELP = "Teleport plugin for access requests approval via E-mail.";
+const HELP_FLAG_HELP = "Show context-sensitive help (also try --help-long and --help-man).";
+
+interface CommandSpec {
+  usage: string;
+  help: string;
+  flags: { left: string; help: string }[];
+}
+
+const COMMANDS: Record<string, CommandSpec> = {
+  help: { usage: "help [<command>...]", help: "Show help.", flags: [] },
+  configure: { usage: "configure", help: "Prints an example .TOML configuration file.", flags: [] },
+  version: { usage: "version", help: "Prints teleport-email version and exits.", flags: [] },
+  start: {
+    usage: "start [<flags>]",
+    // The typo "a the" is the Go plugin's; kept byte for byte.
+    help: "Starts a the Teleport Email plugin.",
+    flags: [
+      { left: `-c, --config="${DEFAULT_CONFIG_PATH}"`, help: "TOML config file path" },
+      { left: "-d, --debug", help: "Enable verbose logging to stderr" },
+    ],
+  },
+};
+
+function writerFor(f: { writeSync(p: Uint8Array): number }): (text: string) => void {
+  const encoder = new TextEncoder();
+  return (text) => {
+    let bytes = encoder.encode(text);
+    for (let guard = 0; bytes.length > 0 && guard <= bytes.length; guard++) {
+      bytes = bytes.subarray(f.writeSync(bytes));
     }
-    await Promise.resolve();
-    console.error(`teleport-email: unknown command "${command ?? ""}"`);
-    return 2;
+  };
+}
+
+const DEFAULT_IO: CliIo = { stdout: writerFor(Deno.stdout), stderr: writerFor(Deno.stderr) };
+
+/** kingpin's two-column flag list. */
+function formatFlags(flags: { left: string; help: string }[]): string {
+  const all = [
+    { left: "    --help", help: HELP_FLAG_HELP },
+    ...flags.map((f) => ({
+      left: f.left.startsWith("-") && !f.left.startsWith("--") ? f.left : `    ${f.left}`,
+      help: f.help,
+    })),
+  ];
+  const width = Math.max(...all.map((f) => f.left.length).filter((n) => n <= 30));
+  return all.map((f) =>
+    f.left.length > width
+      ? `  ${f.left}\n  ${" ".repeat(width)}  ${f.help}\n`
+      : `  ${f.left.padEnd(width)}  ${f.help}\n`
+  ).join("");
+}
+
+/** Usage of the whole program (kingpin's layout). */
+export function appUsage(): string {
+  let s = `usage: ${PROGRAM} [<flags>] <command> [<args> ...]\n\n${APP_HELP}\n\n`;
+  s += `Flags:\n  --help  ${HELP_FLAG_HELP}\n\nCommands:\n`;
+  for (const name of ["help", "configure", "version", "start"]) {
+    const c = COMMANDS[name];
+    s += `  ${c.usage}\n    ${c.help}\n\n`;
+  }
+  return s;
+}
+
+/** Usage of one command (kingpin's layout). */
+export function commandUsage(name: string): string {
+  const c = COMMANDS[name];
+  return `usage: ${PROGRAM} ${c.usage}\n\n${c.help}\n\nFlags:\n${formatFlags(c.flags)}\n`;
+}
+
+interface ParsedArgs {
+  command?: string;
+  rest: string[];
+  help: boolean;
+  config: string;
+  debug: boolean;
+}
+
+/** Parses the arguments; throws UsageError (exit 2) on an unknown command, flag or argument. */
+export function parseCliArgs(args: string[]): ParsedArgs {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: true,
+      options: {
+        config: { type: "string", short: "c" },
+        debug: { type: "boolean", short: "d" },
+        help: { type: "boolean" },
+        "help-long": { type: "boolean" },
+        "help-man": { type: "boolean" },
+      },
+    });
   } catch (err) {
-    console.error(`ERROR: ${formatError(err)}`);
+    const code = (err as { code?: string }).code;
+    const flag = /'([^']+)'/.exec((err as Error).message)?.[1] ?? "";
+    if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
+      throw new UsageError(`unknown flag '${flag}'`);
+    }
+    if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
+      const name = flag.split(",").pop()!.trim().split(" ")[0];
+      throw new UsageError(
+        /argument missing/.test((err as Error).message)
+          ? `expected argument for flag '${name}'`
+          : `flag '${name}' takes no value`,
+      );
+    }
+    throw new UsageError(formatError(err));
+  }
+  const { values, positionals } = parsed;
+  const [command, ...rest] = positionals;
+  const help = Boolean(values.help || values["help-long"] || values["help-man"]);
+  if (command !== undefined && !Object.hasOwn(COMMANDS, command)) {
+    throw new UsageError(`expected command but got "${command}"`);
+  }
+  if (command !== "start") {
+    if (values.config !== undefined) throw new UsageError("unknown short flag '-c'");
+    if (values.debug !== undefined) throw new UsageError("unknown short flag '-d'");
+  }
+  if (command === "help") {
+    for (const name of rest) {
+      if (!Object.hasOwn(COMMANDS, name)) {
+        throw new UsageError(`expected command but got "${name}"`);
+      }
+    }
+  } else if (rest.length > 0) {
+    throw new UsageError(`unexpected ${rest[0]}`);
+  }
+  return {
+    command,
+    rest,
+    help,
+    config: values.config ?? DEFAULT_CONFIG_PATH,
+    debug: values.debug ?? false,
+  };
+}
+
+/**
+ * Runs the command line `args` (without the program name) and resolves with the exit code.
+ * Never throws and never exits the process (`main.ts` does).
+ */
+export async function runCli(args: string[], io: CliIo = DEFAULT_IO): Promise<number> {
+  let parsed: ParsedArgs;
+  try {
+    parsed = parseCliArgs(args);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    const command = args.find((a) => Object.hasOwn(COMMANDS, a));
+    io.stderr(`${PROGRAM}: error: ${err.message}, try --help\n`);
+    io.stderr(command && command !== "help" ? commandUsage(command) : appUsage());
+    return 2;
+  }
+
+  const { command } = parsed;
+  if (command === undefined) {
+    io.stderr(appUsage());
+    return 0;
+  }
+  if (parsed.help || command === "help") {
+    const target = command === "help" ? parsed.rest[0] : command;
+    io.stderr(target === undefined ? appUsage() : commandUsage(target));
+    return 0;
+  }
+  try {
+    switch (command) {
+      case "configure":
+        io.stdout(EXAMPLE_CONFIG);
+        return 0;
+      case "version":
+        io.stdout(`${versionLine()}\n`);
+        return 0;
+      case "start":
+        return await start(parsed.config, parsed.debug, io);
+    }
+  } catch (err) {
+    io.stderr(`ERROR: ${oneLine(formatError(err))}\n`);
     return 1;
   }
+  return 1;
+}
+
+function oneLine(s: string): string {
+  return s.replace(/\s*[\r\n]+\s*/g, " ");
+}
+
+/** LogTape reads `{name}` as a placeholder: double the braces of a literal message. */
+function literal(message: string): string {
+  return message.replace(/[{}]/g, (c) => c + c);
+}
+
+/** `start`: load the configuration, set up logging, run the app until a signal. */
+async function start(configPath: string, debug: boolean, io: CliIo): Promise<number> {
+  const config: Config = await loadConfig(configPath);
+  try {
+    await setupLogging(config.log, { debug });
+  } catch (err) {
+    throw new ConfigError("log.output", `${configPath}: ${formatError(err)}`, { file: configPath });
+  }
+  const log = getLogger();
+  const toStderrToo = config.log.output !== "stderr";
+  try {
+    for (const warning of config.warnings) log.warn(literal(warning));
+    log.info("Starting Teleport Access Email Plugin", { version: VERSION, git_ref: GIT_REF });
+    const result = await runUntilSignal(config, debug);
+    if (result === "forced") {
+      if (toStderrToo) io.stderr("ERROR: Graceful shutdown failed, attempting fast shutdown\n");
+      return 1;
+    }
+    log.info("Successfully shut down");
+    return 0;
+  } catch (err) {
+    if (err instanceof AggregateFailure) {
+      err.errors.forEach((e, i) =>
+        log.error("Terminating with fatal error", { error: e, error_number: i + 1 })
+      );
+    } else {
+      log.error("Terminating with fatal error", { error: err });
+    }
+    if (toStderrToo) io.stderr(`ERROR: ${oneLine(formatError(err))}\n`);
+    return 1;
+  } finally {
+    await resetLogging();
+  }
+}
+
+/**
+ * Runs the app with an AbortSignal aborted by SIGINT/SIGTERM. A second SIGINT, or a graceful
+ * shutdown longer than {@link SHUTDOWN_TIMEOUT_MS}, gives up waiting ("forced").
+ */
+async function runUntilSignal(config: Config, debug: boolean): Promise<"done" | "forced"> {
+  const log = getLogger();
+  const ac = new AbortController();
+  let forceResolve: (v: "forced") => void = () => {};
+  const forced = new Promise<"forced">((r) => (forceResolve = r));
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const force = () => {
+    log.error("Graceful shutdown failed, attempting fast shutdown");
+    forceResolve("forced");
+  };
+  const onSignal = (name: string) => () => {
+    if (!ac.signal.aborted) {
+      log.info("Attempting graceful shutdown", { signal: name });
+      ac.abort(new DOMException(`received ${name}`, "AbortError"));
+      timer = setTimeout(force, SHUTDOWN_TIMEOUT_MS);
+    } else if (name === "SIGINT") {
+      force();
+    }
+  };
+  const listeners: [Deno.Signal, () => void][] = [
+    ["SIGINT", onSignal("SIGINT")],
+    ["SIGTERM", onSignal("SIGTERM")],
+  ];
+  const added: typeof listeners = [];
+  for (const [sig, fn] of listeners) {
+    try {
+      Deno.addSignalListener(sig, fn);
+      added.push([sig, fn]);
+    } catch {
+      // SIGTERM cannot be listened to on Windows.
+    }
+  }
+  try {
+    const app = runApp(config, { signal: ac.signal, debug }).then(
+      () => "done" as const,
+      (err) => {
+        // An abort-caused rejection after a signal is a graceful shutdown.
+        if (ac.signal.aborted && (err === ac.signal.reason || isAbortError(err))) {
+          return "done" as const;
+        }
+        throw err;
+      },
+    );
+    return await Promise.race([app, forced]);
+  } finally {
+    if (timer !== undefined) clearTimeout(timer);
+    for (const [sig, fn] of added) Deno.removeSignalListener(sig, fn);
+  }
+}
+
+function isAbortError(err: unknown): boolean {
+  return err instanceof Error && (err.name === "AbortError" || err.name === "TimeoutError");
 }
