@@ -1,0 +1,38 @@
+# syntax=docker/dockerfile:1
+# Image of the Teleport email plugin: the same binary as the release tarball, on a minimal glibc
+# base, running as a non-root user. Not built in CI (no container engine there); see README.md.
+#
+#   docker buildx build --platform linux/amd64,linux/arm64 --build-arg GIT_REF=$(git describe --tags --always) -t teleport-plugin-email .
+#   docker run -v /etc/teleport-email.toml:/etc/teleport-email.toml:ro teleport-plugin-email start
+#
+# The build stage runs on the build machine's platform and cross-compiles for TARGETARCH with
+# `deno task release`, which fetches denort (the Deno runtime) for that target from dl.deno.land.
+# Offline: put denort-<triple>.zip of Deno 2.9.6 in ./denort/ and build with --build-arg DENORT_DIR=denort.
+
+FROM --platform=$BUILDPLATFORM node:20.20.2-bookworm-slim AS build
+ARG TARGETARCH
+ARG GIT_REF=""
+ARG DENORT_DIR=""
+ENV DENO_NO_UPDATE_CHECK=1 NO_COLOR=1
+RUN npm install -g deno@2.9.6 && deno --version
+WORKDIR /src
+COPY deno.json deno.lock ./
+RUN deno install --frozen
+COPY . .
+RUN set -eu; \
+    if [ -n "$DENORT_DIR" ]; then \
+      mkdir -p "$(deno info --json | sed -n 's/.*"denoDir": *"\([^"]*\)".*/\1/p')/dl/release/v2.9.6"; \
+      cp "$DENORT_DIR"/denort-*.zip "$(deno info --json | sed -n 's/.*"denoDir": *"\([^"]*\)".*/\1/p')/dl/release/v2.9.6/"; \
+    fi; \
+    deno run --allow-all scripts/release.ts --target "$TARGETARCH" --git-ref "$GIT_REF" --out /dist; \
+    mkdir -p /out/usr/local/bin; \
+    tar -xzf /dist/teleport-access-email-v*-linux-"$TARGETARCH"-bin.tar.gz -C /tmp; \
+    cp /tmp/teleport-access-email/teleport-email /out/usr/local/bin/teleport-email; \
+    ln -s teleport-email /out/usr/local/bin/teleport-plugin
+
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /out/usr/local/bin/ /usr/local/bin/
+USER 65532:65532
+# `teleport-plugin` is the entrypoint name the upstream images and Helm charts use.
+ENTRYPOINT ["/usr/local/bin/teleport-plugin"]
+CMD ["start"]
