@@ -1,0 +1,309 @@
+import assert from "node:assert/strict";
+import { ConfigError, TeleportError } from "./errors.ts";
+import { Engine } from "./notify/engine.ts";
+import { RequestHandler } from "./notify/handler.ts";
+import type { AccessMonitoringRule } from "./teleport/types.ts";
+import {
+  FakeMailer,
+  FakeTeleportClient,
+  makeRequest,
+  makeReview,
+  waitFor,
+} from "../tests/helpers/fakes.ts";
+import { parseFailFast, runWatcher, type WatcherOptions } from "./watcher.ts";
+
+const ALL = "all@example.com";
+const R1 = "reviewer1@example.com";
+
+function rig(client = new FakeTeleportClient(), mailer = new FakeMailer()) {
+  const handler = new RequestHandler({
+    client,
+    mailer,
+    clusterName: "teleport.example.com",
+    recipients: (req) => [ALL, ...req.suggestedReviewers],
+    sendBackoffMs: 1,
+  });
+  const engine = new Engine({ handler, retryBaseMs: 5, retryCapMs: 20 });
+  return { client, mailer, handler, engine };
+}
+
+interface Running {
+  done: Promise<void>;
+  ready: Promise<void>;
+  stop: () => Promise<void>;
+}
+
+function start(
+  r: ReturnType<typeof rig>,
+  over: Partial<WatcherOptions> = {},
+): Running {
+  const ac = new AbortController();
+  let markReady!: () => void;
+  const ready = new Promise<void>((res) => (markReady = res));
+  const done = runWatcher({
+    client: r.client,
+    engine: r.engine,
+    backoffBaseMs: 1,
+    backoffCapMs: 5,
+    initTimeoutMs: 200,
+    onReady: () => markReady(),
+    signal: ac.signal,
+    ...over,
+  });
+  return {
+    done,
+    ready,
+    stop: async () => {
+      ac.abort();
+      await done;
+      await r.engine.drain(1000);
+    },
+  };
+}
+
+Deno.test("parseFailFast() accepts Go's ParseBool values and rejects others", () => {
+  for (const v of ["1", "t", "T", "TRUE", "true", "True"]) assert.equal(parseFailFast(v), true);
+  for (const v of ["0", "f", "F", "FALSE", "false", "False", "", undefined]) {
+    assert.equal(parseFailFast(v), false);
+  }
+  assert.throws(
+    () => parseFailFast("yes"),
+    (err) =>
+      err instanceof ConfigError &&
+      err.message ===
+        "failed to parse content 'yes' of the TELEPORT_PLUGIN_FAIL_FAST environment variable",
+  );
+});
+
+Deno.test("runWatcher() handles request events from the stream", async () => {
+  const r = rig();
+  const w = start(r);
+  try {
+    await w.ready;
+    const req = makeRequest({ id: "req-1", suggestedReviewers: [R1] });
+    r.client.putRequest(req);
+    await waitFor(() => r.mailer.sent.length === 2, "new-thread emails");
+    r.client.putRequest({ ...req, state: "APPROVED", resolveReason: "okay" });
+    await waitFor(() => r.mailer.sent.length === 4, "resolution emails");
+    assert.ok(r.mailer.sent[3].text.includes("Status: ✅ APPROVED (okay)"));
+    r.client.deleteRequest(req.id);
+    await new Promise((res) => setTimeout(res, 20));
+    await r.engine.idle();
+    assert.equal(r.mailer.sent.length, 4, "deleting a resolved request sends nothing");
+  } finally {
+    await w.stop();
+  }
+});
+
+Deno.test("runWatcher() catches up on events missed while the stream was down, each email once", async () => {
+  const r = rig();
+  const w = start(r);
+  try {
+    await w.ready;
+    const a = makeRequest({ id: "req-a", suggestedReviewers: [R1] });
+    const b = makeRequest({ id: "req-b", suggestedReviewers: [R1] });
+    r.client.putRequest(a);
+    r.client.putRequest(b);
+    await waitFor(() => r.mailer.sent.length === 4, "new-thread emails");
+    r.client.calls.set("watchEvents", 0);
+    // The stream breaks; meanwhile: a new request, an approval with a review, a deletion.
+    r.client.sendInit = false;
+    r.client.breakStreams();
+    const c = makeRequest({ id: "req-c" });
+    r.client.putRequest(c, false);
+    r.client.putRequest({
+      ...a,
+      state: "APPROVED",
+      resolveReason: "fine",
+      reviews: [makeReview(R1, "APPROVED", "fine")],
+    }, false);
+    r.client.deleteRequest(b.id, false);
+    await waitFor(() => (r.client.calls.get("watchEvents") ?? 0) >= 1, "a reconnect attempt");
+    r.client.sendInit = true;
+    await waitFor(() => r.mailer.sent.length === 4 + 1 + 4 + 2, "catch-up emails", 10_000);
+    await r.engine.idle();
+    assert.equal(r.mailer.to(ALL).length, 6); // a: new, review, resolved; b: new, expired; c: new
+    assert.equal(r.mailer.sent.filter((e) => e.subject.endsWith("req-c")).length, 1);
+    const aTexts = r.mailer.sent.filter((e) => e.subject.endsWith("req-a")).map((e) => e.text);
+    assert.equal(aTexts.filter((t) => t.includes("reviewed the request")).length, 2);
+    assert.equal(aTexts.filter((t) => t.includes("Status: ✅ APPROVED (fine)")).length, 2);
+    const bTexts = r.mailer.sent.filter((e) => e.subject.endsWith("req-b")).map((e) => e.text);
+    assert.equal(bTexts.filter((t) => t.includes("Status: ⌛ EXPIRED")).length, 2);
+    // Another reconnect: the catch-up finds nothing to do.
+    const before = r.mailer.sent.length;
+    const writes = r.client.writes;
+    r.client.breakStreams();
+    await r.client.waitForStreams(r.client.streams.length + 1);
+    await waitFor(() => (r.client.calls.get("listAccessRequests") ?? 0) >= 3, "3rd catch-up");
+    await new Promise((res) => setTimeout(res, 20));
+    await r.engine.idle();
+    assert.equal(r.mailer.sent.length, before);
+    assert.equal(r.client.writes, writes);
+  } finally {
+    await w.stop();
+  }
+});
+
+Deno.test("runWatcher() reconnects after the stream ends and after INIT times out", async () => {
+  const r = rig();
+  const w = start(r, { initTimeoutMs: 30 });
+  try {
+    await w.ready;
+    r.client.endStreams();
+    await r.client.waitForStreams(2);
+    r.client.sendInit = false;
+    r.client.breakStreams();
+    await r.client.waitForStreams(4); // the 3rd stream times out without INIT
+    r.client.sendInit = true;
+    await r.client.waitForStreams(5);
+    r.client.putRequest(makeRequest({ id: "req-1" }));
+    await waitFor(() => r.mailer.sent.length === 1, "an email after reconnecting");
+  } finally {
+    await w.stop();
+  }
+});
+
+Deno.test("runWatcher() with fail-fast exits on a connection problem or end of stream", async () => {
+  for (
+    const [act, msg] of [
+      [(c: FakeTeleportClient) => c.breakStreams(), "Connection problem detected. Exiting"],
+      [(c: FakeTeleportClient) => c.endStreams(), "Watcher stream closed. Exiting"],
+    ] as const
+  ) {
+    const r = rig();
+    const w = start(r, { failFast: true });
+    await w.ready;
+    act(r.client);
+    await assert.rejects(
+      w.done,
+      (err) =>
+        err instanceof TeleportError && err.message.startsWith(msg) &&
+        err.message.endsWith("as fail fast is on."),
+    );
+    await r.engine.drain(1000);
+    assert.equal(r.client.streams.length, 1);
+  }
+});
+
+Deno.test("runWatcher() fails when Teleport accepts none of the kinds", async () => {
+  const r = rig();
+  r.client.acceptedKinds = [];
+  const w = start(r);
+  await assert.rejects(
+    w.done,
+    (err) =>
+      err instanceof TeleportError &&
+      err.message ===
+        "failed to initialize watcher for all the required resources: [access_request access_monitoring_rule]",
+  );
+  await r.engine.drain(1000);
+});
+
+Deno.test("runWatcher() stops on access denied instead of reconnecting", async () => {
+  const r = rig();
+  r.client.failNext("watchEvents", new TeleportError("access_denied", "access denied to watch"));
+  const w = start(r);
+  await assert.rejects(
+    w.done,
+    (err) => err instanceof TeleportError && err.kind === "access_denied",
+  );
+  assert.equal(r.client.calls.get("watchEvents"), 1);
+  await r.engine.drain(1000);
+});
+
+Deno.test("runWatcher() without access_monitoring_rule routes by role and does not crash", async () => {
+  const r = rig();
+  r.client.acceptedKinds = ["access_request"];
+  const set: string[] = [];
+  let info: unknown;
+  const w = start(r, {
+    rules: {
+      set: (rule) => set.push(rule.name),
+      delete: () => {},
+      replaceAll: () => {},
+    },
+    onReady: (i) => (info = i),
+  });
+  try {
+    await waitFor(() => info !== undefined, "ready");
+    assert.deepEqual(info, { kinds: ["access_request"], rulesEnabled: false });
+    assert.equal(r.client.calls.get("listAccessMonitoringRules") ?? 0, 0);
+    r.client.putRequest(makeRequest({ id: "req-1" }));
+    await waitFor(() => r.mailer.sent.length === 1, "an email");
+  } finally {
+    await w.stop();
+  }
+});
+
+Deno.test("runWatcher() loads rules after INIT and applies rule events", async () => {
+  const r = rig();
+  const rule: AccessMonitoringRule = {
+    name: "rule-1",
+    subjects: ["access_request"],
+    states: [],
+    condition: "true",
+    notification: { name: "email", recipients: ["x@example.com"] },
+  };
+  r.client.rules.set(rule.name, rule);
+  const cache = new Map<string, AccessMonitoringRule>();
+  const w = start(r, {
+    rules: {
+      set: (x) => cache.set(x.name, x),
+      delete: (name) => cache.delete(name),
+      replaceAll: (rules) => {
+        cache.clear();
+        for (const x of rules) cache.set(x.name, x);
+      },
+    },
+  });
+  try {
+    await w.ready;
+    assert.deepEqual([...cache.keys()], ["rule-1"]);
+    r.client.emit({
+      type: "put",
+      kind: "access_monitoring_rule",
+      rule: { ...rule, name: "rule-2" },
+    });
+    await waitFor(() => cache.has("rule-2"), "rule-2");
+    r.client.emit({ type: "delete", kind: "access_monitoring_rule", name: "rule-1" });
+    r.client.emit({ type: "put", kind: "other", resourceKind: "user", name: "bob" });
+    await waitFor(() => !cache.has("rule-1"), "rule-1 removed");
+  } finally {
+    await w.stop();
+  }
+});
+
+Deno.test("runWatcher() two replicas against one Teleport send each email exactly once", async () => {
+  const client = new FakeTeleportClient();
+  const mailer = new FakeMailer();
+  mailer.delayMs = 1;
+  const r1 = rig(client, mailer);
+  const r2 = rig(client, mailer);
+  const w1 = start(r1);
+  const w2 = start(r2);
+  try {
+    await Promise.all([w1.ready, w2.ready]);
+    const n = 6;
+    for (let i = 0; i < n; i++) {
+      client.putRequest(makeRequest({ id: `req-${i}`, suggestedReviewers: [R1] }));
+    }
+    await waitFor(() => mailer.sent.length === 2 * n, "new-thread emails");
+    for (let i = 0; i < n; i++) {
+      const req = client.requests.get(`req-${i}`)!;
+      client.putRequest({
+        ...req,
+        state: "DENIED",
+        resolveReason: "no",
+        reviews: [makeReview(R1, "DENIED", "no")],
+      });
+    }
+    await waitFor(() => mailer.sent.length === 6 * n, "review and resolution emails", 10_000);
+    await new Promise((res) => setTimeout(res, 50));
+    await Promise.all([r1.engine.idle(), r2.engine.idle()]);
+    assert.equal(mailer.sent.length, 6 * n);
+    assert.equal(new Set(mailer.sent.map((e) => e.messageId)).size, 6 * n);
+  } finally {
+    await w1.stop();
+    await w2.stop();
+  }
+});
