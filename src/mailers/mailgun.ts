@@ -35,7 +35,7 @@ export const MAILGUN_EU_API_BASE = "https://api.eu.mailgun.net/v3";
 const FORBIDDEN_DOMAIN_CHARS = /[:&'@(),!?#;%+=<>/\\\s]/;
 
 const AUTH_HINT =
-  `check mailgun.private_key (or private_key_file); a domain in Mailgun's EU region needs the EU API base "${MAILGUN_EU_API_BASE}"`;
+  `check mailgun.private_key (or private_key_file); a domain in Mailgun's EU region needs mailgun.region = "eu" (API base "${MAILGUN_EU_API_BASE}")`;
 
 /**
  * Throws ConfigError unless `domain` is usable: not empty and none of

@@ -178,16 +178,21 @@ export class SmtpMailer implements Mailer {
       envelope: { from: this.#envelopeFrom, to: [email.to] },
       ...(thread ? { inReplyTo: thread, references: thread } : {}),
     };
-    try {
-      const info = await abortable(this.#transporter.sendMail(mail), opts.signal);
-      const rejected = (info as { rejected?: unknown[] }).rejected ?? [];
-      if (rejected.length > 0) {
-        throw Object.assign(new Error(`Recipient rejected`), { code: "EENVELOPE" });
+    for (let attempt = 1;; attempt++) {
+      try {
+        const info = await abortable(this.#transporter.sendMail(mail), opts.signal);
+        const rejected = (info as { rejected?: unknown[] }).rejected ?? [];
+        if (rejected.length > 0) {
+          throw Object.assign(new Error(`Recipient rejected`), { code: "EENVELOPE" });
+        }
+        return { messageId: bare(messageId) };
+      } catch (err) {
+        // A pooled connection the server closed while idle (421 or EOF) fails at MAIL FROM,
+        // before anything was sent: re-send once at once, as Go's mail library re-dials.
+        if (attempt === 1 && isStaleConnection(err) && !opts.signal?.aborted) continue;
+        throw this.#classify(err, "send", email.to);
       }
-    } catch (err) {
-      throw this.#classify(err, "send", email.to);
     }
-    return { messageId: bare(messageId) };
   }
 
   /**
@@ -300,6 +305,14 @@ export class SmtpMailer implements Mailer {
       retryable,
     });
   }
+}
+
+/** A failure at MAIL FROM caused by a connection the server had already closed. */
+function isStaleConnection(err: unknown): boolean {
+  const e = (typeof err === "object" && err !== null ? err : {}) as NodemailerErrorLike;
+  return e.command === "MAIL FROM" &&
+    (e.responseCode === 421 || e.code === "ECONNECTION" || e.code === "ESOCKET" ||
+      e.code === "ETIMEDOUT");
 }
 
 /** The password as it could appear in an SMTP dialogue: plain, base64, AUTH PLAIN blob. */

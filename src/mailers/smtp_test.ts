@@ -460,3 +460,19 @@ Deno.test("SmtpMailer sends a burst over the pool", async () => {
     },
   );
 });
+
+Deno.test("SmtpMailer reconnects after the server dropped its pooled connections", async () => {
+  await withMailer({ cfg: { starttlsPolicy: "disabled" } }, async (mailer, sink) => {
+    await mailer.send(email);
+    await sink.waitFor(1);
+    const before = sink.connections;
+    sink.dropConnections();
+    for (let i = 0; i < 100 && sink.openConnections > 0; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await mailer.send({ ...email, to: "carol@example.com" });
+    const msgs = await sink.waitFor(2);
+    assert.equal(msgs[1].envelope.to[0], "carol@example.com");
+    assert.ok(sink.connections > before, "a new connection was opened");
+  });
+});

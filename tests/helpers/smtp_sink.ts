@@ -195,6 +195,22 @@ export class SmtpSink {
     return this.messages.slice(0, n);
   }
 
+  /**
+   * Ends every open session from the server side with `421` (like a server restart or an idle
+   * timeout), while still listening for new ones.
+   */
+  dropConnections(): void {
+    for (const connection of this.#server.connections) {
+      connection.send(421, "Connection dropped by SmtpSink");
+      connection.close();
+    }
+  }
+
+  /** Number of sessions open right now. */
+  get openConnections(): number {
+    return this.#server.connections.size;
+  }
+
   /** Stops listening and closes open sessions. */
   async close(): Promise<void> {
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
