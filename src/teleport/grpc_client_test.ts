@@ -433,3 +433,41 @@ Deno.test("GrpcTeleportClient unary calls honour the deadline and the abort sign
   });
   hang.release();
 });
+
+Deno.test("GrpcTeleportClient.watchEvents() throws connection_problem when the server ends the stream (EOF)", async () => {
+  await using env = await setup();
+  const it = env.client.watchEvents(["access_request"])[Symbol.asyncIterator]();
+  assert.equal((await it.next()).value?.type, "init");
+  env.server.endStreams();
+  await assert.rejects(it.next(), (e: unknown) => {
+    assert.ok(e instanceof TeleportError);
+    assert.equal(e.kind, "connection_problem");
+    assert.match(e.message, /closed by the server/);
+    return true;
+  });
+});
+
+Deno.test("GrpcTeleportClient uses the dialer's current certificate for each new connection", async () => {
+  const server = await TeleportTestServer.start({ ca });
+  const dialer = testDialer(server.addr, ca, plugin);
+  const client = await GrpcTeleportClient.create(dialer, { callTimeoutMs: 5_000 });
+  try {
+    await client.ping();
+    const renewed = await ca.issueUser({ user: "access-plugin", roles: ["access-plugin"] });
+    dialer.setIdentity(renewed.keyPem, renewed.certPem);
+    server.dropConnections();
+    let ok = false;
+    for (let i = 0; i < 50 && !ok; i++) {
+      ok = await client.ping().then(() => true, () => false);
+      if (!ok) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(ok);
+    assert.equal(server.connections.length, 2);
+    assert.notEqual(server.connections[0].serial, "");
+    assert.notEqual(server.connections[1].serial, server.connections[0].serial);
+    assert.equal(client.connectionsOpened, 2);
+  } finally {
+    client.close();
+    await server.close();
+  }
+});

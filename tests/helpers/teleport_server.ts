@@ -379,6 +379,22 @@ export class TeleportTestServer {
     for (const w of this.#watchers) this.#endWatcher(w, grpc.status.UNAVAILABLE, "watcher dropped");
   }
 
+  /** Ends every open watch stream normally (status OK, what a client sees as EOF). */
+  endStreams(): void {
+    for (const w of [...this.#watchers]) {
+      if (w.ended) continue;
+      w.ended = true;
+      this.#watchers.delete(w);
+      w.call.end();
+    }
+  }
+
+  /** Closes every client connection (the listener stays up; clients reconnect). */
+  dropConnections(): void {
+    this.dropStreams();
+    for (const s of this.#sockets) s.destroy();
+  }
+
   /** Number of open watch streams. */
   get openWatchers(): number {
     return this.#watchers.size;
