@@ -1,0 +1,209 @@
+import assert from "node:assert/strict";
+import { configure, type LogRecord, reset } from "@logtape/logtape";
+import type { Config } from "./config/types.ts";
+import { ConfigError, MailerError, TeleportEmailError } from "./errors.ts";
+import { type AppDeps, runAppWith } from "./app.ts";
+import { FakeMailer, FakeTeleportClient, makeRequest, waitFor } from "../tests/helpers/fakes.ts";
+
+function config(): Config {
+  return {
+    path: "/tmp/teleport-email.toml",
+    teleport: {
+      addr: "127.0.0.1:3025",
+      identity: "/tmp/identity",
+      refreshIdentity: false,
+      refreshIdentityIntervalMs: 60_000,
+      clientKey: "",
+      clientCrt: "",
+      rootCas: "",
+    },
+    smtp: {
+      host: "127.0.0.1",
+      port: 2525,
+      username: "",
+      password: "",
+      passwordFile: "",
+      starttlsPolicy: "disabled",
+      caFile: "",
+    },
+    delivery: { sender: "noreply@example.com", notifyRequester: false },
+    roleToRecipients: { "*": ["all@example.com"], "dev": ["dev@example.com"] },
+    log: { output: "stderr", severity: "debug", format: "text" },
+    warnings: [],
+  };
+}
+
+function deps(client: FakeTeleportClient, mailer: FakeMailer, over: Partial<AppDeps> = {}) {
+  let closed = 0;
+  const d: AppDeps = {
+    connect: async () => ({
+      client,
+      ping: await client.ping(),
+      close: () => {
+        closed++;
+        client.close();
+      },
+    }),
+    createMailer: () => mailer,
+    env: () => undefined,
+    ...over,
+  };
+  return { deps: d, closed: () => closed };
+}
+
+async function captureLogs<T>(fn: (records: LogRecord[]) => Promise<T>): Promise<T> {
+  const records: LogRecord[] = [];
+  await configure({
+    sinks: { mem: (r: LogRecord) => records.push(r) },
+    loggers: [
+      { category: ["teleport-email"], sinks: ["mem"], lowestLevel: "debug" },
+      { category: ["logtape", "meta"], sinks: [], lowestLevel: "warning" },
+    ],
+    reset: true,
+  });
+  try {
+    return await fn(records);
+  } finally {
+    await reset();
+  }
+}
+
+Deno.test("runAppWith() starts, routes by role, sends, and shuts down on abort", async () => {
+  await captureLogs(async (records) => {
+    const client = new FakeTeleportClient();
+    const mailer = new FakeMailer();
+    let ready = false;
+    const d = deps(client, mailer, { onReady: () => (ready = true) });
+    const ac = new AbortController();
+    const app = runAppWith(config(), { signal: ac.signal, debug: false }, d.deps);
+    await waitFor(() => ready, "the plugin to be ready");
+    assert.equal(mailer.healthChecks, 1);
+    client.putRequest(makeRequest({ id: "req-1", roles: ["dev"] }));
+    await waitFor(() => mailer.sent.length === 1, "the new-request email");
+    assert.equal(mailer.sent[0].to, "dev@example.com");
+    // OSS cluster: tsh commands, no link.
+    assert.ok(mailer.sent[0].text.includes("tsh request review --approve req-1"));
+    ac.abort();
+    await app;
+    assert.equal(mailer.closed, true);
+    assert.equal(d.closed(), 1);
+    const msgs = records.map((r) => r.rawMessage);
+    for (
+      const m of [
+        "Starting client connection health check",
+        "Client connection health check finished ok",
+        "Plugin is ready",
+        "Connected to Teleport",
+      ]
+    ) assert.ok(msgs.includes(m), m);
+    const connected = records.find((r) => r.rawMessage === "Connected to Teleport");
+    assert.equal(connected?.properties.cluster_name, "teleport.example.com");
+    assert.equal(connected?.properties.connection_mode, "direct");
+  });
+});
+
+Deno.test("runAppWith() links to the web UI only with AdvancedAccessWorkflows", async () => {
+  const client = new FakeTeleportClient();
+  client.ping_.advancedAccessWorkflows = true;
+  client.ping_.proxyPublicAddr = "proxy.example.com:443";
+  const mailer = new FakeMailer();
+  let ready = false;
+  const ac = new AbortController();
+  const app = runAppWith(
+    config(),
+    { signal: ac.signal, debug: false },
+    deps(client, mailer, { onReady: () => (ready = true) }).deps,
+  );
+  try {
+    await waitFor(() => ready, "ready");
+    client.putRequest(makeRequest({ id: "req-1" }));
+    await waitFor(() => mailer.sent.length === 1, "an email");
+    assert.ok(
+      mailer.sent[0].text.includes("Link: https://proxy.example.com/web/requests/req-1"),
+      mailer.sent[0].text,
+    );
+  } finally {
+    ac.abort();
+    await app;
+  }
+});
+
+Deno.test("runAppWith() fails when the mailer health check fails, and closes the client", async () => {
+  const client = new FakeTeleportClient();
+  const mailer = new FakeMailer();
+  mailer.healthError = new MailerError("Cannot connect to SMTP server", { retryable: true });
+  const d = deps(client, mailer);
+  await assert.rejects(
+    runAppWith(config(), { signal: new AbortController().signal, debug: false }, d.deps),
+    (err) =>
+      err instanceof TeleportEmailError &&
+      err.message === "client connection health check failed: Cannot connect to SMTP server",
+  );
+  assert.equal(d.closed(), 1);
+  assert.equal(mailer.closed, true);
+});
+
+Deno.test("runAppWith() rejects an unparsable TELEPORT_PLUGIN_FAIL_FAST before connecting", async () => {
+  const client = new FakeTeleportClient();
+  const d = deps(client, new FakeMailer(), { env: () => "maybe" });
+  await assert.rejects(
+    runAppWith(config(), { signal: new AbortController().signal, debug: false }, d.deps),
+    (err) => err instanceof ConfigError && err.message.includes("'maybe'"),
+  );
+  assert.equal(client.calls.get("ping") ?? 0, 0);
+});
+
+Deno.test("runAppWith() with fail-fast exits when the stream breaks", async () => {
+  await captureLogs(async (records) => {
+    const client = new FakeTeleportClient();
+    const mailer = new FakeMailer();
+    let ready = false;
+    const d = deps(client, mailer, { env: () => "true", onReady: () => (ready = true) });
+    const app = runAppWith(
+      config(),
+      { signal: new AbortController().signal, debug: false },
+      d.deps,
+    );
+    await waitFor(() => ready, "ready");
+    client.breakStreams();
+    await assert.rejects(app, /Connection problem detected\. Exiting as fail fast is on\./);
+    assert.equal(d.closed(), 1);
+    assert.ok(!records.some((r) => r.rawMessage === "Plugin is not ready"));
+  });
+});
+
+Deno.test("runAppWith() logs Plugin is not ready when the watcher fails before INIT", async () => {
+  await captureLogs(async (records) => {
+    const client = new FakeTeleportClient();
+    client.acceptedKinds = [];
+    const d = deps(client, new FakeMailer());
+    await assert.rejects(
+      runAppWith(config(), { signal: new AbortController().signal, debug: false }, d.deps),
+      /failed to initialize watcher for all the required resources/,
+    );
+    assert.ok(records.some((r) => r.rawMessage === "Plugin is not ready" && r.level === "error"));
+  });
+});
+
+Deno.test("runAppWith() lets a running send finish on shutdown and records it", async () => {
+  const client = new FakeTeleportClient();
+  const mailer = new FakeMailer();
+  let release!: () => void;
+  mailer.gate = new Promise((r) => (release = r));
+  let ready = false;
+  const ac = new AbortController();
+  const app = runAppWith(
+    config(),
+    { signal: ac.signal, debug: false },
+    deps(client, mailer, { onReady: () => (ready = true) }).deps,
+  );
+  await waitFor(() => ready, "ready");
+  client.putRequest(makeRequest({ id: "req-1" }));
+  await waitFor(() => mailer.inFlight === 1, "a send in flight");
+  ac.abort();
+  setTimeout(release, 20);
+  await app;
+  assert.equal(mailer.sent.length, 1);
+  const raw = client.pluginData.get("req-1")?.get("email");
+  assert.ok(raw?.email_threads?.startsWith("all@example.com/"), raw?.email_threads);
+});
