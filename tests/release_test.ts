@@ -1,0 +1,561 @@
+/**
+ * Tests of `scripts/release.ts` (tarball layout, checksums, runtime resolution, smoke test, the
+ * real compile when a denort runtime is available offline) and a lint of the Dockerfile.
+ */
+import assert from "node:assert/strict";
+import {
+  assembleRelease,
+  COMPILE_PERMISSIONS,
+  compileBinary,
+  denortMissingMessage,
+  elfMachine,
+  hostArch,
+  parseReleaseArgs,
+  ReleaseError,
+  REPO_ROOT,
+  resolveDenort,
+  sha256File,
+  smokeTest,
+  tarballName,
+  writeChecksums,
+} from "../scripts/release.ts";
+
+const DENO_JSON = JSON.parse(await Deno.readTextFile(`${REPO_ROOT}/deno.json`)) as {
+  version: string;
+};
+const DENO_CLI = Deno.execPath();
+
+async function run(
+  cmd: string,
+  args: string[],
+  options: { cwd?: string; env?: Record<string, string> } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(cmd, {
+    args,
+    cwd: options.cwd,
+    env: options.env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(300_000),
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "release-test-" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** A shell script standing in for the binary; `body` is its code. */
+async function fakeBinary(dir: string, body: string): Promise<string> {
+  const path = `${dir}/teleport-email`;
+  await Deno.writeTextFile(path, `#!/bin/sh\n${body}\n`);
+  await Deno.chmod(path, 0o700);
+  return path;
+}
+
+Deno.test("assembleRelease() packs teleport-access-email/ with the six files, modes and owner 0", async () => {
+  await withTempDir(async (dir) => {
+    const binary = await fakeBinary(dir, "echo fake");
+    const out = `${dir}/dist`;
+    const artifact = await assembleRelease({
+      binaryPath: binary,
+      version: "1.2.3",
+      arch: "arm64",
+      outDir: out,
+    });
+    assert.equal(
+      artifact.path,
+      `${await Deno.realPath(out)}/teleport-access-email-v1.2.3-linux-arm64-bin.tar.gz`,
+    );
+    assert.equal(artifact.sha256, await sha256File(artifact.path));
+    const list = await run("tar", ["--numeric-owner", "-tvzf", artifact.path]);
+    assert.equal(list.code, 0, list.stderr);
+    const entries = list.stdout.trim().split("\n").map((line) => {
+      const [mode, owner, , , , name] = line.split(/\s+/);
+      return { mode, owner, name };
+    });
+    assert.deepEqual(entries.map((e) => [e.name, e.mode]), [
+      ["teleport-access-email/", "drwxr-xr-x"],
+      ["teleport-access-email/LICENSE", "-rw-r--r--"],
+      ["teleport-access-email/README.md", "-rw-r--r--"],
+      ["teleport-access-email/VERSION", "-rw-r--r--"],
+      ["teleport-access-email/install", "-rwxr-xr-x"],
+      ["teleport-access-email/teleport-email", "-rwxr-xr-x"],
+      ["teleport-access-email/teleport-email.service", "-rw-r--r--"],
+    ]);
+    for (const e of entries) assert.equal(e.owner, "0/0", e.name);
+    const x = `${dir}/x`;
+    await Deno.mkdir(x);
+    assert.equal((await run("tar", ["-xzf", artifact.path, "-C", x])).code, 0);
+    const top = `${x}/teleport-access-email`;
+    assert.equal(await Deno.readTextFile(`${top}/VERSION`), "v1.2.3\n");
+    assert.equal(await Deno.readTextFile(`${top}/teleport-email`), await Deno.readTextFile(binary));
+    assert.equal(
+      await Deno.readTextFile(`${top}/install`),
+      await Deno.readTextFile(`${REPO_ROOT}/install.sh`),
+    );
+    assert.equal(
+      await Deno.readTextFile(`${top}/teleport-email.service`),
+      await Deno.readTextFile(`${REPO_ROOT}/deploy/systemd/teleport-email.service`),
+    );
+    // Nothing but the tarball is left in the output directory.
+    const left = [];
+    for await (const e of Deno.readDir(out)) left.push(e.name);
+    assert.deepEqual(left, ["teleport-access-email-v1.2.3-linux-arm64-bin.tar.gz"]);
+  });
+});
+
+Deno.test("assembleRelease() is reproducible for the same inputs and mtime", async () => {
+  await withTempDir(async (dir) => {
+    const binary = await fakeBinary(dir, "echo fake");
+    const a = await assembleRelease({
+      binaryPath: binary,
+      version: "1.0.0",
+      arch: "amd64",
+      outDir: `${dir}/a`,
+      mtime: 1700000000,
+    });
+    const b = await assembleRelease({
+      binaryPath: binary,
+      version: "1.0.0",
+      arch: "amd64",
+      outDir: `${dir}/b`,
+      mtime: 1700000000,
+    });
+    assert.equal(a.sha256, b.sha256);
+  });
+});
+
+Deno.test("assembleRelease() names the missing file when a source is absent", async () => {
+  await withTempDir(async (dir) => {
+    await assert.rejects(
+      assembleRelease({
+        binaryPath: `${dir}/nope`,
+        version: "1.0.0",
+        arch: "amd64",
+        outDir: `${dir}/out`,
+      }),
+      (err: unknown) =>
+        err instanceof ReleaseError && err.message.includes(`Cannot copy "${dir}/nope"`),
+    );
+  });
+});
+
+Deno.test("writeChecksums() writes a SHA256SUMS that sha256sum -c accepts, and rejects tampering", async () => {
+  await withTempDir(async (dir) => {
+    const binary = await fakeBinary(dir, "echo fake");
+    const out = `${dir}/dist`;
+    const amd = await assembleRelease({
+      binaryPath: binary,
+      version: "2.0.0",
+      arch: "amd64",
+      outDir: out,
+    });
+    await assembleRelease({ binaryPath: binary, version: "2.0.0", arch: "arm64", outDir: out });
+    await Deno.writeTextFile(
+      `${out}/teleport-access-email-v1.0.0-linux-amd64-bin.tar.gz`,
+      "old version",
+    );
+    const text = await writeChecksums(out, "2.0.0");
+    assert.deepEqual(text.trim().split("\n").map((l) => l.split("  ")[1]), [
+      tarballName("2.0.0", "amd64"),
+      tarballName("2.0.0", "arm64"),
+    ]);
+    assert.match(
+      text,
+      /^[0-9a-f]{64} {2}teleport-access-email-v2\.0\.0-linux-amd64-bin\.tar\.gz\n/,
+    );
+    const ok = await run("sha256sum", ["-c", "SHA256SUMS"], { cwd: out });
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    await Deno.writeTextFile(amd.path, "tampered");
+    const bad = await run("sha256sum", ["-c", "SHA256SUMS"], { cwd: out });
+    assert.equal(bad.code, 1);
+    assert.match(bad.stdout, /amd64-bin\.tar\.gz: FAILED/);
+  });
+});
+
+Deno.test("parseReleaseArgs() reads the options and rejects bad ones", () => {
+  assert.deepEqual(parseReleaseArgs([], { version: "0.1.0" }), {
+    arches: ["amd64", "arm64"],
+    version: "0.1.0",
+    gitRef: undefined,
+    outDir: "dist",
+    downloadTimeoutMs: 15_000,
+  });
+  const args = parseReleaseArgs([
+    "--target",
+    "arm64",
+    "--version",
+    "v1.2.3-rc.1",
+    "--git-ref",
+    "abc",
+    "--out",
+    "o",
+  ], {
+    version: "0.1.0",
+  });
+  assert.deepEqual([args.arches, args.version, args.gitRef, args.outDir], [
+    ["arm64"],
+    "1.2.3-rc.1",
+    "abc",
+    "o",
+  ]);
+  assert.throws(
+    () => parseReleaseArgs(["--target", "riscv"], { version: "0.1.0" }),
+    (err: unknown) =>
+      err instanceof ReleaseError && err.message.includes('Invalid --target "riscv"'),
+  );
+  assert.throws(
+    () => parseReleaseArgs(["--version", "one"], { version: "0.1.0" }),
+    (err: unknown) => err instanceof ReleaseError && err.message.includes('Invalid version "one"'),
+  );
+  assert.throws(
+    () => parseReleaseArgs(["--bogus"], { version: "0.1.0" }),
+    (err: unknown) => err instanceof ReleaseError && err.message.includes("Invalid arguments"),
+  );
+});
+
+Deno.test("resolveDenort() takes DENORT_BIN_<ARCH>, DENORT_BIN for the host only, then the cache", async () => {
+  await withTempDir(async (dir) => {
+    // Any ELF executable of the right CPU passes the structural checks; use a system binary.
+    const elf = "/bin/true";
+    const arch = hostArch()!;
+    const other = arch === "amd64" ? "arm64" : "amd64";
+    const denoDir = `${dir}/deno`;
+    const env = (vars: Record<string, string>) => ({
+      env: vars,
+      denoDir,
+      denoVersion: "2.9.6",
+      host: arch,
+    });
+    assert.deepEqual(
+      await resolveDenort(arch, env({ [`DENORT_BIN_${arch.toUpperCase()}`]: elf })),
+      {
+        kind: "env",
+        variable: `DENORT_BIN_${arch.toUpperCase()}`,
+        path: elf,
+      },
+    );
+    assert.deepEqual(await resolveDenort(arch, env({ DENORT_BIN: elf })), {
+      kind: "env",
+      variable: "DENORT_BIN",
+      path: elf,
+    });
+    // DENORT_BIN is one file for one CPU: not used for the other target.
+    assert.equal(await resolveDenort(other, env({ DENORT_BIN: elf })), undefined);
+    const zip = `${denoDir}/dl/release/v2.9.6/denort-${
+      other === "arm64" ? "aarch64" : "x86_64"
+    }-unknown-linux-gnu.zip`;
+    await Deno.mkdir(`${denoDir}/dl/release/v2.9.6`, { recursive: true });
+    await Deno.writeTextFile(zip, "zip");
+    assert.deepEqual(await resolveDenort(other, env({})), { kind: "cache", path: zip });
+  });
+});
+
+Deno.test("resolveDenort() rejects a missing file, a non-ELF file, another CPU and the deno CLI", async () => {
+  await withTempDir(async (dir) => {
+    const arch = hostArch()!;
+    const other = arch === "amd64" ? "arm64" : "amd64";
+    const text = `${dir}/denort`;
+    await Deno.writeTextFile(text, "not a binary");
+    const opts = (variable: string, path: string) => ({
+      env: { [variable]: path },
+      denoDir: dir,
+      host: arch,
+    });
+    const rejects = (p: Promise<unknown>, fragment: string) =>
+      assert.rejects(
+        p,
+        (err: unknown) => err instanceof ReleaseError && err.message.includes(fragment),
+      );
+    await rejects(
+      resolveDenort(arch, opts("DENORT_BIN", `${dir}/missing`)),
+      `Cannot read DENORT_BIN "${dir}/missing"`,
+    );
+    await rejects(
+      resolveDenort(arch, opts("DENORT_BIN", text)),
+      `DENORT_BIN "${text}" is not a Linux ${arch} executable`,
+    );
+    const otherVar = `DENORT_BIN_${other.toUpperCase()}`;
+    await rejects(
+      resolveDenort(other, opts(otherVar, "/bin/true")),
+      `${otherVar} "/bin/true" is not a Linux ${other} executable`,
+    );
+    await rejects(
+      resolveDenort(arch, opts("DENORT_BIN", DENO_CLI)),
+      `DENORT_BIN "${DENO_CLI}" is the deno CLI, not denort`,
+    );
+  });
+});
+
+Deno.test("denortMissingMessage() says which runtime is missing and the three ways to provide it", () => {
+  const msg = denortMissingMessage("arm64", "/root/.cache/deno", "cannot reach it");
+  assert.equal(
+    msg,
+    `denort for aarch64-unknown-linux-gnu is not available: set DENORT_BIN_ARM64=/path/to/denort ` +
+      `(from denort-aarch64-unknown-linux-gnu.zip of Deno ${Deno.version.deno}), put that zip at ` +
+      `/root/.cache/deno/dl/release/v${Deno.version.deno}/denort-aarch64-unknown-linux-gnu.zip, ` +
+      `or run with network access (cannot reach it)`,
+  );
+});
+
+Deno.test("deno task release stops before compiling when no denort is available, naming what to set", async () => {
+  await withTempDir(async (dir) => {
+    // An empty DENO_DIR (no cached runtime), no DENORT_BIN*, and a proxy that refuses connections
+    // so the download preflight fails at once whether or not this machine has network access.
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = listener.addr.port;
+    listener.close();
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(Deno.env.toObject())) {
+      if (!k.startsWith("DENORT_BIN")) env[k] = v;
+    }
+    const denoDir = `${dir}/deno-dir`;
+    await Deno.mkdir(denoDir);
+    Object.assign(env, {
+      DENO_DIR: denoDir,
+      HTTPS_PROXY: `http://127.0.0.1:${port}`,
+      NO_COLOR: "1",
+    });
+    const out = await new Deno.Command(DENO_CLI, {
+      args: [
+        "run",
+        "--allow-all",
+        `${REPO_ROOT}/scripts/release.ts`,
+        "--target",
+        "arm64",
+        "--out",
+        `${dir}/dist`,
+      ],
+      cwd: REPO_ROOT,
+      env,
+      clearEnv: true,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(120_000),
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 1, stderr);
+    const message = stderr.trim().split("\n").pop()!;
+    assert.equal(
+      message,
+      denortMissingMessage(
+        "arm64",
+        denoDir,
+        "cannot reach https://dl.deno.land/release/v" + Deno.version.deno +
+          "/denort-aarch64-unknown-linux-gnu.zip: fetch failed",
+      ).replace(/^/, "release: "),
+    );
+    // Nothing was compiled or written.
+    await assert.rejects(Deno.stat(`${dir}/dist`), Deno.errors.NotFound);
+  });
+});
+
+Deno.test("smokeTest() accepts a binary that behaves like teleport-email", async () => {
+  await withTempDir(async (dir) => {
+    const binary = await fakeBinary(
+      dir,
+      `case "$1" in
+  version) echo "teleport-email v1.2.3 git:v1.2.3-4-gabc deno2.9.6" ;;
+  configure) printf '[teleport]\\naddr = "0.0.0.0:3025"\\n' ;;
+  start) echo "ERROR: bad" >&2; exit 1 ;;
+esac`,
+    );
+    assert.deepEqual(await smokeTest(binary, { version: "1.2.3", gitRef: "v1.2.3-4-gabc" }), {
+      ran: true,
+    });
+  });
+});
+
+Deno.test("smokeTest() refuses a wrong version line, a configure without TOML, and start exiting 0", async () => {
+  await withTempDir(async (dir) => {
+    const good = {
+      version: `echo "teleport-email v1.2.3 deno2.9.6"`,
+      configure: `printf '[teleport]\\naddr = "x"\\n'`,
+      start: "exit 1",
+    };
+    const cases: Array<[Partial<typeof good>, string]> = [
+      [{ version: `echo "teleport-email v9.9.9 deno2.9.6"` }, `"version" exited 0 and printed`],
+      [{ version: `echo "Deno 2.9.6"` }, `"version" exited 0 and printed`],
+      [
+        { configure: "echo 'not = = toml'" },
+        `"configure" exited 0 without printing a TOML configuration`,
+      ],
+      [
+        { configure: "echo '[smtp]'" },
+        `"configure" exited 0 without printing a TOML configuration`,
+      ],
+      [{ start: "exit 0" }, `"start -c <bad TOML>" exited 0, expected 1`],
+    ];
+    for (const [override, fragment] of cases) {
+      const s = { ...good, ...override };
+      const binary = await fakeBinary(
+        dir,
+        `case "$1" in version) ${s.version} ;; configure) ${s.configure} ;; start) ${s.start} ;; esac`,
+      );
+      await assert.rejects(
+        smokeTest(binary, { version: "1.2.3", gitRef: "" }),
+        (err: unknown) => err instanceof ReleaseError && err.message.includes(fragment),
+        fragment,
+      );
+    }
+  });
+});
+
+Deno.test("the CLI passes the release smoke test under exactly the compiled permissions (deno run)", async () => {
+  await withTempDir(async (dir) => {
+    // Same permission flags as the compiled binary: a missing permission on these start-up paths
+    // would make the released binary fail the same way.
+    const binary = await fakeBinary(
+      dir,
+      `exec "${DENO_CLI}" run --quiet --cached-only ${
+        COMPILE_PERMISSIONS.join(" ")
+      } "${REPO_ROOT}/main.ts" "$@"`,
+    );
+    assert.deepEqual(await smokeTest(binary, { version: DENO_JSON.version, gitRef: "" }), {
+      ran: true,
+    });
+  });
+});
+
+Deno.test("compileBinary() onto the deno CLI yields a binary that smokeTest() refuses; build_info.json stays clean", async () => {
+  await withTempDir(async (dir) => {
+    const before = await Deno.readTextFile(`${REPO_ROOT}/src/build_info.json`);
+    const output = `${dir}/teleport-email`;
+    // DENORT_BIN set to the full CLI (what a user might do by mistake) still compiles; the
+    // result runs `deno`, not teleport-email, and must never be packaged.
+    await compileBinary({
+      arch: hostArch()!,
+      version: "7.7.7",
+      gitRef: "test-ref",
+      output,
+      denort: { kind: "env", variable: "DENORT_BIN", path: DENO_CLI },
+    });
+    assert.equal(await Deno.readTextFile(`${REPO_ROOT}/src/build_info.json`), before);
+    assert.equal(await elfMachine(output), Deno.build.arch === "x86_64" ? 62 : 183);
+    await assert.rejects(
+      smokeTest(output, { version: "7.7.7", gitRef: "test-ref" }),
+      (err: unknown) =>
+        err instanceof ReleaseError &&
+        err.message.includes(`Smoke test of "${output}" failed: "version" exited`) &&
+        (err.hint ?? "").includes("DENORT_BIN"),
+    );
+  });
+});
+
+// The real compile needs denort for the host; it cannot be downloaded on an offline machine.
+const HOST = hostArch();
+const HOST_DENORT = HOST ? await resolveDenort(HOST).catch(() => undefined) : undefined;
+
+Deno.test({
+  name: HOST_DENORT
+    ? `release: compile for ${HOST}, smoke-test and pack (runtime: ${HOST_DENORT.kind})`
+    : `release: compile for ${
+      HOST ?? "host"
+    } (skipped: no denort runtime available offline; set DENORT_BIN)`,
+  ignore: HOST_DENORT === undefined,
+  async fn() {
+    await withTempDir(async (dir) => {
+      const before = await Deno.readTextFile(`${REPO_ROOT}/src/build_info.json`);
+      const out = await new Deno.Command(DENO_CLI, {
+        args: [
+          "run",
+          "--allow-all",
+          `${REPO_ROOT}/scripts/release.ts`,
+          "--target",
+          HOST!,
+          "--version",
+          "3.4.5",
+          "--git-ref",
+          "test-ref",
+          "--out",
+          dir,
+        ],
+        cwd: REPO_ROOT,
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+        signal: AbortSignal.timeout(600_000),
+      }).output();
+      const dec = new TextDecoder();
+      assert.equal(out.code, 0, dec.decode(out.stderr));
+      assert.match(dec.decode(out.stdout), new RegExp(`smoke test ${HOST}: ok`));
+      assert.equal(await Deno.readTextFile(`${REPO_ROOT}/src/build_info.json`), before);
+      const sums = await run("sha256sum", ["-c", "SHA256SUMS"], { cwd: dir });
+      assert.equal(sums.code, 0, sums.stdout);
+      const x = `${dir}/x`;
+      await Deno.mkdir(x);
+      await run("tar", ["-xzf", `${dir}/${tarballName("3.4.5", HOST!)}`, "-C", x]);
+      const version = await run(`${x}/teleport-access-email/teleport-email`, ["version"]);
+      assert.match(version.stdout, /^teleport-email v3\.4\.5 git:test-ref deno\d+\.\d+\.\d+\n$/);
+    });
+  },
+});
+
+// ---------------------------------------------------------------------------------------------
+// Dockerfile lint (no container engine runs in CI; see README "Container image").
+
+interface DockerInstruction {
+  op: string;
+  args: string;
+}
+
+function parseDockerfile(text: string): DockerInstruction[] {
+  const out: DockerInstruction[] = [];
+  let current = "";
+  for (const line of text.split("\n")) {
+    if (current === "" && (line.trim() === "" || line.trim().startsWith("#"))) continue;
+    if (line.trim().startsWith("#")) continue;
+    if (line.endsWith("\\")) {
+      current += line.slice(0, -1) + " ";
+      continue;
+    }
+    current += line;
+    const m = /^\s*(\w+)\s+(.*)$/s.exec(current);
+    if (m) out.push({ op: m[1].toUpperCase(), args: m[2].trim() });
+    current = "";
+  }
+  return out;
+}
+
+Deno.test("Dockerfile: pinned bases, Deno from npm, non-root user, upstream entrypoint", async () => {
+  const instructions = parseDockerfile(await Deno.readTextFile(`${REPO_ROOT}/Dockerfile`));
+  const froms = instructions.filter((i) => i.op === "FROM").map((i) =>
+    i.args.replace(/^--platform=\S+\s+/, "")
+  );
+  assert.equal(froms.length, 2);
+  for (const from of froms) {
+    const image = from.split(/\s+/)[0];
+    assert.match(image, /^[\w./-]+:[\w.-]+$/, `base image "${image}" must have an explicit tag`);
+    assert.doesNotMatch(image, /:latest$/, `base image "${image}" must not be :latest`);
+  }
+  assert.match(
+    froms[1],
+    /^gcr\.io\/distroless\/cc-debian12:/,
+    "final stage: distroless glibc base",
+  );
+  const runs = instructions.filter((i) => i.op === "RUN").map((i) => i.args).join("\n");
+  assert.match(runs, new RegExp(`npm install -g deno@${Deno.version.deno.replaceAll(".", "\\.")}`));
+  assert.match(runs, /scripts\/release\.ts --target "\$TARGETARCH"/);
+  assert.match(runs, /ln -s teleport-email \/out\/usr\/local\/bin\/teleport-plugin/);
+  const finalStage = instructions.slice(instructions.findLastIndex((i) => i.op === "FROM"));
+  const user = finalStage.filter((i) => i.op === "USER").pop();
+  assert.ok(user, "final stage sets USER");
+  assert.match(user.args, /^[1-9]\d*(:[1-9]\d*)?$/, "USER is a non-root numeric uid[:gid]");
+  assert.deepEqual(JSON.parse(finalStage.find((i) => i.op === "ENTRYPOINT")!.args), [
+    "/usr/local/bin/teleport-plugin",
+  ]);
+  assert.deepEqual(JSON.parse(finalStage.find((i) => i.op === "CMD")!.args), ["start"]);
+  const ignore = await Deno.readTextFile(`${REPO_ROOT}/.dockerignore`);
+  for (const entry of [".git", "node_modules", "dist"]) {
+    assert.match(ignore, new RegExp(`^${entry}$`, "m"));
+  }
+});
