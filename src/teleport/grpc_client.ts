@@ -164,6 +164,8 @@ export class GrpcTeleportClient implements TeleportClient {
   readonly #callTimeoutMs: number;
   readonly #pageSize: number;
   readonly #log?: DebugLogger;
+  /** Calls in flight, cancelled by close(). */
+  readonly #active = new Set<{ cancel(): void }>();
   #closed = false;
 
   private constructor(
@@ -224,7 +226,7 @@ export class GrpcTeleportClient implements TeleportClient {
         );
       }
       const onAbort = () => call.cancel();
-      const call = this.#client.makeUnaryRequest(
+      const call: grpc.ClientUnaryCall = this.#client.makeUnaryRequest(
         path,
         serializer(input),
         deserializer(output),
@@ -232,11 +234,13 @@ export class GrpcTeleportClient implements TeleportClient {
         new grpc.Metadata(),
         { deadline: Date.now() + this.#callTimeoutMs },
         (err, value) => {
+          this.#active.delete(call);
           opts.signal?.removeEventListener("abort", onAbort);
           if (err) return reject(toTeleportError(err, method));
           resolve(value as MessageShape<O>);
         },
       );
+      this.#active.add(call);
       opts.signal?.addEventListener("abort", onAbort, { once: true });
     });
   }
@@ -266,12 +270,17 @@ export class GrpcTeleportClient implements TeleportClient {
     call.on("error", () => {});
     const onAbort = () => call.cancel();
     opts.signal?.addEventListener("abort", onAbort, { once: true });
+    this.#active.add(call);
     try {
       for await (const msg of call) yield msg as MessageShape<O>;
     } catch (err) {
       if (opts.signal?.aborted) return;
+      if (this.#closed) {
+        throw new TeleportError("canceled", `Teleport call "${method}" canceled: client closed`);
+      }
       throw toTeleportError(err, method);
     } finally {
+      this.#active.delete(call);
       opts.signal?.removeEventListener("abort", onAbort);
       call.cancel();
     }
@@ -444,6 +453,8 @@ export class GrpcTeleportClient implements TeleportClient {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    for (const call of [...this.#active]) call.cancel();
+    this.#active.clear();
     this.#client.close();
     this.#target.close();
   }

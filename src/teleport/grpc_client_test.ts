@@ -471,3 +471,17 @@ Deno.test("GrpcTeleportClient uses the dialer's current certificate for each new
     await server.close();
   }
 });
+
+Deno.test("GrpcTeleportClient.close() cancels an open watch stream and later calls fail", async () => {
+  await using env = await setup();
+  const it = env.client.watchEvents(["access_request"])[Symbol.asyncIterator]();
+  assert.equal((await it.next()).value?.type, "init");
+  const pending = it.next();
+  env.client.close();
+  await assert.rejects(pending, (e: unknown) => {
+    assert.ok(e instanceof TeleportError);
+    assert.equal(e.kind, "canceled");
+    return true;
+  });
+  await assert.rejects(env.client.ping(), /client is closed/);
+});
