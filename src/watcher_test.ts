@@ -307,3 +307,29 @@ Deno.test("runWatcher() two replicas against one Teleport send each email exactl
     await w2.stop();
   }
 });
+
+Deno.test("runWatcher() retries a request whose sends all failed retryably, without a new event", async () => {
+  const client = new FakeTeleportClient();
+  const mailer = new FakeMailer();
+  const handler = new RequestHandler({
+    client,
+    mailer,
+    clusterName: "c",
+    recipients: (req) => [ALL, ...req.suggestedReviewers],
+    sendAttempts: 1,
+  });
+  const engine = new Engine({ handler, retryBaseMs: 5, retryCapMs: 20 });
+  const r = { client, mailer, handler, engine };
+  for (const to of [ALL, R1]) mailer.failFor(to, { retryable: true, times: 2 });
+  const w = start(r);
+  try {
+    await w.ready;
+    client.putRequest(makeRequest({ id: "req-1", suggestedReviewers: [R1] }));
+    await waitFor(() => mailer.sent.length === 2, "emails after retries");
+    await waitFor(() => engine.pendingRetries === 0 && engine.inFlight === 0, "no more retries");
+    assert.equal(mailer.attempts, 6);
+    assert.deepEqual(mailer.sent.map((e) => e.to).sort(), [ALL, R1]);
+  } finally {
+    await w.stop();
+  }
+});

@@ -33,7 +33,7 @@
  * (at-least-once on crash). Everything else is exactly-once across retries and replicas.
  */
 import { getLogger, type Logger } from "@logtape/logtape";
-import { MailerError, TeleportEmailError } from "../errors.ts";
+import { MailerError, TeleportEmailError, TeleportError } from "../errors.ts";
 import type { Mailer } from "../mailers/mailer.ts";
 import type { TeleportClient } from "../teleport/client.ts";
 import type { AccessRequest, AccessReview, PluginDataMap } from "../teleport/types.ts";
@@ -194,10 +194,25 @@ function errorOf(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
 }
 
-async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+/**
+ * Runs `fn` on every item, at most `limit` at once. Never rejects: an error of one item goes to
+ * `onError` and the others go on (so no send is left running unobserved after the lease ends).
+ */
+async function pool<T>(
+  items: T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+  onError: (err: unknown) => void,
+): Promise<void> {
   let next = 0;
   const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]);
+    while (next < items.length) {
+      try {
+        await fn(items[next++]);
+      } catch (err) {
+        onError(err);
+      }
+    }
   });
   await Promise.all(workers);
 }
@@ -339,7 +354,10 @@ export class RequestHandler {
         return undefined;
       }
       const lock = rec.delivery.lock;
-      if (lock !== undefined && lock.owner !== owner && lock.until > this.now().getTime()) {
+      // Our own instance's older lease is stale: the caller serialises a request's events, so
+      // that invocation has ended (its release failed). Anyone else's live lease: busy.
+      const ours = lock?.owner.startsWith(`${this.instanceId}/`) ?? false;
+      if (lock !== undefined && !ours && lock.until > this.now().getTime()) {
         outcome = "busy";
         return undefined;
       }
@@ -373,16 +391,29 @@ export class RequestHandler {
     const recordTimeout = this.o.recordTimeoutMs ?? 5000;
     const record = (mutate: (r: Rec) => void): Promise<void> => {
       const run = chain.then(async () => {
-        const res = await casPluginDataMap(this.o.client, requestId, this.plugin, (cur) => {
-          const r = decodeRec(cur);
-          if (r.delivery.lock?.owner !== owner) {
-            throw new TeleportEmailError(
-              `Lost the lease on request "${requestId}" while sending; another instance took over`,
-            );
-          }
-          mutate(r);
-          return encodeRec(r, warn);
-        }, { signal: AbortSignal.timeout(recordTimeout), expectKeys: [DELIVERY_KEY] });
+        // A short Teleport outage must not lose the record of an email already sent: retry
+        // transient errors within the record budget.
+        const budget = AbortSignal.timeout(recordTimeout);
+        const res = await withRetry(
+          () =>
+            casPluginDataMap(this.o.client, requestId, this.plugin, (cur) => {
+              const r = decodeRec(cur);
+              if (r.delivery.lock?.owner !== owner) {
+                throw new TeleportEmailError(
+                  `Lost the lease on request "${requestId}" while sending; another instance took over`,
+                );
+              }
+              mutate(r);
+              return encodeRec(r, warn);
+            }, { signal: budget, expectKeys: [DELIVERY_KEY] }),
+          {
+            signal: budget,
+            isRetryable: (err) =>
+              err instanceof TeleportError && (err.retryable || err.kind === "compare_failed"),
+            baseMs: 50,
+            capMs: 1000,
+          },
+        );
         rec = decodeRec(res.new);
       });
       chain = run.catch(() => {});
@@ -427,7 +458,7 @@ export class RequestHandler {
             }
             fail(err);
           }
-        });
+        }, fail);
       }
 
       // 3. Replies: reviews, then the resolution, per thread.
@@ -488,8 +519,8 @@ export class RequestHandler {
           sent++;
           resolutionSent = true;
         }
-      });
-      if (decided !== undefined || resolutionSent) {
+      }, fail);
+      if (resolutionSent || (decided !== undefined && failures.length === 0)) {
         log.info("Marked request with resolution and sent emails", {
           resolution: rec.data.resolution.tag,
         });

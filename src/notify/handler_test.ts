@@ -7,6 +7,7 @@ import {
   makeReview,
 } from "../../tests/helpers/fakes.ts";
 import type { AccessRequest } from "../teleport/types.ts";
+import { TeleportError } from "../errors.ts";
 import { decodeDelivery, DELIVERY_KEY } from "./delivery_state.ts";
 import {
   type HandlerOptions,
@@ -520,4 +521,51 @@ Deno.test("handle() logs Go's messages with the request context", async () => {
   } finally {
     await reset();
   }
+});
+
+Deno.test("handle() a short Teleport outage while recording loses and duplicates nothing", async () => {
+  const t = setup();
+  const req = makeRequest({ id: "req-1", suggestedReviewers: [R1] });
+  t.client.putRequest(req, false);
+  const outage = () => new TeleportError("connection_problem", "auth unavailable");
+  let n = 0;
+  const update = t.client.updatePluginData.bind(t.client);
+  t.client.updatePluginData = (...args) => {
+    n++;
+    if (n >= 2 && n <= 4) return Promise.reject(outage());
+    return update(...args);
+  };
+  await t.handler.handle(put(req));
+  assert.equal(t.mailer.sent.length, 2);
+  assert.equal(stored(t.client, req.id).data.threads.length, 2);
+  await t.handler.handle(put(req));
+  assert.equal(t.mailer.sent.length, 2);
+});
+
+Deno.test("handle() a long Teleport outage fails the event; the retry resends only unrecorded emails", async () => {
+  const t = setup({ recordTimeoutMs: 30, sendConcurrency: 1 });
+  const req = makeRequest({ id: "req-1", suggestedReviewers: [R1] });
+  t.client.putRequest(req, false);
+  let n = 0;
+  let down = false;
+  const update = t.client.updatePluginData.bind(t.client);
+  t.client.updatePluginData = (...args) => {
+    n++;
+    if (n === 3) down = true; // acquire and the first record succeed
+    if (down) return Promise.reject(new TeleportError("connection_problem", "auth unavailable"));
+    return update(...args);
+  };
+  await assert.rejects(t.handler.handle(put(req)), /auth unavailable/);
+  assert.equal(t.mailer.sent.length, 2);
+  assert.equal(stored(t.client, req.id).data.threads.length, 1);
+  assert.ok(stored(t.client, req.id).delivery?.lock, "the release failed too");
+  down = false;
+  t.client.updatePluginData = update;
+  // Same instance, next attempt: its own stale lease does not block it.
+  await t.handler.handle(put(req));
+  // At-least-once when a record is lost: the unrecorded recipient gets the email again, once.
+  assert.equal(t.mailer.sent.length, 3);
+  assert.equal(stored(t.client, req.id).data.threads.length, 2);
+  await t.handler.handle(put(req));
+  assert.equal(t.mailer.sent.length, 3);
 });
