@@ -29,6 +29,14 @@ export interface CliIo {
   stderr(text: string): void;
 }
 
+/** Replaceable parts, for tests of the CLI's lifecycle handling. */
+export interface CliDeps {
+  /** Defaults to `runApp` from `src/app.ts`. */
+  runApp: typeof runApp;
+  /** Defaults to {@link SHUTDOWN_TIMEOUT_MS}. */
+  shutdownTimeoutMs?: number;
+}
+
 /** How long a graceful shutdown may take before the CLI gives up (the Go plugin's 15 s). */
 export const SHUTDOWN_TIMEOUT_MS = 15_000;
 
@@ -175,7 +183,11 @@ export function parseCliArgs(args: string[]): ParsedArgs {
  * Runs the command line `args` (without the program name) and resolves with the exit code.
  * Never throws and never exits the process (`main.ts` does).
  */
-export async function runCli(args: string[], io: CliIo = DEFAULT_IO): Promise<number> {
+export async function runCli(
+  args: string[],
+  io: CliIo = DEFAULT_IO,
+  deps: CliDeps = { runApp },
+): Promise<number> {
   let parsed: ParsedArgs;
   try {
     parsed = parseCliArgs(args);
@@ -206,7 +218,7 @@ export async function runCli(args: string[], io: CliIo = DEFAULT_IO): Promise<nu
         io.stdout(`${versionLine()}\n`);
         return 0;
       case "start":
-        return await start(parsed.config, parsed.debug, io);
+        return await start(parsed.config, parsed.debug, io, deps);
     }
   } catch (err) {
     io.stderr(`ERROR: ${oneLine(formatError(err))}\n`);
@@ -225,7 +237,12 @@ function literal(message: string): string {
 }
 
 /** `start`: load the configuration, set up logging, run the app until a signal. */
-async function start(configPath: string, debug: boolean, io: CliIo): Promise<number> {
+async function start(
+  configPath: string,
+  debug: boolean,
+  io: CliIo,
+  deps: CliDeps,
+): Promise<number> {
   const config: Config = await loadConfig(configPath);
   try {
     await setupLogging(config.log, { debug });
@@ -237,7 +254,7 @@ async function start(configPath: string, debug: boolean, io: CliIo): Promise<num
   try {
     for (const warning of config.warnings) log.warn(literal(warning));
     log.info("Starting Teleport Access Email Plugin", { version: VERSION, git_ref: GIT_REF });
-    const result = await runUntilSignal(config, debug);
+    const result = await runUntilSignal(config, debug, deps);
     if (result === "forced") {
       if (toStderrToo) io.stderr("ERROR: Graceful shutdown failed, attempting fast shutdown\n");
       return 1;
@@ -263,7 +280,11 @@ async function start(configPath: string, debug: boolean, io: CliIo): Promise<num
  * Runs the app with an AbortSignal aborted by SIGINT/SIGTERM. A second SIGINT, or a graceful
  * shutdown longer than {@link SHUTDOWN_TIMEOUT_MS}, gives up waiting ("forced").
  */
-async function runUntilSignal(config: Config, debug: boolean): Promise<"done" | "forced"> {
+async function runUntilSignal(
+  config: Config,
+  debug: boolean,
+  deps: CliDeps,
+): Promise<"done" | "forced"> {
   const log = getLogger();
   const ac = new AbortController();
   let forceResolve: (v: "forced") => void = () => {};
@@ -277,7 +298,7 @@ async function runUntilSignal(config: Config, debug: boolean): Promise<"done" | 
     if (!ac.signal.aborted) {
       log.info("Attempting graceful shutdown", { signal: name });
       ac.abort(new DOMException(`received ${name}`, "AbortError"));
-      timer = setTimeout(force, SHUTDOWN_TIMEOUT_MS);
+      timer = setTimeout(force, deps.shutdownTimeoutMs ?? SHUTDOWN_TIMEOUT_MS);
     } else if (name === "SIGINT") {
       force();
     }
@@ -296,7 +317,7 @@ async function runUntilSignal(config: Config, debug: boolean): Promise<"done" | 
     }
   }
   try {
-    const app = runApp(config, { signal: ac.signal, debug }).then(
+    const app = deps.runApp(config, { signal: ac.signal, debug }).then(
       () => "done" as const,
       (err) => {
         // An abort-caused rejection after a signal is a graceful shutdown.
