@@ -10,9 +10,10 @@
  * - `apiBase` is configurable (EU region, issue #61370).
  * - Follow-up headers carry exactly one pair of angle brackets (Go sends `<<id>>`).
  * - The health check never sends mail: `GET {apiBase}/domains/{domain}` (key and domain); when
- *   the key is refused there (a domain *sending* key may only send), it posts an empty message
- *   form, which Mailgun answers with 400 (missing parameters) once key and domain are accepted.
- *   Go instead sends a test-mode message (`o:testmode=yes`) to the `"*"` recipients.
+ *   that answers 401/403 (a domain *sending* key may only send) or 404, it posts an empty
+ *   test-mode message form to `{domain}/messages`, which Mailgun answers with 400 (missing
+ *   parameters) once key and domain are accepted, else 401/404. Go instead sends a test-mode
+ *   message (`o:testmode=yes`) to the `"*"` recipients, which Mailgun may bill.
  */
 
 import { ConfigError, MailerError } from "../errors.ts";
@@ -124,7 +125,8 @@ export class MailgunMailer implements Mailer {
 
   /**
    * Checks the key and domain without sending mail (see the module documentation).
-   * 401/403 → permanent with a hint about the key and the EU region; 404 → domain not found.
+   * 401/403 → permanent with a hint about the key and the EU region; 404 → domain not found;
+   * 429, 5xx and network failures → retryable.
    */
   async healthCheck(opts: { signal?: AbortSignal } = {}): Promise<void> {
     const where = `Cannot verify Mailgun domain "${this.#domain}" at "${this.#apiBase}"`;
@@ -133,10 +135,12 @@ export class MailgunMailer implements Mailer {
       await this.#request("GET", domainUrl, undefined, where, undefined, opts.signal);
       return;
     } catch (err) {
-      if (!(err instanceof MailerError) || (err.code !== 401 && err.code !== 403)) throw err;
+      const code = err instanceof MailerError ? err.code : undefined;
+      if (code !== 401 && code !== 403 && code !== 404) throw err;
     }
-    // Possibly a domain sending key: an empty message form is refused with 400 (missing
-    // parameters) only after the key and the domain were accepted. Nothing is sent.
+    // A domain sending key may not read the domain (401/403), and the domains route may move
+    // (404): ask the sending endpoint itself. An empty message form is refused with 400
+    // (missing parameters) only after the key and the domain were accepted; nothing is sent.
     const probe = new FormData();
     probe.append("o:testmode", "yes");
     const url = `${this.#apiBase}/${encodeURIComponent(this.#domain)}/messages`;

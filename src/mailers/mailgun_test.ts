@@ -238,7 +238,15 @@ Deno.test("MailgunMailer.healthCheck() fails permanently for a wrong key or an u
     const unknown = new MailgunMailer(config(fake, { domain: "nope.example.test" }), SENDER);
     const err404 = await rejectsMailer(unknown.healthCheck());
     assert.equal(err404.code, 404);
-    assert.match(err404.message, /domain not found/);
+    assert.equal(err404.retryable, false);
+    assert.match(
+      err404.message,
+      /POST .*\/nope\.example\.test\/messages returned HTTP 404 \(domain not found\)/,
+    );
+    assert.deepEqual(fake.requests.slice(-2).map((r) => [r.method, r.status]), [["GET", 404], [
+      "POST",
+      404,
+    ]]);
     assert.equal(fake.messages.length, 0);
   });
 });
