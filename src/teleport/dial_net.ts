@@ -1,0 +1,318 @@
+/**
+ * Network building blocks for the Teleport dialers: address parsing, the outer TCP dial (direct,
+ * or through an HTTP CONNECT proxy from `HTTPS_PROXY`/`NO_PROXY` like Go's `httpproxy`),
+ * TLS over an existing stream, a tiny HTTP/1.1 response-head reader, and abort/timeout helpers.
+ */
+import net from "node:net";
+import tls from "node:tls";
+import { Buffer } from "node:buffer";
+import type { Duplex } from "node:stream";
+
+/** Environment lookup used by the dialers (defaults to the process environment). */
+export type Env = Record<string, string | undefined>;
+
+/** The process environment, or `{}` without `--allow-env`. */
+export function processEnv(): Env {
+  try {
+    return Deno.env.toObject();
+  } catch {
+    return {};
+  }
+}
+
+/** A host and port. `host` has no brackets, even for IPv6. */
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/**
+ * Parses `host:port`, `[v6]:port`, `host` (port = `defaultPort`) or a URL-ish `https://host:port`.
+ * Throws `Error` on a bad port.
+ */
+export function parseHostPort(addr: string, defaultPort: number): HostPort {
+  let a = addr.trim().replace(/^[a-z][a-z0-9+.-]*:\/\//i, "").replace(/\/.*$/, "");
+  let port = defaultPort;
+  let host: string;
+  if (a.startsWith("[")) {
+    const end = a.indexOf("]");
+    host = a.slice(1, end);
+    a = a.slice(end + 1);
+    if (a.startsWith(":")) port = Number(a.slice(1));
+  } else {
+    const i = a.lastIndexOf(":");
+    if (i >= 0 && a.indexOf(":") === i) {
+      host = a.slice(0, i);
+      port = Number(a.slice(i + 1));
+    } else {
+      host = a;
+    }
+  }
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new Error(`invalid port in address "${addr}"`);
+  }
+  return { host: host || "localhost", port };
+}
+
+/** `host:port` with brackets for IPv6. */
+export function joinHostPort({ host, port }: HostPort): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+function isLoopback(host: string): boolean {
+  const h = host.toLowerCase();
+  return h === "localhost" || h.endsWith(".localhost") || h === "::1" || /^127\./.test(h);
+}
+
+function ipv4ToInt(ip: string): number | undefined {
+  const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(ip);
+  if (!m) return undefined;
+  const parts = m.slice(1).map(Number);
+  if (parts.some((p) => p > 255)) return undefined;
+  return ((parts[0] << 24) | (parts[1] << 16) | (parts[2] << 8) | parts[3]) >>> 0;
+}
+
+/** Whether `NO_PROXY` excludes `target` (Go `httpproxy` rules: `*`, domains, `.suffix`, IPs, CIDRs, ports). */
+export function noProxyMatches(noProxy: string, target: HostPort): boolean {
+  const host = target.host.toLowerCase();
+  for (let entry of noProxy.split(/[,\s]+/)) {
+    entry = entry.trim().toLowerCase();
+    if (!entry) continue;
+    if (entry === "*") return true;
+    if (entry.includes("/")) {
+      const [net4, bitsText] = entry.split("/");
+      const base = ipv4ToInt(net4), ip = ipv4ToInt(host), bits = Number(bitsText);
+      if (base !== undefined && ip !== undefined && bits >= 0 && bits <= 32) {
+        const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
+        if ((base & mask) === (ip & mask)) return true;
+      }
+      continue;
+    }
+    let entryPort: number | undefined;
+    let entryHost = entry;
+    const hp = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(entry);
+    if (hp) {
+      entryHost = hp[1].replace(/^\[|\]$/g, "");
+      entryPort = Number(hp[2]);
+    } else {
+      entryHost = entry.replace(/^\[|\]$/g, "");
+    }
+    if (entryPort !== undefined && entryPort !== target.port) continue;
+    if (entryHost.startsWith("*.")) entryHost = entryHost.slice(1);
+    if (entryHost.startsWith(".")) {
+      if (host.endsWith(entryHost)) return true;
+    } else if (host === entryHost || host.endsWith("." + entryHost)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * The HTTP CONNECT proxy for a TLS dial to `target`, from `HTTPS_PROXY`/`https_proxy` and
+ * `NO_PROXY`/`no_proxy`, or undefined. Like Go, loopback targets are never proxied.
+ */
+export function proxyForTarget(target: HostPort, env: Env): URL | undefined {
+  const raw = env.HTTPS_PROXY || env.https_proxy;
+  if (!raw || isLoopback(target.host)) return undefined;
+  const noProxy = env.NO_PROXY ?? env.no_proxy ?? "";
+  if (noProxyMatches(noProxy, target)) return undefined;
+  try {
+    return new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(raw) ? raw : `http://${raw}`);
+  } catch {
+    throw new Error(`invalid HTTPS_PROXY "${raw}"`);
+  }
+}
+
+/** Rejects with `signal.reason` when `signal` aborts, running `cleanup` first. */
+export function abortable<T>(
+  p: Promise<T>,
+  signal: AbortSignal | undefined,
+  cleanup: () => void,
+): Promise<T> {
+  if (!signal) return p;
+  if (signal.aborted) {
+    cleanup();
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      cleanup();
+      reject(signal.reason);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (e) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
+/** Opens a TCP connection. Rejects with the socket error (e.g. `ECONNREFUSED`). */
+export function tcpConnect(target: HostPort, signal?: AbortSignal): Promise<net.Socket> {
+  const sock = net.connect({ host: target.host, port: target.port });
+  const p = new Promise<net.Socket>((resolve, reject) => {
+    sock.once("connect", () => {
+      sock.off("error", reject);
+      sock.setNoDelay(true);
+      sock.setKeepAlive(true, 60_000);
+      resolve(sock);
+    });
+    sock.once("error", reject);
+  });
+  return abortable(p, signal, () => sock.destroy());
+}
+
+/**
+ * Reads an HTTP/1.1 response (or request) head from `stream`, up to `\r\n\r\n`. Returns the head
+ * text and any bytes read past it. The stream is left paused with no `data` listener.
+ */
+export function readHttpHead(
+  stream: Duplex,
+  signal?: AbortSignal,
+  maxBytes = 16 * 1024,
+): Promise<{ head: string; rest: Buffer }> {
+  let buf = Buffer.alloc(0);
+  let cleanup = () => {};
+  const p = new Promise<{ head: string; rest: Buffer }>((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      const end = buf.indexOf("\r\n\r\n");
+      if (end >= 0) {
+        cleanup();
+        stream.pause();
+        resolve({ head: buf.subarray(0, end).toString("latin1"), rest: buf.subarray(end + 4) });
+      } else if (buf.length > maxBytes) {
+        cleanup();
+        reject(new Error("HTTP response head is too large"));
+      }
+    };
+    const onEnd = () => {
+      cleanup();
+      reject(new Error("connection closed before an HTTP response"));
+    };
+    const onError = (err: Error) => {
+      cleanup();
+      reject(err);
+    };
+    cleanup = () => {
+      stream.off("data", onData);
+      stream.off("end", onEnd);
+      stream.off("close", onEnd);
+      stream.off("error", onError);
+    };
+    stream.on("data", onData);
+    stream.once("end", onEnd);
+    stream.once("close", onEnd);
+    stream.once("error", onError);
+    stream.resume();
+  });
+  return abortable(p, signal, () => {
+    cleanup();
+    stream.destroy();
+  });
+}
+
+/** Status code and lower-cased headers of an HTTP head. */
+export function parseHttpHead(head: string): {
+  status: number;
+  reason: string;
+  headers: Record<string, string>;
+} {
+  const [first, ...lines] = head.split("\r\n");
+  const m = /^HTTP\/1\.[01] (\d{3}) ?(.*)$/.exec(first);
+  if (!m) throw new Error(`not an HTTP response: "${first.slice(0, 40)}"`);
+  const headers: Record<string, string> = {};
+  for (const line of lines) {
+    const i = line.indexOf(":");
+    if (i > 0) {
+      const name = line.slice(0, i).trim().toLowerCase();
+      const value = line.slice(i + 1).trim();
+      headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
+    }
+  }
+  return { status: Number(m[1]), reason: m[2], headers };
+}
+
+/**
+ * The outer TCP dial: straight to `target`, or through the `HTTPS_PROXY` HTTP CONNECT proxy
+ * (with `Proxy-Authorization: Basic` when the proxy URL has credentials).
+ */
+export async function dialOuter(
+  target: HostPort,
+  opts: { env: Env; signal?: AbortSignal },
+): Promise<net.Socket> {
+  const proxy = proxyForTarget(target, opts.env);
+  if (!proxy) return await tcpConnect(target, opts.signal);
+  if (proxy.protocol !== "http:") {
+    throw new Error(`unsupported HTTPS_PROXY scheme "${proxy.protocol}" (only http:// proxies)`);
+  }
+  const proxyAddr = {
+    host: proxy.hostname.replace(/^\[|\]$/g, ""),
+    port: Number(proxy.port || 80),
+  };
+  let sock: net.Socket;
+  try {
+    sock = await tcpConnect(proxyAddr, opts.signal);
+  } catch (err) {
+    throw new Error(
+      `cannot reach HTTPS_PROXY ${joinHostPort(proxyAddr)}: ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
+  const authority = joinHostPort(target);
+  let req = `CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n`;
+  if (proxy.username || proxy.password) {
+    const cred = `${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`;
+    req += `Proxy-Authorization: Basic ${Buffer.from(cred).toString("base64")}\r\n`;
+  }
+  sock.write(req + "\r\n");
+  try {
+    const { head, rest } = await readHttpHead(sock, opts.signal);
+    const { status, reason } = parseHttpHead(head);
+    if (status < 200 || status > 299) {
+      throw new Error(
+        `HTTPS_PROXY ${joinHostPort(proxyAddr)} refused CONNECT ${authority}: ${status} ${reason}`,
+      );
+    }
+    if (rest.length > 0) sock.unshift(rest);
+    return sock;
+  } catch (err) {
+    sock.destroy();
+    throw err;
+  }
+}
+
+/** Starts TLS over `socket` and resolves once the handshake completed and the peer is verified. */
+export function tlsOver(
+  socket: Duplex,
+  options: tls.ConnectionOptions,
+  signal?: AbortSignal,
+): Promise<tls.TLSSocket> {
+  const s = tls.connect({ ...options, socket: socket as net.Socket, rejectUnauthorized: true });
+  const p = new Promise<tls.TLSSocket>((resolve, reject) => {
+    const onClose = () => reject(new Error("connection closed during the TLS handshake"));
+    s.once("secureConnect", () => {
+      s.off("error", reject);
+      s.off("close", onClose);
+      if (!s.authorized) {
+        s.destroy();
+        reject(s.authorizationError ?? new Error("server certificate not verified"));
+        return;
+      }
+      resolve(s);
+    });
+    s.once("error", reject);
+    s.once("close", onClose);
+  });
+  return abortable(p, signal, () => {
+    s.destroy();
+    socket.destroy();
+  });
+}
