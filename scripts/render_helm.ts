@@ -268,7 +268,8 @@ function parseFlow(text: string, start: number, no: number): [Yaml, number] {
       i = end + 1;
       return v;
     }
-    const m = /^[^,\]\}:]*/.exec(text.slice(i))!;
+    // A plain scalar ends at "," "]" "}" or at ": " (a ":" inside, as in host:port, is kept).
+    const m = /^(?:[^,\]\}:]|:(?![\s,\]\}]|$))*/.exec(text.slice(i))!;
     i += m[0].length;
     return plainScalar(m[0].trim());
   };
