@@ -12,13 +12,15 @@
  * - AUTH only when the server advertises it. Credentials over an unencrypted connection to a
  *   non-loopback host: Go always refuses (issue #66685). Here they are allowed only with an
  *   explicit `starttls_policy = "disabled"` (a warning is logged once at start-up). With
- *   `opportunistic`, the health check refuses a server that offers AUTH but not STARTTLS.
- *   Limitation: later pooled sends cannot re-check this (nodemailer has no per-connection hook),
- *   so a server that stops offering STARTTLS after start-up would receive the password in clear.
- * - Unlike Go (one connection per message), connections are pooled.
+ *   `opportunistic`, a connection that did not upgrade is refused before AUTH (`ECLEARTEXT`,
+ *   permanent). The nodemailer pool has no per-connection hook for that check, so in this one
+ *   case (opportunistic + credentials + remote host) each message uses its own connection, as
+ *   in Go.
+ * - Otherwise, unlike Go (one connection per message), connections are pooled.
  */
 
-import nodemailer, { type Mail } from "nodemailer";
+import nodemailer, { type Mail, type SendMailOptions } from "nodemailer";
+import MailComposer from "nodemailer/lib/mail-composer";
 import SMTPConnection, {
   type Options as SmtpConnectionOptions,
 } from "nodemailer/lib/smtp-connection";
@@ -91,6 +93,11 @@ export class SmtpMailer implements Mailer {
   readonly #secrets: string[];
   readonly #log?: MailerLog;
   readonly #remote: boolean;
+  /**
+   * Opportunistic STARTTLS with credentials to a remote host: every connection must be checked
+   * before AUTH, which the nodemailer pool cannot do, so each message gets its own connection.
+   */
+  readonly #guardedAuth: boolean;
   /** True when the password may travel unencrypted to a non-loopback host. */
   readonly clearTextAuth: boolean;
 
@@ -143,6 +150,8 @@ export class SmtpMailer implements Mailer {
       this.#log?.debug("SMTP pool connection error", { error: this.#redact(err.message) });
     });
     this.#secrets = secretForms(cfg.username, cfg.password);
+    this.#guardedAuth = !this.#implicitTls && policy === "opportunistic" && !!cfg.username &&
+      this.#remote;
     this.clearTextAuth = !this.#implicitTls && policy === "disabled" && !!cfg.username &&
       this.#remote;
     if (this.clearTextAuth) {
@@ -178,6 +187,14 @@ export class SmtpMailer implements Mailer {
       envelope: { from: this.#envelopeFrom, to: [email.to] },
       ...(thread ? { inReplyTo: thread, references: thread } : {}),
     };
+    if (this.#guardedAuth) {
+      try {
+        await this.#sendDirect(mail, opts.signal);
+        return { messageId: bare(messageId) };
+      } catch (err) {
+        throw this.#classify(err, "send", email.to);
+      }
+    }
     for (let attempt = 1;; attempt++) {
       try {
         const info = await abortable(this.#transporter.sendMail(mail), opts.signal);
@@ -200,46 +217,76 @@ export class SmtpMailer implements Mailer {
    * Throws a MailerError whose message names the server and the cause.
    */
   async healthCheck(opts: { signal?: AbortSignal } = {}): Promise<void> {
+    try {
+      await this.#withConnection(opts.signal, () => Promise.resolve());
+    } catch (err) {
+      throw this.#classify(err, "connect");
+    }
+  }
+
+  /**
+   * One message over its own connection (like Go), used when the pool cannot enforce the
+   * clear-text password rule: the connection is checked before AUTH.
+   */
+  async #sendDirect(mail: SendMailOptions, signal?: AbortSignal): Promise<void> {
+    const raw = await new MailComposer(mail).compile().build();
+    await this.#withConnection(signal, (conn, step) =>
+      step((resolve, reject) => {
+        conn.send(
+          { from: this.#envelopeFrom, to: [String(mail.to)] },
+          raw,
+          (err: Error | null) => err ? reject(err) : resolve(),
+        );
+      }));
+  }
+
+  /**
+   * Opens a connection (connect, STARTTLS per policy, AUTH when offered), runs `use`, quits.
+   * Refuses (ECLEARTEXT) to authenticate in clear text to a remote host unless the policy is
+   * `disabled`. Errors are nodemailer errors or MailerError; the caller classifies them.
+   */
+  async #withConnection(
+    signal: AbortSignal | undefined,
+    use: (conn: SMTPConnection, step: (run: StepRun) => Promise<void>) => Promise<void>,
+  ): Promise<void> {
     const conn = new SMTPConnection(this.#connectionOptions);
     const onAbort = () => conn.close();
-    opts.signal?.addEventListener("abort", onAbort, { once: true });
+    signal?.addEventListener("abort", onAbort, { once: true });
     let failed: ((err: unknown) => void) | undefined;
     conn.on("error", (err: Error) => failed?.(err));
+    const run = (body: StepRun) =>
+      abortable(
+        new Promise<void>((resolve, reject) => {
+          failed = reject;
+          body(resolve, reject);
+        }),
+        signal,
+      );
     try {
-      await step(opts.signal, (resolve, reject) => {
-        failed = reject;
-        conn.connect(() => resolve());
-      });
-      if (
-        this.#cfg.starttlsPolicy === "opportunistic" && !conn.secure && this.#cfg.username &&
-        conn.allowsAuth && this.#remote
-      ) {
-        throw new MailerError(
-          `Cannot connect to SMTP server "${this.#where}": the server does not offer STARTTLS; refusing to send the SMTP password in clear text`,
-          {
-            code: "ECLEARTEXT",
-            retryable: false,
-            hint:
-              'enable STARTTLS on the server, or set smtp.starttls_policy = "disabled" to send the password unencrypted',
-          },
+      await run((resolve) => conn.connect(() => resolve()));
+      if (this.#guardedAuth && !conn.secure && conn.allowsAuth) {
+        throw Object.assign(
+          new Error(
+            "the server does not offer STARTTLS; refusing to send the SMTP password in clear text",
+          ),
+          { code: "ECLEARTEXT" },
         );
       }
       if (this.#cfg.username && conn.allowsAuth) {
-        await step(opts.signal, (resolve, reject) => {
-          failed = reject;
+        await run((resolve, reject) =>
           conn.login(
             { user: this.#cfg.username, pass: this.#cfg.password },
             (err: Error | null) => err ? reject(err) : resolve(),
-          );
-        });
+          )
+        );
       }
+      await use(conn, run);
       conn.quit();
     } catch (err) {
       conn.close();
-      if (err instanceof MailerError) throw err;
-      throw this.#classify(err, "connect");
+      throw err;
     } finally {
-      opts.signal?.removeEventListener("abort", onAbort);
+      signal?.removeEventListener("abort", onAbort);
     }
   }
 
@@ -268,6 +315,10 @@ export class SmtpMailer implements Mailer {
     let hint: string | undefined;
     if (e.code === "EABORT") {
       retryable = true;
+    } else if (e.code === "ECLEARTEXT") {
+      retryable = false;
+      hint =
+        'enable STARTTLS on the server, or set smtp.starttls_policy = "disabled" to send the password unencrypted';
     } else if (e.code === "ETLS" && (responseCode === undefined || responseCode >= 500)) {
       retryable = false;
       detail =
@@ -365,10 +416,4 @@ function abortable<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
   });
 }
 
-/** One callback-style step of the health check, rejected by an abort. */
-function step(
-  signal: AbortSignal | undefined,
-  run: (resolve: () => void, reject: (err: unknown) => void) => void,
-): Promise<void> {
-  return abortable(new Promise<void>((resolve, reject) => run(resolve, reject)), signal);
-}
+type StepRun = (resolve: () => void, reject: (err: unknown) => void) => void;

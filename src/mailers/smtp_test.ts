@@ -424,7 +424,12 @@ Deno.test("SmtpMailer refuses a clear-text password to a remote host unless STAR
         /does not offer STARTTLS; refusing to send the SMTP password in clear text/,
       );
       assert.match(err.hint ?? "", /starttls_policy = "disabled"/);
+      const sendErr = await rejectsMailer(mailer.send(email));
+      assert.equal(sendErr.code, "ECLEARTEXT");
+      assert.equal(sendErr.retryable, false);
+      assert.equal(sendErr.recipient, "bob@example.com");
       assert.equal(s.authAttempts.length, 0);
+      assert.equal(s.messages.length, 0);
     },
   );
   assert.deepEqual(warnings, []);
@@ -475,4 +480,30 @@ Deno.test("SmtpMailer reconnects after the server dropped its pooled connections
     assert.equal(msgs[1].envelope.to[0], "carol@example.com");
     assert.ok(sink.connections > before, "a new connection was opened");
   });
+});
+
+Deno.test("SmtpMailer sends opportunistically with a password to a remote host over STARTTLS only", async () => {
+  // assumeRemote: tests may only use loopback addresses. Each message gets its own connection.
+  await withMailer(
+    {
+      sink: { tls: SINK_TLS, auth: withAuth },
+      cfg: { ...authCfg, starttlsPolicy: "opportunistic" },
+      opts: { assumeRemote: true },
+    },
+    async (mailer, sink) => {
+      await mailer.healthCheck();
+      const first = await mailer.send(email);
+      await mailer.send({ ...email, to: "carol@example.com", inReplyTo: first.messageId });
+      const [a, b] = await sink.waitFor(2);
+      for (const msg of [a, b]) {
+        assert.equal(msg.secure, true);
+        assert.equal(msg.user, USER);
+        assert.match(header(msg, "Content-Type") ?? "", /^multipart\/alternative;/);
+      }
+      assert.equal(header(a, "Message-ID"), `<${first.messageId}>`);
+      assert.equal(header(b, "In-Reply-To"), `<${first.messageId}>`);
+      assert.deepEqual(b.envelope, { from: "noreply@example.com", to: ["carol@example.com"] });
+      assert.equal(sink.connections, 3);
+    },
+  );
 });
