@@ -97,7 +97,7 @@ export async function setupLogging(
         },
       );
     }
-    write = writerFor(openFile);
+    write = fileWriter(cfg.output);
   }
   const format = cfg.format === "json" ? formatJsonLine : formatTextLine;
   const severity: LogSeverity = opts.debug ? "debug" : cfg.severity;
@@ -140,6 +140,32 @@ export async function resetLogging(): Promise<void> {
  */
 export function getLogger(category: string[] = []): Logger {
   return logtapeGetLogger([ROOT_CATEGORY, ...category]);
+}
+
+/**
+ * Appends to the log file at `path`, reopening it when it was moved or deleted (logrotate), like
+ * the Go plugin's logger. One `stat` per line: cheap at this program's log volume.
+ */
+function fileWriter(path: string): (line: string) => void {
+  let ino = openFile?.statSync().ino;
+  return (line) => {
+    let current: number | null | undefined;
+    try {
+      current = Deno.statSync(path).ino;
+    } catch {
+      current = undefined; // Deleted or moved away: create it again.
+    }
+    if (openFile === undefined || current === undefined || current !== ino) {
+      try {
+        openFile?.close();
+      } catch {
+        // Already closed.
+      }
+      openFile = Deno.openSync(path, { append: true, create: true, mode: 0o644 });
+      ino = openFile.statSync().ino;
+    }
+    writerFor(openFile)(line);
+  };
 }
 
 function writerFor(w: { writeSync(p: Uint8Array): number }): (line: string) => void {

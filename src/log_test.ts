@@ -127,6 +127,26 @@ Deno.test("setupLogging() appends to a file, creating it if missing", async () =
   }
 });
 
+Deno.test("setupLogging() reopens the log file after it was rotated away", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = join(dir, "email.log");
+    await setupLogging({ output: path, severity: "info", format: "text" });
+    getLogger().info("before rotation");
+    await Deno.rename(path, `${path}.1`);
+    getLogger().info("after rotation");
+    await Deno.remove(path);
+    getLogger().info("after deletion");
+    await resetLogging();
+    const old = await Deno.readTextFile(`${path}.1`);
+    const current = await Deno.readTextFile(path);
+    assert.match(old, / INFO {2}before rotation\n$/);
+    assert.match(current, /^\S+ INFO {2}after deletion\n$/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("setupLogging() reports a log file that cannot be opened", async () => {
   const dir = await Deno.makeTempDir();
   try {
