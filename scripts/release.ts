@@ -738,7 +738,14 @@ function escapeRegExp(text: string): string {
 }
 
 function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+  if (!(err instanceof Error)) return String(err);
+  // fetch() says only "fetch failed"; the cause has the reason (DNS, connection refused, TLS).
+  if (err.cause instanceof Error) {
+    return `${err.message}: ${
+      err.cause.message.replace(/^error sending request for url \([^)]*\): /, "")
+    }`;
+  }
+  return err.message;
 }
 
 async function isFile(path: string): Promise<boolean> {
