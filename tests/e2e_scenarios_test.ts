@@ -1,251 +1,338 @@
 /**
- * End-to-end: the real CLI (`deno run main.ts start -c <config>`) as a child process against the
- * test Teleport Auth server and a real SMTP server (or the fake Mailgun API), porting the Go
- * plugin's integration suite (reference §5.5) plus restarts and replicas.
- *
- * Scenarios share one environment per test to keep the number of plugin start-ups low.
+ * The Go plugin's integration scenarios (reference §5.5), run against the real CLI as a child
+ * process, the test Teleport server over mutual-TLS gRPC, and each mailer: a real SMTP server
+ * (STARTTLS + AUTH) and the fake Mailgun API. One plugin process per test; the scenarios of a
+ * suite run concurrently against it, each on its own request (emails are told apart by the
+ * request ID in the subject).
  */
 import assert from "node:assert/strict";
-import { type DeliveredEmail, E2eEnv } from "./helpers/e2e_env.ts";
-import { decodePluginData } from "../src/notify/plugin_data.ts";
+import { checkThreading, type DeliveredEmail, E2eEnv, storedThreads } from "./helpers/e2e_env.ts";
 
-const ALL = "all@example.com";
-const R1 = "reviewer1@example.com";
-const R2 = "reviewer2@example.com";
-const OSS = "requester-oss@example.com";
+const MAILERS = ["smtp", "mailgun"] as const;
+const SUGGESTED = ["reviewer1@example.com", "reviewer2@example.com"];
 
-function emailsFor(env: E2eEnv, id: string): DeliveredEmail[] {
-  return env.emails.filter((e) => e.subject.endsWith(` ${id}`));
+function sortedTo(emails: DeliveredEmail[]): string[] {
+  return emails.map((e) => e.to).sort();
 }
 
-async function waitForRequestEmails(
-  env: E2eEnv,
-  id: string,
-  n: number,
-  timeoutMs = 20_000,
-): Promise<DeliveredEmail[]> {
-  const deadline = Date.now() + timeoutMs;
-  while (emailsFor(env, id).length < n) {
-    if (Date.now() > deadline) {
-      throw new Error(
-        `timed out waiting for ${n} emails of ${id}; got:\n` +
-          emailsFor(env, id).map((e) => `  to=${e.to} ${e.text.split("\n")[0]}`).join("\n"),
-      );
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return emailsFor(env, id);
-}
-
-/** Waits a little and checks that request `id` got exactly `n` emails (no late duplicates). */
-async function assertExactly(env: E2eEnv, id: string, n: number): Promise<void> {
-  await new Promise((r) => setTimeout(r, 300));
-  assert.equal(emailsFor(env, id).length, n, `emails of ${id}`);
-}
-
-function bare(id: string | undefined): string {
-  return (id ?? "").replace(/^<|>$/g, "");
-}
-
-Deno.test({
-  name: "e2e: new threads, approval, denial, expiry, reviews and resolution by review over SMTP",
-  async fn() {
-    await using env = await E2eEnv.start({ mailer: "smtp" });
-    const plugin = await env.startPlugin();
-
-    // TestNewThreads.
-    const r0 = env.teleport.createAccessRequest({
-      user: OSS,
-      roles: ["editor"],
-      reason: "because of",
-      suggestedReviewers: [R1, R2],
-    });
-    const first = await waitForRequestEmails(env, r0.id, 3);
-    assert.deepEqual(first.map((e) => e.to).sort(), [ALL, R1, R2]);
-    for (const e of first) {
-      assert.ok(e.from.includes("noreply@example.com"));
-      assert.ok(e.text.includes(`User: ${OSS}`));
-      assert.ok(e.text.includes("Reason: because of"));
-      assert.ok(e.text.includes("Status: ⏳ PENDING"));
-    }
-    const data = decodePluginData(env.teleport.getPluginData(r0.id, "email"));
-    assert.equal(data.threads.length, 3);
-    assert.deepEqual(
-      data.threads.map((t) => t.messageId).sort(),
-      first.map((e) => bare(e.messageId)).sort(),
+function assertAll(emails: DeliveredEmail[], fragment: string): void {
+  for (const e of emails) {
+    assert.ok(
+      e.text.includes(fragment),
+      `email to ${e.to} lacks ${JSON.stringify(fragment)}:\n${e.text}`,
     );
+  }
+}
 
-    // TestApproval, TestDenial, TestExpiration.
-    const cases = [
-      ["approve", "Status: ✅ APPROVED (okay)"],
-      ["deny", "Status: ❌ DENIED (not okay)"],
-      ["delete", "Status: ⌛ EXPIRED"],
-    ] as const;
-    for (const [action, status] of cases) {
-      const r = env.teleport.createAccessRequest({
-        user: OSS,
-        roles: ["editor"],
-        reason: "because of",
-        suggestedReviewers: [R1],
-      });
-      const threads = await waitForRequestEmails(env, r.id, 2);
-      if (action === "approve") env.teleport.setState(r.id, "APPROVED", "okay");
-      if (action === "deny") env.teleport.setState(r.id, "DENIED", "not okay");
-      if (action === "delete") env.teleport.deleteAccessRequest(r.id);
-      const all = await waitForRequestEmails(env, r.id, 4);
-      const replies = all.slice(2);
-      assert.deepEqual(replies.map((e) => e.to).sort(), [ALL, R1]);
-      for (const e of replies) {
-        assert.ok(e.text.includes(status), e.text);
-        const thread = threads.find((t) => t.to === e.to)!;
-        assert.equal(bare(e.inReplyTo), bare(thread.messageId), "In-Reply-To");
-        assert.equal(bare(e.references), bare(thread.messageId), "References");
-      }
-      if (action !== "delete") {
-        env.teleport.deleteAccessRequest(r.id); // deleting a resolved request sends nothing
-      }
-      await assertExactly(env, r.id, 4);
-    }
+/** Creates an OSS-style request (reason `because of`) and waits for its thread emails. */
+async function newRequest(
+  env: E2eEnv,
+  user: string,
+  suggestedReviewers: string[],
+  thresholds?: { approve: number; deny: number },
+) {
+  const req = env.teleport.createAccessRequest({
+    user,
+    roles: ["editor"],
+    reason: "because of",
+    suggestedReviewers,
+    thresholds,
+  });
+  const threads = await env.waitForEmailsFor(req.id, suggestedReviewers.length + 1);
+  await env.waitForPluginData(req.id, (d) => storedThreads(d).length === threads.length);
+  return { id: req.id, threads };
+}
 
-    // TestReviewReplies, TestApprovalByReview, TestDenialByReview (thresholds 2/2).
-    for (const verdict of ["APPROVED", "DENIED"] as const) {
-      const r = env.teleport.createAccessRequest({
-        user: "requester1@example.com",
-        roles: ["editor"],
-        reason: "because of",
-        suggestedReviewers: [R1],
-        thresholds: { approve: 2, deny: 2 },
-      });
-      await waitForRequestEmails(env, r.id, 2);
-      const [firstReason, lastReason] = verdict === "APPROVED"
-        ? ["okay", "finally okay"]
-        : ["not okay", "finally not okay"];
-      env.teleport.submitReview(r.id, { author: R1, proposedState: verdict, reason: firstReason });
-      const afterFirst = (await waitForRequestEmails(env, r.id, 4)).slice(2);
-      for (const e of afterFirst) {
-        assert.ok(e.text.includes(`${R1} reviewed the request`), e.text);
-        assert.ok(e.text.includes(`Reason: ${firstReason}`));
-      }
-      env.teleport.submitReview(r.id, { author: R2, proposedState: verdict, reason: lastReason });
-      await waitForRequestEmails(env, r.id, 8);
-      for (const to of [ALL, R1]) {
-        const texts = emailsFor(env, r.id).filter((e) => e.to === to).map((e) => e.text);
-        assert.equal(texts.length, 4);
-        assert.ok(texts[2].includes(`${R2} reviewed the request`), texts[2]);
-        const emoji = verdict === "APPROVED" ? "✅" : "❌";
-        assert.ok(texts[3].includes(`Status: ${emoji} ${verdict} (${lastReason})`), texts[3]);
-      }
-      await assertExactly(env, r.id, 8);
-    }
+/** Waits for `n` more emails about `id` beyond the `seen` first ones; returns just the new ones. */
+async function next(env: E2eEnv, id: string, seen: number, n: number) {
+  const all = await env.waitForEmailsFor(id, seen + n);
+  return all.slice(seen, seen + n);
+}
 
-    assert.equal(await plugin.stop(), 0);
-    assert.ok(plugin.logs.some((l) => l.msg === "Successfully shut down"));
-  },
-});
+// ---------------------------------------------------------------------------------------------
+// OSS suite
 
-Deno.test({
-  name: "e2e: race of concurrent requests with reviews: 12 emails each, unique Message-IDs",
-  async fn() {
-    await using env = await E2eEnv.start({ mailer: "smtp", severity: "info" });
-    await env.startPlugin();
-    const n = 4;
-    const reqs = await Promise.all(
-      Array.from({ length: n }, () =>
-        Promise.resolve(env.teleport.createAccessRequest({
+async function testNewThreads(env: E2eEnv): Promise<string> {
+  const req = env.teleport.createAccessRequest({
+    user: "requester-oss@example.com",
+    roles: ["editor"],
+    reason: "because of",
+    suggestedReviewers: SUGGESTED,
+  });
+  const data = await env.waitForPluginData(req.id, (d) => storedThreads(d).length > 0);
+  const mails = await env.waitForEmailsFor(req.id, 3);
+  const final = await env.waitForPluginData(req.id, (d) => storedThreads(d).length >= 3);
+  assert.ok(data);
+  assert.equal(storedThreads(final).length, 3, "exactly 3 email_threads");
+  assert.deepEqual(
+    storedThreads(final).map((t) => t.email).sort(),
+    ["all@example.com", ...SUGGESTED],
+  );
+  assert.equal(mails.length, 3);
+  for (const m of mails) assert.match(m.from, /noreply@example\.com/);
+  assert.deepEqual(sortedTo(mails), ["all@example.com", ...SUGGESTED]);
+  for (const m of mails) assert.ok(m.subject.includes(req.id), m.subject);
+  assertAll(mails, "You have a new Role Request");
+  assertAll(mails, "User: requester-oss@example.com");
+  assertAll(mails, "Reason: because of");
+  assertAll(mails, "Status: ⏳ PENDING");
+  return req.id;
+}
+
+async function testResolution(
+  env: E2eEnv,
+  resolve: (id: string) => void,
+  status: string,
+): Promise<string> {
+  const { id } = await newRequest(env, "requester-oss@example.com", ["reviewer1@example.com"]);
+  resolve(id);
+  const mails = await next(env, id, 2, 2);
+  assert.deepEqual(sortedTo(mails), ["all@example.com", "reviewer1@example.com"]);
+  assertAll(mails, "Role Request has been resolved");
+  assertAll(mails, status);
+  return id;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Enterprise suite
+
+async function testReviewReplies(env: E2eEnv): Promise<string> {
+  const { id } = await newRequest(env, "requester1@example.com", ["reviewer1@example.com"], {
+    approve: 2,
+    deny: 2,
+  });
+  env.teleport.submitReview(id, {
+    author: "reviewer1@example.com",
+    proposedState: "APPROVED",
+    reason: "okay",
+  });
+  const r1 = await next(env, id, 2, 2);
+  assert.deepEqual(sortedTo(r1), ["all@example.com", "reviewer1@example.com"]);
+  assertAll(r1, "reviewer1@example.com reviewed the request");
+  assertAll(r1, "Resolution: ✅ APPROVED");
+  assertAll(r1, "Reason: okay");
+  env.teleport.submitReview(id, {
+    author: "reviewer2@example.com",
+    proposedState: "DENIED",
+    reason: "not okay",
+  });
+  const r2 = await next(env, id, 4, 2);
+  assertAll(r2, "reviewer2@example.com reviewed the request");
+  assertAll(r2, "Resolution: ❌ DENIED");
+  assertAll(r2, "Reason: not okay");
+  return id;
+}
+
+async function testResolutionByReview(
+  env: E2eEnv,
+  proposedState: "APPROVED" | "DENIED",
+  reasons: [string, string],
+  status: string,
+): Promise<string> {
+  const { id } = await newRequest(env, "requester2@example.com", ["reviewer1@example.com"], {
+    approve: 2,
+    deny: 2,
+  });
+  env.teleport.submitReview(id, {
+    author: "reviewer1@example.com",
+    proposedState,
+    reason: reasons[0],
+  });
+  const r1 = await next(env, id, 2, 2);
+  assertAll(r1, "reviewer1@example.com reviewed the request");
+  env.teleport.submitReview(id, {
+    author: "reviewer2@example.com",
+    proposedState,
+    reason: reasons[1],
+  });
+  assert.equal(env.teleport.getRequest(id)?.state, proposedState);
+  const rest = await next(env, id, 4, 4);
+  // Per thread the review comes before the resolution (threads may interleave).
+  for (const to of ["all@example.com", "reviewer1@example.com"]) {
+    const mine = rest.filter((e) => e.to === to);
+    assert.equal(mine.length, 2, `2 emails to ${to}`);
+    assert.ok(mine[0].text.includes("reviewer2@example.com reviewed the request"), mine[0].text);
+    assert.ok(mine[1].text.includes(status), mine[1].text);
+  }
+  return id;
+}
+
+/**
+ * TestRace: `n` requests at once; each reviewer approves when their thread email arrives. Every
+ * request ends with 3 threads, 6 review replies and 3 resolutions; every Message-ID is unique.
+ */
+async function testRace(env: E2eEnv, n: number): Promise<string[]> {
+  const before = env.emails.length;
+  const ids = await Promise.all(
+    Array.from({ length: n }, () =>
+      Promise.resolve().then(() =>
+        env.teleport.createAccessRequest({
           user: "requester1@example.com",
           roles: ["editor"],
           reason: "because of",
-          suggestedReviewers: [R1, R2],
+          suggestedReviewers: SUGGESTED,
           thresholds: { approve: 2, deny: 2 },
-        }))),
-    );
-    // As in Go's TestRace: each reviewer reviews when their thread email arrives.
-    const reviewed = new Set<string>();
-    const deadline = Date.now() + 30_000;
-    while (env.emails.length < 12 * n) {
-      if (Date.now() > deadline) throw new Error(`got ${env.emails.length} of ${12 * n} emails`);
-      for (const e of env.emails) {
-        const id = e.subject.split("Role Request ")[1];
-        const key = `${id}/${e.to}`;
-        if (e.text.includes("You have a new Role Request") && e.to !== ALL && !reviewed.has(key)) {
-          reviewed.add(key);
-          env.teleport.submitReview(id, {
-            author: e.to,
-            proposedState: "APPROVED",
-            reason: "okay",
-          });
-        }
+        }).id
+      )),
+  );
+  const idSet = new Set(ids);
+  const mine = () => env.emails.slice(before).filter((e) => idSet.has(requestIdOf(e)));
+  let handled = 0;
+  const deadline = Date.now() + 60_000;
+  while (mine().length < 12 * n) {
+    const all = mine();
+    for (; handled < all.length; handled++) {
+      const e = all[handled];
+      if (e.text.includes("You have a new Role Request") && e.to !== "all@example.com") {
+        env.teleport.submitReview(requestIdOf(e), {
+          author: e.to,
+          proposedState: "APPROVED",
+          reason: "okay",
+        });
       }
-      await new Promise((r) => setTimeout(r, 20));
     }
-    await new Promise((r) => setTimeout(r, 300));
-    assert.equal(env.emails.length, 12 * n);
-    assert.equal(new Set(env.emails.map((e) => e.messageId)).size, 12 * n);
-    for (const r of reqs) {
-      const mine = emailsFor(env, r.id);
-      assert.equal(mine.filter((e) => e.text.includes("You have a new Role Request")).length, 3);
-      assert.equal(mine.filter((e) => e.text.includes("reviewed the request")).length, 6);
-      assert.equal(mine.filter((e) => e.text.includes("has been resolved")).length, 3);
+    if (Date.now() > deadline) {
+      throw new Error(`TestRace: ${all.length} of ${12 * n} emails after 60 s`);
     }
-  },
-});
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return ids;
+}
+
+function requestIdOf(e: DeliveredEmail): string {
+  const at = e.subject.indexOf("Role Request ");
+  return at < 0 ? "" : e.subject.slice(at + "Role Request ".length).trim();
+}
+
+function checkRace(env: E2eEnv, ids: string[]): void {
+  const ids2 = new Set<string>();
+  for (const id of ids) {
+    const mails = env.emailsFor(id);
+    for (const m of mails) {
+      assert.ok(!ids2.has(m.messageId), `Message-ID ${m.messageId} is unique`);
+      ids2.add(m.messageId);
+    }
+    const threads = mails.filter((m) => m.text.includes("You have a new Role Request"));
+    const replies = mails.filter((m) => m.text.includes("reviewed the request"));
+    const resolutions = mails.filter((m) => m.text.includes("has been resolved"));
+    assert.equal(threads.length, 3, `3 threads for ${id}`);
+    assert.equal(replies.length, 6, `6 review replies for ${id}`);
+    assert.equal(resolutions.length, 3, `3 resolutions for ${id}`);
+    assert.equal(mails.length, 12, `12 emails for ${id}`);
+    assertAll(resolutions, "Status: ✅ APPROVED (okay)");
+    checkThreading(mails);
+  }
+}
+
+for (const mailer of MAILERS) {
+  Deno.test(`e2e ${mailer}: OSS suite (TestNewThreads, TestApproval, TestDenial, TestExpiration)`, async () => {
+    await using env = await E2eEnv.start({ mailer });
+    await env.startPlugin();
+    const ids = await Promise.all([
+      testNewThreads(env),
+      testResolution(
+        env,
+        (id) => env.teleport.setState(id, "APPROVED", "okay"),
+        "Status: ✅ APPROVED (okay)",
+      ),
+      testResolution(
+        env,
+        (id) => env.teleport.setState(id, "DENIED", "not okay"),
+        "Status: ❌ DENIED (not okay)",
+      ),
+      testResolution(env, (id) => env.teleport.deleteAccessRequest(id), "Status: ⌛ EXPIRED"),
+    ]);
+    await env.waitForNoMoreEmails();
+    assert.deepEqual(ids.map((id) => env.emailsFor(id).length), [3, 4, 4, 4]);
+    assert.equal(env.emails.length, 15, "no email about anything else");
+    for (const id of ids) checkThreading(env.emailsFor(id));
+    // A resolved request's plugin data records the resolution (Go keys).
+    assert.equal(env.teleport.getPluginData(ids[1], "email")?.resolution, "APPROVED");
+    assert.equal(env.teleport.getPluginData(ids[2], "email")?.resolution, "DENIED");
+    assert.equal(env.teleport.getPluginData(ids[3], "email")?.resolution, "EXPIRED");
+  });
+
+  Deno.test(`e2e ${mailer}: Enterprise suite (TestReviewReplies, TestApprovalByReview, TestDenialByReview, TestRace)`, async () => {
+    await using env = await E2eEnv.start({
+      mailer,
+      server: { advancedAccessWorkflows: true },
+      severity: "info",
+    });
+    await env.startPlugin();
+    const [replies, approved, denied, race] = await Promise.all([
+      testReviewReplies(env),
+      testResolutionByReview(
+        env,
+        "APPROVED",
+        ["okay", "finally okay"],
+        "Status: ✅ APPROVED (finally okay)",
+      ),
+      testResolutionByReview(
+        env,
+        "DENIED",
+        ["not okay", "finally not okay"],
+        "Status: ❌ DENIED (finally not okay)",
+      ),
+      testRace(env, 8),
+    ]);
+    await env.waitForNoMoreEmails();
+    assert.equal(env.emailsFor(replies).length, 6, "2 threads + 2 × 2 reviews, no resolution");
+    assert.equal(env.emailsFor(approved).length, 8);
+    assert.equal(env.emailsFor(denied).length, 8);
+    for (const id of [replies, approved, denied]) checkThreading(env.emailsFor(id));
+    checkRace(env, race);
+    assert.equal(env.emails.length, 6 + 8 + 8 + 12 * 8, "no email about anything else");
+    const unique = new Set(env.emails.map((e) => e.messageId));
+    assert.equal(unique.size, env.emails.length, "every Message-ID is unique");
+    const data = env.teleport.getPluginData(approved, "email");
+    assert.equal(data?.reviews_count, "2");
+    assert.equal(data?.resolution, "APPROVED");
+    assert.equal(data?.resolve_reason, "finally okay");
+  });
+}
 
 Deno.test({
-  name: "e2e: requests created, approved and deleted while the plugin was down are caught up once",
+  name: "e2e: Access Monitoring Rules route requests; rule events apply without a restart",
   async fn() {
     await using env = await E2eEnv.start({ mailer: "smtp" });
-    const p1 = await env.startPlugin();
-    const a = env.teleport.createAccessRequest({ user: OSS, roles: ["editor"] });
-    const b = env.teleport.createAccessRequest({ user: OSS, roles: ["editor"] });
-    await waitForRequestEmails(env, a.id, 1);
-    await waitForRequestEmails(env, b.id, 1);
-    assert.equal(await p1.stop(), 0);
-
-    // While down: a new request, an approval, a deletion.
-    const c = env.teleport.createAccessRequest({ user: OSS, roles: ["editor"], reason: "late" });
-    env.teleport.setState(a.id, "APPROVED", "while you slept");
-    env.teleport.deleteAccessRequest(b.id);
-
-    // Two replicas start at once: each email still goes out exactly once.
-    await Promise.all([env.startPlugin(), env.startPlugin()]);
-    await waitForRequestEmails(env, c.id, 1);
-    await waitForRequestEmails(env, a.id, 2);
-    await waitForRequestEmails(env, b.id, 2);
-    assert.ok(emailsFor(env, a.id)[1].text.includes("Status: ✅ APPROVED (while you slept)"));
-    assert.ok(emailsFor(env, b.id)[1].text.includes("Status: ⌛ EXPIRED"));
-    assert.ok(emailsFor(env, c.id)[0].text.includes("Reason: late"));
-
-    // Live events with two replicas running.
-    const d = env.teleport.createAccessRequest({ user: OSS, roles: ["editor"] });
-    await waitForRequestEmails(env, d.id, 1);
-    env.teleport.setState(d.id, "DENIED", "no");
-    await waitForRequestEmails(env, d.id, 2);
-    await new Promise((r) => setTimeout(r, 500));
-    for (const [id, n] of [[a.id, 2], [b.id, 2], [c.id, 1], [d.id, 2]] as const) {
-      assert.equal(emailsFor(env, id).length, n, id);
-    }
+    env.teleport.upsertRule({
+      name: "editors",
+      subjects: ["access_request"],
+      states: [],
+      condition: 'contains(access_request.spec.roles, "editor")',
+      notification: { name: "email", recipients: ["editors-team@example.com"] },
+    });
+    await env.startPlugin();
+    const r1 = env.teleport.createAccessRequest({
+      user: OSS,
+      roles: ["editor"],
+      suggestedReviewers: [R1],
+    });
+    const first = await waitForRequestEmails(env, r1.id, 1);
+    assert.deepEqual(first.map((e) => e.to), ["editors-team@example.com"]);
+    env.teleport.deleteRule("editors");
+    await new Promise((r) => setTimeout(r, 200));
+    const r2 = env.teleport.createAccessRequest({ user: OSS, roles: ["editor"] });
+    const second = await waitForRequestEmails(env, r2.id, 1);
+    assert.deepEqual(second.map((e) => e.to), [ALL]);
+    await assertExactly(env, r1.id, 1);
   },
 });
 
 Deno.test({
-  name: "e2e: Mailgun transport: new request and approval threaded by the returned IDs",
+  name: "e2e: without permission on access_monitoring_rule the plugin warns and routes by role",
   async fn() {
-    await using env = await E2eEnv.start({ mailer: "mailgun" });
-    await env.startPlugin();
-    const r = env.teleport.createAccessRequest({
-      user: OSS,
-      roles: ["editor"],
-      reason: "because of",
-      suggestedReviewers: [R1],
+    await using env = await E2eEnv.start({
+      mailer: "smtp",
+      server: { deniedKinds: ["access_monitoring_rule"] },
     });
-    const threads = await waitForRequestEmails(env, r.id, 2);
-    env.teleport.setState(r.id, "APPROVED", "okay");
-    const all = await waitForRequestEmails(env, r.id, 4);
-    for (const e of all.slice(2)) {
-      assert.ok(e.text.includes("Status: ✅ APPROVED (okay)"));
-      const thread = threads.find((t) => t.to === e.to)!;
-      assert.equal(bare(e.inReplyTo), bare(thread.messageId));
-    }
-    await assertExactly(env, r.id, 4);
+    const plugin = await env.startPlugin();
+    assert.ok(
+      plugin.logs.some((l) => l.level === "WARN" && /role_to_recipients only/.test(l.msg)),
+      plugin.stderrLines.join("\n"),
+    );
+    const r = env.teleport.createAccessRequest({ user: OSS, roles: ["editor"] });
+    const mails = await waitForRequestEmails(env, r.id, 1);
+    assert.equal(mails[0].to, ALL);
   },
 });

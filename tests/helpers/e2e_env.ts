@@ -12,13 +12,14 @@
  * ```
  * @module
  */
-import { stringify } from "smol-toml";
+import { parse, stringify } from "smol-toml";
 import { join } from "node:path";
 import { TestCertificateAuthority } from "./ca.ts";
 import { TeleportTestServer, type TeleportTestServerOptions } from "./teleport_server.ts";
 import { type SinkMessage, SmtpSink } from "./smtp_sink.ts";
 import { FakeMailgun } from "./fake_mailgun.ts";
 import { PluginProcess, type PluginProcessOptions } from "./plugin_process.ts";
+import type { PluginDataMap } from "../../src/teleport/types.ts";
 
 /** One delivered email, whichever transport carried it. */
 export interface DeliveredEmail {
@@ -49,7 +50,15 @@ export interface E2eEnvOptions {
   pluginRoles?: string[];
   /** Log severity of the plugin; default `debug`. */
   severity?: string;
+  /** Edits the configuration (as a TOML table) before it is written. */
+  config?: (config: Record<string, unknown>) => void;
 }
+
+/**
+ * Strings that must never appear in the plugin's output: the SMTP password, the Mailgun key and
+ * identity key material. Checked by {@link E2eEnv.close} over every plugin it started.
+ */
+export const E2E_SECRETS: readonly string[] = ["e2e-smtp-secret", "e2e-mailgun-key", "PRIVATE KEY"];
 
 /** See the module documentation. Always dispose it (`await using`, or {@link close}). */
 export class E2eEnv {
@@ -126,6 +135,7 @@ export class E2eEnv {
     config.delivery = { sender: opts.sender ?? "noreply@example.com", ...opts.delivery };
     config.role_to_recipients = opts.roleToRecipients ?? { "*": ["all@example.com"] };
     config.log = { output: "stderr", severity: opts.severity ?? "debug", format: "json" };
+    opts.config?.(config);
     const configPath = join(dir, "teleport-email.toml");
     await Deno.writeTextFile(configPath, stringify(config) + "\n");
     return new E2eEnv({ dir, ca, teleport, smtp, mailgun, configPath, identityPath });
@@ -147,6 +157,85 @@ export class E2eEnv {
       }
     }
     return plugin;
+  }
+
+  /** The plugins started by {@link startPlugin}, in order. */
+  get plugins(): readonly PluginProcess[] {
+    return this.#plugins;
+  }
+
+  /** Rewrites the configuration file: `mutate` edits the parsed TOML table. */
+  async updateConfig(mutate: (config: Record<string, unknown>) => void): Promise<void> {
+    const config = parse(await Deno.readTextFile(this.configPath)) as Record<string, unknown>;
+    mutate(config);
+    await Deno.writeTextFile(this.configPath, stringify(config) + "\n");
+  }
+
+  /** Emails delivered so far whose subject names `requestId`, in arrival order. */
+  emailsFor(requestId: string): DeliveredEmail[] {
+    return this.emails.filter((e) => e.subject.includes(requestId));
+  }
+
+  /** Waits until at least `n` emails about `requestId` were delivered; returns them. */
+  async waitForEmailsFor(requestId: string, n: number, timeoutMs = 20_000) {
+    const deadline = Date.now() + timeoutMs;
+    while (this.emailsFor(requestId).length < n) {
+      if (Date.now() > deadline) {
+        throw new Error(
+          `timed out waiting for ${n} emails about ${requestId}; got:\n` +
+            this.emailsFor(requestId).map((e) => `  to=${e.to} text=${e.text.split("\n")[0]}`)
+              .join("\n"),
+        );
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return this.emailsFor(requestId);
+  }
+
+  /**
+   * Waits until no email arrived for `quietMs` (default 1500), within `timeoutMs`; returns all
+   * emails. Use before asserting exact counts ("and nothing more").
+   */
+  async waitForNoMoreEmails(quietMs = 1500, timeoutMs = 30_000): Promise<DeliveredEmail[]> {
+    const deadline = Date.now() + timeoutMs;
+    let count = this.emails.length;
+    let since = Date.now();
+    while (Date.now() - since < quietMs) {
+      if (Date.now() > deadline) {
+        throw new Error(`emails kept arriving for ${timeoutMs} ms (${this.emails.length} so far)`);
+      }
+      await new Promise((r) => setTimeout(r, 20));
+      if (this.emails.length !== count) {
+        count = this.emails.length;
+        since = Date.now();
+      }
+    }
+    return this.emails;
+  }
+
+  /** Waits until the `email` plugin data of `requestId` satisfies `pred`; returns it. */
+  async waitForPluginData(
+    requestId: string,
+    pred: (data: PluginDataMap) => boolean,
+    timeoutMs = 20_000,
+  ): Promise<PluginDataMap> {
+    const deadline = Date.now() + timeoutMs;
+    while (true) {
+      const data = this.teleport.getPluginData(requestId, "email");
+      if (data && pred(data)) return data;
+      if (Date.now() > deadline) {
+        throw new Error(
+          `timed out waiting for plugin data of ${requestId}; have ${JSON.stringify(data)}`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /** Secrets found in the output of any plugin started so far (see {@link E2E_SECRETS}). */
+  leakedSecrets(): string[] {
+    const out = this.#plugins.map((p) => p.stderrLines.join("\n") + "\n" + p.stdout).join("\n");
+    return E2E_SECRETS.filter((s) => out.includes(s));
   }
 
   /** Emails delivered so far, in arrival order. */
@@ -179,6 +268,10 @@ export class E2eEnv {
     return this.emails;
   }
 
+  /**
+   * Kills the plugins, stops the servers and removes the directory; then fails if a secret
+   * appeared in any plugin's output (the shared after-check of the end-to-end tests).
+   */
   async close(): Promise<void> {
     for (const p of this.#plugins) {
       p.kill();
@@ -188,6 +281,10 @@ export class E2eEnv {
     await this.smtp?.close();
     await this.mailgun?.close();
     await Deno.remove(this.dir, { recursive: true }).catch(() => {});
+    const leaked = this.leakedSecrets();
+    if (leaked.length > 0) {
+      throw new Error(`secrets appeared in the plugin's output: ${leaked.join(", ")}`);
+    }
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -207,4 +304,49 @@ function fromSmtp(m: SinkMessage): DeliveredEmail {
     references: m.references.join(" "),
     smtp: m,
   };
+}
+
+/** The `email_threads` entries of plugin data (Go encoding: `email/timestamp/id`, `,`-joined). */
+export function storedThreads(
+  data: PluginDataMap | undefined,
+): { email: string; timestamp: string; messageId: string }[] {
+  const raw = data?.email_threads ?? "";
+  if (raw === "") return [];
+  return raw.split(",").map((entry) => {
+    const [email, timestamp, messageId] = entry.split("/");
+    return { email, timestamp, messageId };
+  });
+}
+
+/**
+ * Checks the threading of `emails` (all about one request, in arrival order): the first email to
+ * each recipient starts a thread (no `In-Reply-To`); every later one to that recipient has
+ * `In-Reply-To` and `References` equal to the thread's Message-ID, bracketed exactly once.
+ * Returns the thread-starting emails by recipient.
+ */
+export function checkThreading(emails: DeliveredEmail[]): Map<string, DeliveredEmail> {
+  const first = new Map<string, DeliveredEmail>();
+  const ids = new Set<string>();
+  for (const e of emails) {
+    if (ids.has(e.messageId)) throw new Error(`duplicate Message-ID ${e.messageId}`);
+    ids.add(e.messageId);
+    if (!/^<[^<>]+>$/.test(e.messageId)) throw new Error(`bad Message-ID ${e.messageId}`);
+    const thread = first.get(e.to);
+    if (!thread) {
+      if (e.inReplyTo) throw new Error(`thread email to ${e.to} has In-Reply-To ${e.inReplyTo}`);
+      first.set(e.to, e);
+      continue;
+    }
+    if (e.inReplyTo !== thread.messageId || e.references !== thread.messageId) {
+      throw new Error(
+        `follow-up to ${e.to}: In-Reply-To ${e.inReplyTo}, References ${e.references}, ` +
+          `expected ${thread.messageId}`,
+      );
+    }
+    const raw = e.smtp?.rawHeaders ?? `${e.inReplyTo} ${e.references}`;
+    if (raw.includes("<<") || raw.includes(">>")) {
+      throw new Error(`follow-up to ${e.to} has a double-bracketed id: ${raw}`);
+    }
+  }
+  return first;
 }
