@@ -27,19 +27,20 @@ import { TeleportError, type TeleportErrorKind } from "../errors.ts";
 import type { CredentialsSource, Log } from "./credentials.ts";
 import type { Identity } from "./identity.ts";
 import {
+  API_DOMAIN,
+  connectAuthTls,
+  DialFailure,
   dialOuter,
   type Env,
   type HostPort,
   joinHostPort,
   parseHostPort,
   processEnv,
-  tlsOver,
 } from "./dial_net.ts";
 import { connectWeb, findProxy, type FindResponse, webRootCas } from "./webapi.ts";
 import { UpgradeNotSupportedError, upgradeWebSocket } from "./websocket.ts";
 
-/** SNI and verified name of the Auth Service (`constants.APIDomain`). */
-export const API_DOMAIN = "teleport.cluster.local";
+export { API_DOMAIN, connectAuthTls } from "./dial_net.ts";
 /** Default Auth Service port. */
 export const DEFAULT_AUTH_PORT = 3025;
 /** Default Proxy web port used when `addr` has no port. */
@@ -63,6 +64,11 @@ export interface AuthDialer {
    * `h2`) ready for HTTP/2. Rejects with `TeleportError`.
    */
   dial(opts?: { signal?: AbortSignal }): Promise<Duplex>;
+  /**
+   * Releases what the dialer keeps between dials (the `tunnel` mode's SSH connection). Open
+   * connections from `dial()` are not affected. Optional; idempotent.
+   */
+  close?(): void;
 }
 
 /** Options handed to a tunnel dialer factory (see {@link ResolveAuthDialerOptions.tunnelDialer}). */
@@ -74,6 +80,12 @@ export interface TunnelDialerOptions {
   timeoutMs: number;
   /** Timeout of each later `dial()`. */
   dialTimeoutMs: number;
+  /** Reach the tunnel with TLS ALPN `teleport-reversetunnel` through a TLS-routing Proxy. */
+  viaTlsAlpn?: boolean;
+  /** With `viaTlsAlpn`: the roots that verify the Proxy's web certificate (see `webapi.ts`). */
+  proxyCaPems?: string[];
+  /** After the first Auth handshake, how long to wait for the server's first bytes. */
+  proofTimeoutMs?: number;
 }
 
 /** `openTunnelDialer` of `dial_tunnel.ts`: resolves to a proven `tunnel` dialer or rejects. */
@@ -102,8 +114,11 @@ export interface ResolveAuthDialerOptions {
   /** Restricts the candidate modes (default: all that fit). */
   modes?: AuthDialMode[];
   /**
-   * HOOK for the SSH reverse-tunnel mode (B2's `openTunnelDialer` from `./dial_tunnel.ts`).
-   * When given, it runs in parallel with the other candidates.
+   * HOOK for the SSH reverse-tunnel mode (`openTunnelDialer` from `./dial_tunnel.ts`). When
+   * given and the identity has an SSH certificate, it is used like Go's `tunnelConnect` (`addr`
+   * as a tunnel address, in parallel with the others), `proxyConnect` (the tunnel address from
+   * `/webapi/find` when the Proxy has no TLS routing) and `tlsRoutingConnect` (ALPN
+   * `teleport-reversetunnel`, when the `teleport-auth@` route fails).
    */
   tunnelDialer?: TunnelDialerFactory;
 }
@@ -168,13 +183,6 @@ function anySignal(signal: AbortSignal | undefined, timeoutMs: number): AbortSig
   return signal ? AbortSignal.any([signal, t]) : t;
 }
 
-/** A failure with its kind, before it is wrapped in a `TeleportError`. */
-class DialFailure extends Error {
-  constructor(readonly kind: TeleportErrorKind, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-  }
-}
-
 const SERVER_CERT_CODES = new Set([
   "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
   "UNABLE_TO_GET_ISSUER_CERT",
@@ -210,31 +218,6 @@ function classify(err: unknown, timeoutMs: number): DialFailure {
     });
   }
   return new DialFailure("connection_problem", msg, { cause: err });
-}
-
-/** Inner TLS to the Auth Service over `stream` with the identity; requires `h2`. */
-export async function connectAuthTls(
-  stream: Duplex,
-  identity: Identity,
-  alpn: string[],
-  signal?: AbortSignal,
-): Promise<tls.TLSSocket> {
-  const s = await tlsOver(stream, {
-    servername: API_DOMAIN,
-    host: API_DOMAIN,
-    ca: identity.caPems,
-    key: identity.keyPem,
-    cert: identity.certPem,
-    ALPNProtocols: alpn,
-  }, signal);
-  if (s.alpnProtocol !== "h2") {
-    s.destroy();
-    throw new DialFailure(
-      "connection_problem",
-      `the server negotiated ALPN "${s.alpnProtocol || "none"}" instead of "h2"`,
-    );
-  }
-  return s;
 }
 
 /**
@@ -342,6 +325,42 @@ interface Candidate {
   run: (signal: AbortSignal) => Promise<AuthDialer>;
 }
 
+/** Default port of the Proxy's SSH reverse tunnel listener. */
+export const DEFAULT_TUNNEL_PORT = 3024;
+
+/**
+ * The reverse tunnel address a Proxy without TLS routing advertises in `/webapi/find` (Go
+ * `TunnelAddr()`): `TELEPORT_TUNNEL_PUBLIC_ADDR`, else `ssh_tunnel_public_addr`, else the host of
+ * `ssh_public_addr` or `public_addr` with the tunnel port, else `tunnel_listen_addr`, else the
+ * host of `web_listen_addr` with the tunnel port. Undefined when nothing fits.
+ */
+export function tunnelAddrFromFind(find: FindResponse, env: Env): string | undefined {
+  if (env.TELEPORT_TUNNEL_PUBLIC_ADDR) return env.TELEPORT_TUNNEL_PUBLIC_ADDR;
+  const ssh = find.proxy?.ssh ?? {};
+  let tunnelPort = DEFAULT_TUNNEL_PORT;
+  if (ssh.tunnel_listen_addr) {
+    try {
+      tunnelPort = parseHostPort(ssh.tunnel_listen_addr, DEFAULT_TUNNEL_PORT).port;
+    } catch {
+      // keep the default
+    }
+  }
+  const withTunnelPort = (a: string) =>
+    joinHostPort({ host: parseHostPort(a, DEFAULT_TUNNEL_PORT).host, port: tunnelPort });
+  try {
+    if (ssh.ssh_tunnel_public_addr) {
+      return joinHostPort(parseHostPort(ssh.ssh_tunnel_public_addr, DEFAULT_TUNNEL_PORT));
+    }
+    if (ssh.ssh_public_addr) return withTunnelPort(ssh.ssh_public_addr);
+    if (ssh.public_addr) return withTunnelPort(ssh.public_addr);
+    if (ssh.tunnel_listen_addr) return ssh.tunnel_listen_addr;
+    if (ssh.web_listen_addr) return withTunnelPort(ssh.web_listen_addr);
+  } catch {
+    return undefined;
+  }
+  return undefined;
+}
+
 /**
  * Chooses how to reach the Auth Service at `addr` (see the module doc) and returns a dialer for
  * that mode. Rejects within `timeoutMs` with a `TeleportError` (`connection_problem`, or
@@ -373,6 +392,18 @@ export async function resolveAuthDialer(
       },
     );
   }
+
+  const tunnelFactory = opts.tunnelDialer;
+  const canTunnel = () => Boolean(tunnelFactory && allowed("tunnel") && creds.current().sshCert);
+  const tunnelOpts = (signal: AbortSignal, extra: Partial<TunnelDialerOptions> = {}) => ({
+    signal,
+    log,
+    env,
+    timeoutMs,
+    dialTimeoutMs,
+    proofTimeoutMs,
+    ...extra,
+  });
 
   const prove = async (mode: AuthDialMode, open: Opener, signal: AbortSignal) => {
     const s = await open(creds.current(), signal);
@@ -407,7 +438,27 @@ export async function resolveAuthDialer(
           });
         }
         if (!find.proxy?.tls_routing_enabled) {
-          throw new DialFailure("not_implemented", "the Proxy does not have TLS routing enabled");
+          // Go's proxyConnect: the Proxy advertises a separate reverse tunnel listener.
+          const tunnelAddr = tunnelAddrFromFind(find, env);
+          if (!canTunnel() || !tunnelAddr) {
+            throw new DialFailure(
+              "not_implemented",
+              "the Proxy does not have TLS routing enabled" +
+                (tunnelAddr ? ` and the SSH tunnel mode (${tunnelAddr}) is not available` : ""),
+            );
+          }
+          log?.debug("Proxy {addr} has no TLS routing; trying its reverse tunnel {tunnel}", {
+            addr,
+            tunnel: tunnelAddr,
+          });
+          try {
+            return await tunnelFactory!(tunnelAddr, creds, tunnelOpts(signal));
+          } catch (err) {
+            const f = classify(err, timeoutMs);
+            throw new DialFailure(f.kind, `reverse tunnel ${tunnelAddr}: ${f.message}`, {
+              cause: err,
+            });
+          }
         }
         if (!find.cluster_name) {
           throw new DialFailure("connection_problem", "/webapi/find returned no cluster_name");
@@ -423,20 +474,42 @@ export async function resolveAuthDialer(
           cluster: find.cluster_name,
           mode,
         });
-        return await prove(
-          mode,
-          tlsRoutingOpener(webTarget, env, find.cluster_name, upgrade),
-          signal,
-        );
+        try {
+          return await prove(
+            mode,
+            tlsRoutingOpener(webTarget, env, find.cluster_name, upgrade),
+            signal,
+          );
+        } catch (err) {
+          // Go's own route through a TLS-routing Proxy: ALPN teleport-reversetunnel, then SSH.
+          if (upgrade || !canTunnel() || signal.aborted) throw err;
+          const first = classify(err, timeoutMs);
+          log?.debug("teleport-auth@ route failed ({error}); trying teleport-reversetunnel", {
+            error: first.message,
+          });
+          try {
+            return await tunnelFactory!(
+              joinHostPort(webTarget),
+              creds,
+              tunnelOpts(signal, { viaTlsAlpn: true, proxyCaPems: roots }),
+            );
+          } catch (err2) {
+            const second = classify(err2, timeoutMs);
+            throw new DialFailure(
+              first.kind === "access_denied" ? first.kind : second.kind,
+              `${first.message}; then via teleport-reversetunnel: ${second.message}`,
+              { cause: err2 },
+            );
+          }
+        }
       },
     });
   }
-  // HOOK (tunnel mode, B2): `openTunnelDialer` from `./dial_tunnel.ts`, passed in by the caller.
-  if (allowed("tunnel") && opts.tunnelDialer) {
-    const factory = opts.tunnelDialer;
+  // Go's tunnelConnect: `addr` itself as a reverse tunnel address (default port 3024).
+  if (canTunnel()) {
     candidates.push({
       label: "tunnel",
-      run: (signal) => factory(addr, creds, { signal, log, env, timeoutMs, dialTimeoutMs }),
+      run: (signal) => tunnelFactory!(addr, creds, tunnelOpts(signal)),
     });
   }
   if (candidates.length === 0) {
@@ -456,7 +529,10 @@ export async function resolveAuthDialer(
     for (const [index, c] of candidates.entries()) {
       c.run(signal).then(
         (d) => {
-          if (won) return;
+          if (won) {
+            d.close?.(); // a slower mode also connected: release it (e.g. an SSH connection)
+            return;
+          }
           won = true;
           losers.abort(new DOMException("another mode connected first", "AbortError"));
           resolve(d);

@@ -7,6 +7,11 @@ import net from "node:net";
 import tls from "node:tls";
 import { Buffer } from "node:buffer";
 import type { Duplex } from "node:stream";
+import type { TeleportErrorKind } from "../errors.ts";
+import type { Identity } from "./identity.ts";
+
+/** SNI and verified name of the Auth Service (`constants.APIDomain`). */
+export const API_DOMAIN = "teleport.cluster.local";
 
 /** Environment lookup used by the dialers (defaults to the process environment). */
 export type Env = Record<string, string | undefined>;
@@ -315,4 +320,36 @@ export function tlsOver(
     s.destroy();
     socket.destroy();
   });
+}
+
+/** A failure with its kind, before it is wrapped in a `TeleportError`. */
+export class DialFailure extends Error {
+  constructor(readonly kind: TeleportErrorKind, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** Inner TLS to the Auth Service over `stream` with the identity; requires `h2`. */
+export async function connectAuthTls(
+  stream: Duplex,
+  identity: Identity,
+  alpn: string[],
+  signal?: AbortSignal,
+): Promise<tls.TLSSocket> {
+  const s = await tlsOver(stream, {
+    servername: API_DOMAIN,
+    host: API_DOMAIN,
+    ca: identity.caPems,
+    key: identity.keyPem,
+    cert: identity.certPem,
+    ALPNProtocols: alpn,
+  }, signal);
+  if (s.alpnProtocol !== "h2") {
+    s.destroy();
+    throw new DialFailure(
+      "connection_problem",
+      `the server negotiated ALPN "${s.alpnProtocol || "none"}" instead of "h2"`,
+    );
+  }
+  return s;
 }

@@ -11,7 +11,15 @@ import {
 } from "../../tests/helpers/proxy.ts";
 import { type CredentialsSource, staticCredentials } from "./credentials.ts";
 import { type Identity, readIdentityFile } from "./identity.ts";
-import { authAlpn, connUpgradeOverride, resolveAuthDialer } from "./dial.ts";
+import {
+  authAlpn,
+  type AuthDialer,
+  connUpgradeOverride,
+  resolveAuthDialer,
+  tunnelAddrFromFind,
+  type TunnelDialerFactory,
+  type TunnelDialerOptions,
+} from "./dial.ts";
 import { noProxyMatches, parseHostPort, proxyForTarget } from "./dial_net.ts";
 
 const ca = await TestCertificateAuthority.create({ clusterName: "dial.example" });
@@ -352,6 +360,125 @@ Deno.test("resolveAuthDialer() does not trust the Proxy's web certificate withou
       );
     });
   });
+});
+
+/**
+ * A tunnel dialer factory standing in for `openTunnelDialer`: records its calls and, for the
+ * address `reachable`, returns a real direct dialer to `auth` reporting mode "tunnel".
+ */
+function recordingTunnel(
+  auth: TestAuthTlsServer,
+  reachable: (addr: string, opts: TunnelDialerOptions) => boolean,
+) {
+  const calls: { addr: string; opts: TunnelDialerOptions }[] = [];
+  let closed = 0;
+  const factory: TunnelDialerFactory = async (addr, creds, opts) => {
+    calls.push({ addr, opts });
+    if (!reachable(addr, opts)) throw new Error(`no tunnel at ${addr}`);
+    const inner = await resolveAuthDialer(auth.addr, creds, { env: {}, modes: ["direct"] });
+    const d: AuthDialer = {
+      mode: "tunnel",
+      addr,
+      dial: (o) => inner.dial(o),
+      close: () => closed++,
+    };
+    return d;
+  };
+  return { factory, calls, closed: () => closed };
+}
+
+Deno.test("resolveAuthDialer() uses the reverse tunnel a Proxy without TLS routing advertises", async () => {
+  await withAuth(async (auth) => {
+    await withProxy({
+      authAddr: auth.addr,
+      tlsRoutingEnabled: false,
+      ssh: { ssh_tunnel_public_addr: "tunnel.test:3024" },
+    }, async (proxy) => {
+      const tunnel = recordingTunnel(auth, (a) => a === "tunnel.test:3024");
+      const creds = staticCredentials(await identityFor("email"));
+      const d = await resolveAuthDialer(proxy.addr, creds, {
+        env: WEB_ENV,
+        tunnelDialer: tunnel.factory,
+      });
+      assert.equal(d.mode, "tunnel");
+      assert.equal(d.addr, "tunnel.test:3024");
+      await talk(await d.dial(), "email");
+      // tunnelConnect (addr itself) and proxyConnect (the advertised address) were both tried.
+      assert.deepEqual(tunnel.calls.map((c) => c.addr).sort(), [proxy.addr, "tunnel.test:3024"]);
+      assert.equal(tunnel.calls[0].opts.env, WEB_ENV);
+
+      // Without a tunnel dialer the error says why.
+      await rejectsTeleport(
+        resolveAuthDialer(proxy.addr, creds, { env: WEB_ENV, timeoutMs: 5000 }),
+        "connection_problem",
+        ["does not have TLS routing enabled"],
+      );
+    });
+  });
+});
+
+Deno.test("resolveAuthDialer() falls back to teleport-reversetunnel when the teleport-auth@ route fails", async () => {
+  await withAuth(async (auth) => {
+    // The Proxy knows no Auth server: the teleport-auth@ route is closed.
+    await withProxy({}, async (proxy) => {
+      const tunnel = recordingTunnel(auth, (a, o) => a === proxy.addr && o.viaTlsAlpn === true);
+      const creds = staticCredentials(await identityFor("email"));
+      const d = await resolveAuthDialer(proxy.addr, creds, {
+        env: WEB_ENV,
+        tunnelDialer: tunnel.factory,
+        modes: ["tls-routing", "tls-routing-upgrade", "tunnel"],
+      });
+      assert.equal(d.mode, "tunnel");
+      const via = tunnel.calls.find((c) => c.opts.viaTlsAlpn);
+      assert.ok(via, "called with viaTlsAlpn");
+      assert.ok(via.opts.proxyCaPems?.includes(ca.webCaPem));
+    });
+  });
+});
+
+Deno.test("resolveAuthDialer() closes a tunnel dialer that connected after another mode won", async () => {
+  await withAuth(async (auth) => {
+    const tunnel = recordingTunnel(auth, () => true);
+    const slow: TunnelDialerFactory = async (a, c, o) => {
+      await new Promise((r) => setTimeout(r, 300));
+      return await tunnel.factory(a, c, o);
+    };
+    const creds = staticCredentials(await identityFor("email"));
+    const d = await resolveAuthDialer(auth.addr, creds, { env: WEB_ENV, tunnelDialer: slow });
+    assert.equal(d.mode, "direct");
+    const end = Date.now() + 5000;
+    while (tunnel.closed() === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(tunnel.closed(), 1);
+  });
+});
+
+Deno.test("tunnelAddrFromFind() follows Go's TunnelAddr() order", () => {
+  const ssh = (o: Record<string, string>) => ({ proxy: { ssh: o } });
+  assert.equal(tunnelAddrFromFind(ssh({}), {}), undefined);
+  assert.equal(
+    tunnelAddrFromFind(ssh({ public_addr: "p.example.com:3080" }), {}),
+    "p.example.com:3024",
+  );
+  assert.equal(
+    tunnelAddrFromFind(ssh({ public_addr: "p:3080", tunnel_listen_addr: "0.0.0.0:4024" }), {}),
+    "p:4024",
+  );
+  assert.equal(
+    tunnelAddrFromFind(
+      ssh({ public_addr: "p:1", ssh_public_addr: "s:3023", ssh_tunnel_public_addr: "t:5" }),
+      {},
+    ),
+    "t:5",
+  );
+  assert.equal(
+    tunnelAddrFromFind(ssh({ public_addr: "p:1", ssh_public_addr: "s:3023" }), {}),
+    "s:3024",
+  );
+  assert.equal(tunnelAddrFromFind(ssh({ web_listen_addr: "w:3080" }), {}), "w:3024");
+  assert.equal(
+    tunnelAddrFromFind(ssh({ web_listen_addr: "w:3080" }), { TELEPORT_TUNNEL_PUBLIC_ADDR: "e:1" }),
+    "e:1",
+  );
 });
 
 Deno.test({
