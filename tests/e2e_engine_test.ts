@@ -1,0 +1,94 @@
+/**
+ * End-to-end checks of the notification engine beyond the Go suite, through the real CLI:
+ * catch-up after downtime with two replicas started at once, Access Monitoring Rule routing
+ * with live rule events, and degraded role routing without permission on rules.
+ */
+import assert from "node:assert/strict";
+import { type DeliveredEmail, E2eEnv } from "./helpers/e2e_env.ts";
+
+const ALL = "all@example.com";
+const OSS = "requester-oss@example.com";
+
+async function waitFor(env: E2eEnv, id: string, n: number): Promise<DeliveredEmail[]> {
+  return await env.waitForEmailsFor(id, n);
+}
+
+/** Waits a little and checks that request `id` got exactly `n` emails (no late duplicates). */
+async function assertExactly(env: E2eEnv, id: string, n: number): Promise<void> {
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(env.emailsFor(id).length, n, `emails of ${id}`);
+}
+
+Deno.test("e2e: requests created, approved and deleted while the plugin was down are caught up once by two replicas", async () => {
+  await using env = await E2eEnv.start({ mailer: "smtp" });
+  const p1 = await env.startPlugin();
+  const a = env.teleport.createAccessRequest({ user: OSS, roles: ["editor"] });
+  const b = env.teleport.createAccessRequest({ user: OSS, roles: ["editor"] });
+  await waitFor(env, a.id, 1);
+  await waitFor(env, b.id, 1);
+  assert.equal(await p1.stop(), 0);
+
+  // While down: a new request, an approval, a deletion.
+  const c = env.teleport.createAccessRequest({ user: OSS, roles: ["editor"], reason: "late" });
+  env.teleport.setState(a.id, "APPROVED", "while you slept");
+  env.teleport.deleteAccessRequest(b.id);
+
+  // Two replicas start at once: each email still goes out exactly once.
+  await Promise.all([env.startPlugin(), env.startPlugin()]);
+  await waitFor(env, c.id, 1);
+  await waitFor(env, a.id, 2);
+  await waitFor(env, b.id, 2);
+  assert.ok(env.emailsFor(a.id)[1].text.includes("Status: ✅ APPROVED (while you slept)"));
+  assert.ok(env.emailsFor(b.id)[1].text.includes("Status: ⌛ EXPIRED"));
+  assert.ok(env.emailsFor(c.id)[0].text.includes("Reason: late"));
+
+  // Live events with two replicas running.
+  const d = env.teleport.createAccessRequest({ user: OSS, roles: ["editor"] });
+  await waitFor(env, d.id, 1);
+  env.teleport.setState(d.id, "DENIED", "no");
+  await waitFor(env, d.id, 2);
+  await new Promise((r) => setTimeout(r, 500));
+  for (const [id, n] of [[a.id, 2], [b.id, 2], [c.id, 1], [d.id, 2]] as const) {
+    assert.equal(env.emailsFor(id).length, n, id);
+  }
+});
+
+Deno.test("e2e: Access Monitoring Rules route requests; rule events apply without a restart", async () => {
+  await using env = await E2eEnv.start({ mailer: "smtp" });
+  env.teleport.upsertRule({
+    name: "editors",
+    subjects: ["access_request"],
+    states: [],
+    condition: 'access_request.spec.roles.contains("editor")',
+    notification: { name: "email", recipients: ["editors-team@example.com"] },
+  });
+  await env.startPlugin();
+  const r1 = env.teleport.createAccessRequest({
+    user: OSS,
+    roles: ["editor"],
+    suggestedReviewers: ["reviewer1@example.com"],
+  });
+  const first = await waitFor(env, r1.id, 1);
+  assert.deepEqual(first.map((e) => e.to), ["editors-team@example.com"]);
+  env.teleport.deleteRule("editors");
+  await new Promise((r) => setTimeout(r, 200));
+  const r2 = env.teleport.createAccessRequest({ user: OSS, roles: ["editor"] });
+  const second = await waitFor(env, r2.id, 1);
+  assert.deepEqual(second.map((e) => e.to), [ALL]);
+  await assertExactly(env, r1.id, 1);
+});
+
+Deno.test("e2e: without permission on access_monitoring_rule the plugin warns and routes by role", async () => {
+  await using env = await E2eEnv.start({
+    mailer: "smtp",
+    server: { deniedKinds: ["access_monitoring_rule"] },
+  });
+  const plugin = await env.startPlugin();
+  assert.ok(
+    plugin.logs.some((l) => l.level === "WARN" && /role_to_recipients only/.test(l.msg)),
+    plugin.stderrLines.join("\n"),
+  );
+  const r = env.teleport.createAccessRequest({ user: OSS, roles: ["editor"] });
+  const mails = await waitFor(env, r.id, 1);
+  assert.equal(mails[0].to, ALL);
+});
