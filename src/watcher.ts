@@ -5,8 +5,8 @@
  * - The first event must be INIT, within 15 s (`watcher initialization timed out`). Its kinds
  *   are the accepted kinds: none is fatal; without `access_monitoring_rule` the plugin warns and
  *   routes by `role_to_recipients` only (Go crashes there).
- * - After each INIT: reload the rule cache (when rules were accepted), then a **catch-up** that
- *   Go lacks: every access request goes through the handler as a PUT, and plugin data whose
+ * - After each INIT (and every `resyncIntervalMs` while connected): reload the rule cache (when
+ *   rules were accepted; INIT only), then a **catch-up** that Go lacks: every access request goes through the handler as a PUT, and plugin data whose
  *   request is gone (deleted or expired while we were away) as a DELETE. The handler is
  *   idempotent, so only missing emails go out. Requests already up to date are skipped without
  *   a read each, using one `listPluginData` snapshot taken *before* listing the requests (so a
@@ -58,6 +58,11 @@ export interface WatcherOptions {
   backoffCapMs?: number;
   /** Run the catch-up after every INIT; default true. */
   catchUp?: boolean;
+  /**
+   * Also run the catch-up periodically while connected, in ms (default 300 000; 0 = never), so
+   * a request whose retries ran out, or an event Teleport dropped, is still handled.
+   */
+  resyncIntervalMs?: number;
   /** Called once, after the first INIT (the catch-up has started). */
   onReady?: (info: WatcherReadyInfo) => void;
   log?: Logger;
@@ -183,15 +188,30 @@ export async function runWatcher(opts: WatcherOptions): Promise<void> {
       }
       log.debug("Watcher connected");
       delay = base;
+      let resync: ReturnType<typeof setInterval> | undefined;
       if (opts.catchUp ?? true) {
-        const run: Promise<unknown> = catchUp(client, engine, plugin, log, stream.signal)
-          .catch((err) => {
-            if (!stream.signal.aborted) {
-              log.error("Failed to catch up on access requests", { error: formatError(err) });
-            }
-          })
-          .finally(() => catchUps.delete(run));
-        catchUps.add(run);
+        let running: Promise<unknown> | undefined;
+        const startCatchUp = () => {
+          if (running !== undefined || stream.signal.aborted) return;
+          const run: Promise<unknown> = catchUp(client, engine, plugin, log, stream.signal)
+            .catch((err) => {
+              if (!stream.signal.aborted) {
+                log.error("Failed to catch up on access requests", { error: formatError(err) });
+              }
+            })
+            .finally(() => {
+              catchUps.delete(run);
+              running = undefined;
+            });
+          running = run;
+          catchUps.add(run);
+        };
+        startCatchUp();
+        const every = opts.resyncIntervalMs ?? 300_000;
+        if (every > 0) {
+          resync = setInterval(startCatchUp, every);
+          stream.signal.addEventListener("abort", () => clearInterval(resync), { once: true });
+        }
       }
       if (!ready) {
         ready = true;

@@ -333,3 +333,19 @@ Deno.test("runWatcher() retries a request whose sends all failed retryably, with
     await w.stop();
   }
 });
+
+Deno.test("runWatcher() periodic catch-up handles a request whose event never arrived", async () => {
+  const r = rig();
+  const w = start(r, { resyncIntervalMs: 20 });
+  try {
+    await w.ready;
+    r.client.putRequest(makeRequest({ id: "req-silent" }), false);
+    await waitFor(() => r.mailer.sent.length === 1, "the catch-up email");
+    assert.equal(r.client.streams.length, 1, "without a reconnect");
+    await waitFor(() => (r.client.calls.get("listAccessRequests") ?? 0) >= 4, "more resyncs");
+    await r.engine.idle();
+    assert.equal(r.mailer.sent.length, 1);
+  } finally {
+    await w.stop();
+  }
+});

@@ -32,9 +32,12 @@ export interface EngineOptions {
   eventTimeoutMs?: number;
   /** First retry delay, in ms; default 1000 (doubles, with jitter). */
   retryBaseMs?: number;
-  /** Longest retry delay, in ms; default 60 000. */
+  /** Longest retry delay, in ms; default 300 000. */
   retryCapMs?: number;
-  /** Retries per request before giving up until its next event; default 10. */
+  /**
+   * Retries per request before giving up until its next event or the watcher's periodic
+   * catch-up; default 30 (about two hours with the default delays).
+   */
   maxRetries?: number;
   log?: Logger;
 }
@@ -176,7 +179,7 @@ export class Engine {
     const id = eventRequestId(ev);
     const state = this.retries.get(id) ?? { attempt: 0 };
     state.attempt++;
-    const max = this.o.maxRetries ?? 10;
+    const max = this.o.maxRetries ?? 30;
     if (state.attempt > max) {
       this.log.with(this.o.handler.eventContext(ev)).error(
         "Giving up retrying the request until its next event",
@@ -186,7 +189,7 @@ export class Engine {
       return;
     }
     const base = this.o.retryBaseMs ?? 1000;
-    const cap = this.o.retryCapMs ?? 60_000;
+    const cap = this.o.retryCapMs ?? 300_000;
     const exp = Math.min(cap, base * 2 ** (state.attempt - 1));
     const delay = Math.round(exp / 2 + Math.random() * exp / 2);
     if (state.timer !== undefined) clearTimeout(state.timer);

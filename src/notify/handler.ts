@@ -10,8 +10,8 @@
  * Invariants:
  * 1. Recipients are chosen once, when the request is first seen PENDING with no plugin data
  *    (create-if-absent CAS, like Go). Only those recipients ever get a thread.
- * 2. A lease (`email_delivery.lock`, taken by CAS, default 60 s) lets one handler invocation in
- *    the whole fleet send for a request at a time. An invocation that finds a live lease of
+ * 2. A lease (`email_delivery.lock`, taken by CAS, default 60 s, renewed by every record) lets
+ *    one handler invocation in the whole fleet send for a request at a time. An invocation that finds a live lease of
  *    someone else sends nothing and fails with {@link RequestBusyError} (retryable): the caller
  *    retries later, and by then the holder has recorded what it sent.
  * 3. Every send is recorded by its own CAS right after it succeeds (thread appended, or the
@@ -404,6 +404,8 @@ export class RequestHandler {
                 );
               }
               mutate(r);
+              // Renew the lease with every record, so a slow but live invocation keeps it.
+              r.delivery.lock.until = this.now().getTime() + (this.o.leaseMs ?? 60_000);
               return encodeRec(r, warn);
             }, { signal: budget, expectKeys: [DELIVERY_KEY] }),
           {
