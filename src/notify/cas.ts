@@ -25,6 +25,12 @@ export interface CasOptions {
   attempts?: number;
   /** Extra keys to guard in `Expect` even when absent (compared as ""). */
   expectKeys?: readonly string[];
+  /**
+   * What the caller believes is stored (e.g. its own last write). The first attempt uses it
+   * instead of reading, saving a round trip; a compare failure falls back to reading.
+   * `null` = no belief (read first).
+   */
+  initial?: PluginDataMap | null;
 }
 
 /** What a raw CAS update did. */
@@ -70,7 +76,9 @@ export async function casPluginDataMap(
   let lastError: unknown;
   for (let attempt = 1; attempt <= attempts; attempt++) {
     opts.signal?.throwIfAborted();
-    const current = await client.getPluginData(requestId, plugin, { signal: opts.signal });
+    const current = attempt === 1 && opts.initial !== undefined && opts.initial !== null
+      ? opts.initial
+      : await client.getPluginData(requestId, plugin, { signal: opts.signal });
     const set = modify(current);
     if (set === undefined) return { old: current, new: current, written: false };
     const expect = expectedPluginData(current);

@@ -80,3 +80,18 @@ Deno.test("casPluginDataMap() guards expectKeys even when absent", async () => {
   assert.equal(res.written, false);
   assert.equal(c.pluginData.get("r1")?.get("email")?.lock, "theirs");
 });
+
+Deno.test("casPluginDataMap() with initial skips the first read, and reads after a compare failure", async () => {
+  const c = client();
+  c.pluginData.set("r1", new Map([["email", { user: "a" }]]));
+  await casPluginDataMap(c, "r1", "email", () => ({ user: "b" }), { initial: { user: "a" } });
+  assert.equal(c.calls.get("getPluginData") ?? 0, 0);
+  assert.equal(c.pluginData.get("r1")?.get("email")?.user, "b");
+  // A wrong belief costs one compare failure, then the real value is read.
+  const res = await casPluginDataMap(c, "r1", "email", (cur) => ({ user: cur!.user + "c" }), {
+    initial: { user: "stale" },
+  });
+  assert.equal(res.written, true);
+  assert.equal(c.calls.get("getPluginData"), 1);
+  assert.equal(c.pluginData.get("r1")?.get("email")?.user, "bc");
+});

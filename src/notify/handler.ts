@@ -384,6 +384,8 @@ export class RequestHandler {
     }
 
     let rec = decodeRec(acquired.new);
+    // What we last wrote: under our lease nobody else writes, so records skip the read.
+    let lastRaw = acquired.new ?? null;
     if (created && rec.delivery.recipients.length === 0) log.warn("No recipients to send");
 
     // Bookkeeping: one CAS per send, serialised, under our lease, on its own budget.
@@ -407,7 +409,7 @@ export class RequestHandler {
               // Renew the lease with every record, so a slow but live invocation keeps it.
               r.delivery.lock.until = this.now().getTime() + (this.o.leaseMs ?? 60_000);
               return encodeRec(r, warn);
-            }, { signal: budget, expectKeys: [DELIVERY_KEY] }),
+            }, { signal: budget, expectKeys: [DELIVERY_KEY], initial: lastRaw }),
           {
             signal: budget,
             isRetryable: (err) =>
@@ -417,6 +419,7 @@ export class RequestHandler {
           },
         );
         rec = decodeRec(res.new);
+        lastRaw = res.new ?? null;
       });
       chain = run.catch(() => {});
       return run;
@@ -536,7 +539,11 @@ export class RequestHandler {
           if (r.delivery.lock?.owner !== owner) return undefined;
           delete r.delivery.lock;
           return encodeRec(r, warn);
-        }, { signal: AbortSignal.timeout(recordTimeout), expectKeys: [DELIVERY_KEY] });
+        }, {
+          signal: AbortSignal.timeout(recordTimeout),
+          expectKeys: [DELIVERY_KEY],
+          initial: lastRaw,
+        });
       } catch (err) {
         log.debug("Failed to release the request lease", { error: errorOf(err).message });
       }
