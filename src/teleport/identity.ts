@@ -113,7 +113,8 @@ function pemBody(pem: string): Buffer | undefined {
 
 /**
  * Parses a private key PEM trying PKCS#8, then PKCS#1, then SEC1, whatever the header says
- * (Go's `keys.ParsePrivateKey`). Returns undefined when none fits.
+ * (Go's `keys.ParsePrivateKey`), and finally the unencrypted OpenSSH format
+ * (`openssh-key-v1`: Ed25519, ECDSA, RSA). Returns undefined when none fits.
  */
 export function parsePrivateKeyPem(pem: string): crypto.KeyObject | undefined {
   const der = pemBody(pem);
@@ -125,7 +126,109 @@ export function parsePrivateKeyPem(pem: string): crypto.KeyObject | undefined {
       // try the next encoding
     }
   }
-  return undefined;
+  try {
+    return parseOpenSshPrivateKey(der);
+  } catch {
+    return undefined;
+  }
+}
+
+const OPENSSH_MAGIC = "openssh-key-v1\0";
+const CURVES: Record<string, string> = {
+  nistp256: "P-256",
+  nistp384: "P-384",
+  nistp521: "P-521",
+};
+
+/** Decodes an unencrypted `openssh-key-v1` private key. Throws on anything else. */
+function parseOpenSshPrivateKey(der: Buffer): crypto.KeyObject {
+  if (der.subarray(0, OPENSSH_MAGIC.length).toString("latin1") !== OPENSSH_MAGIC) {
+    throw new Error("not an OpenSSH private key");
+  }
+  let o = OPENSSH_MAGIC.length;
+  const bytes = (b: Buffer): Buffer => {
+    if (o + 4 > b.length) throw new Error("truncated");
+    const n = b.readUInt32BE(o);
+    if (o + 4 + n > b.length) throw new Error("truncated");
+    const v = b.subarray(o + 4, o + 4 + n);
+    o += 4 + n;
+    return v;
+  };
+  if (bytes(der).toString() !== "none" || bytes(der).toString() !== "none") {
+    throw new Error("encrypted OpenSSH private key");
+  }
+  bytes(der); // kdf options
+  o += 4; // number of keys (1)
+  bytes(der); // public key
+  const priv = bytes(der);
+  o = 8; // skip the two check integers
+  const p = priv;
+  const type = bytes(p).toString();
+  const b64 = (v: Buffer) => {
+    let i = 0;
+    while (i < v.length - 1 && v[i] === 0) i++;
+    return v.subarray(i).toString("base64url");
+  };
+  if (type === "ssh-ed25519") {
+    const pub = bytes(p);
+    const secret = bytes(p);
+    return crypto.createPrivateKey({
+      key: {
+        kty: "OKP",
+        crv: "Ed25519",
+        x: pub.toString("base64url"),
+        d: secret.subarray(0, 32).toString("base64url"),
+      },
+      format: "jwk",
+    });
+  }
+  if (type.startsWith("ecdsa-sha2-")) {
+    const crv = CURVES[bytes(p).toString()];
+    if (!crv) throw new Error("unsupported curve");
+    const q = bytes(p);
+    const d = bytes(p);
+    const size = (q.length - 1) / 2;
+    const pad = (v: Buffer) => {
+      let i = 0;
+      while (v.length - i > size && v[i] === 0) i++;
+      const t = v.subarray(i);
+      return Buffer.concat([Buffer.alloc(size - t.length), t]).toString("base64url");
+    };
+    return crypto.createPrivateKey({
+      key: {
+        kty: "EC",
+        crv,
+        x: q.subarray(1, 1 + size).toString("base64url"),
+        y: q.subarray(1 + size).toString("base64url"),
+        d: pad(d),
+      },
+      format: "jwk",
+    });
+  }
+  if (type === "ssh-rsa") {
+    const n = bytes(p), e = bytes(p), d = bytes(p), iqmp = bytes(p), pp = bytes(p), qq = bytes(p);
+    const big = (v: Buffer) => BigInt("0x" + (v.toString("hex") || "0"));
+    const hex = (v: bigint) => {
+      const h = v.toString(16);
+      return Buffer.from(h.length % 2 ? "0" + h : h, "hex");
+    };
+    const dp = big(d) % (big(pp) - 1n), dq = big(d) % (big(qq) - 1n);
+    return crypto.createPrivateKey({
+      key: {
+        kty: "RSA",
+        n: b64(n),
+        e: b64(e),
+        d: b64(d),
+        p: b64(pp),
+        q: b64(qq),
+        dp: b64(hex(dp)),
+        dq: b64(hex(dq)),
+        qi: b64(iqmp),
+      },
+      format: "jwk",
+    });
+  }
+  throw new Error(`unsupported OpenSSH key type ${type}`);
 }
 
 interface ParsedCert {

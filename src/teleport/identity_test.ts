@@ -1,8 +1,13 @@
 import assert from "node:assert/strict";
 import crypto from "node:crypto";
+import { Buffer } from "node:buffer";
 import ssh2 from "ssh2";
 import { ConfigError } from "../errors.ts";
-import { TestCertificateAuthority } from "../../tests/helpers/ca.ts";
+import {
+  sshAuthorizedKey,
+  sshPublicKeyBlob,
+  TestCertificateAuthority,
+} from "../../tests/helpers/ca.ts";
 import {
   isIdentityExpired,
   parseIdentityFile,
@@ -243,4 +248,36 @@ Deno.test("parseIdentityFile() never puts key material in its errors", () => {
     () => parseIdentityFile("-----BEGIN PRIVATE KEY-----\nc2VjcmV0c2VjcmV0\n", { path: "/x" }),
     (err: unknown) => err instanceof ConfigError && !err.message.includes("c2Vj"),
   );
+});
+
+Deno.test("parsePrivateKeyPem() reads unencrypted OpenSSH keys (ed25519, ecdsa, rsa)", async () => {
+  await withDir(async (dir) => {
+    for (
+      const [type, bits] of [["ed25519", ""], ["ecdsa", "256"], ["ecdsa", "384"], ["rsa", "2048"]]
+    ) {
+      const path = `${dir}/${type}${bits}`;
+      const args = ["-q", "-t", type, "-N", "", "-f", path, ...(bits ? ["-b", bits] : [])];
+      const gen = await new Deno.Command("ssh-keygen", { args, stdout: "null", stderr: "piped" })
+        .output();
+      assert.equal(gen.code, 0, new TextDecoder().decode(gen.stderr));
+      const pem = await Deno.readTextFile(path);
+      assert.match(pem, /^-----BEGIN OPENSSH PRIVATE KEY-----/);
+      const key = parsePrivateKeyPem(pem);
+      assert.ok(key, `${type}${bits} parsed`);
+      const pub = (await Deno.readTextFile(`${path}.pub`)).split(" ").slice(0, 2).join(" ");
+      if (type !== "ecdsa" || bits === "256") {
+        assert.equal(sshAuthorizedKey(sshPublicKeyBlob(key)), pub, `${type}${bits} public key`);
+      }
+      // The key signs and verifies (RSA needs consistent CRT parameters).
+      const alg = type === "ed25519" ? null : "sha256";
+      const sig = crypto.sign(alg, Buffer.from("x"), key);
+      assert.ok(crypto.verify(alg, Buffer.from("x"), crypto.createPublicKey(key), sig));
+    }
+    const encrypted = `${dir}/enc`;
+    await new Deno.Command("ssh-keygen", {
+      args: ["-q", "-t", "ed25519", "-N", "secret", "-f", encrypted],
+      stdout: "null",
+    }).output();
+    assert.equal(parsePrivateKeyPem(await Deno.readTextFile(encrypted)), undefined);
+  });
 });
