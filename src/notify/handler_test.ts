@@ -569,3 +569,18 @@ Deno.test("handle() a long Teleport outage fails the event; the retry resends on
   await t.handler.handle(put(req));
   assert.equal(t.mailer.sent.length, 3);
 });
+
+Deno.test("handle() total permanent failure is not retried and later events send nothing", async () => {
+  const t = setup();
+  for (const r of [ALL, R1]) t.mailer.failFor(r, { retryable: false, times: Infinity });
+  const req = await newRequest(t, "req-1", [R1]); // resolves: nothing to retry
+  const s = stored(t.client, req.id);
+  assert.equal(s.data.threads.length, 0);
+  assert.deepEqual(s.delivery?.failed.sort(), [ALL, R1]);
+  for (const r of [ALL, R1]) t.mailer.heal(r);
+  const attempts = t.mailer.attempts;
+  assert.deepEqual(await t.handler.handle(put(req)), { sent: 0, noop: true });
+  await t.handler.handle(put({ ...req, state: "APPROVED", resolveReason: "ok" }));
+  assert.equal(t.mailer.attempts, attempts);
+  assert.equal(t.mailer.sent.length, 0);
+});
