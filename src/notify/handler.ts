@@ -60,6 +60,7 @@ import {
   encodePluginData,
   formatGoTimestamp,
   type ResolutionTag,
+  threadEncodingProblem,
 } from "./plugin_data.ts";
 
 /** An access request event, as the handler sees it. */
@@ -443,12 +444,20 @@ export class RequestHandler {
             const res = await this.send(email, content, undefined, signal);
             const timestamp = formatGoTimestamp(this.now());
             sent++;
+            const thread = { email, timestamp, messageId: res.messageId };
+            const problem = threadEncodingProblem(thread);
             await record((r) => {
-              if (!r.data.threads.some((t) => t.email === email)) {
-                r.data.threads.push({ email, timestamp, messageId: res.messageId });
+              if (problem !== undefined) {
+                // Go's thread list cannot hold it: sent, but no replies (never resent).
+                if (!r.delivery.failed.includes(email)) r.delivery.failed.push(email);
+                return;
               }
+              if (!r.data.threads.some((t) => t.email === email)) r.data.threads.push(thread);
               r.delivery.threads[email] = { reviews: 0, resolved: false };
             });
+            if (problem !== undefined) {
+              log.warn("Cannot store email thread in plugin data", { email, error: problem });
+            }
             log.info("Successfully sent", {
               email,
               timestamp,

@@ -584,3 +584,14 @@ Deno.test("handle() total permanent failure is not retried and later events send
   assert.equal(t.mailer.attempts, attempts);
   assert.equal(t.mailer.sent.length, 0);
 });
+
+Deno.test("handle() a thread that Go's format cannot store is sent once and never resent", async () => {
+  const t = setup();
+  const odd = "a/b@example.com";
+  const req = await newRequest(t, "req-1", [odd]);
+  assert.equal(t.mailer.to(odd).length, 1);
+  assert.deepEqual(stored(t.client, req.id).delivery?.failed, [odd]);
+  await t.handler.handle(put({ ...req, state: "APPROVED", resolveReason: "ok" }));
+  assert.equal(t.mailer.to(odd).length, 1);
+  assert.equal(t.mailer.to(ALL).length, 2);
+});
