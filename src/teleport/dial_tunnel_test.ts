@@ -11,11 +11,14 @@ import {
   type TunnelServerOptions,
 } from "../../tests/helpers/tunnel_server.ts";
 import { TeleportTestServer } from "../../tests/helpers/teleport_server.ts";
+import { ProxyEmulator } from "../../tests/helpers/proxy.ts";
 import { type CredentialsSource, staticCredentials } from "./credentials.ts";
 import { type Identity, parseIdentityFile } from "./identity.ts";
 import {
   openTunnelDialer,
   type OpenTunnelDialerOptions,
+  resolveTunnelDialer,
+  tunnelAddrFromFind,
   type TunnelAuthDialer,
 } from "./dial_tunnel.ts";
 import { GrpcTeleportClient } from "./grpc_client.ts";
@@ -436,5 +439,148 @@ Deno.test("openTunnelDialer() with viaTlsAlpn explains a Proxy that does not rou
     );
   } finally {
     await front.close();
+  }
+});
+
+Deno.test("tunnelAddrFromFind() follows Go's TunnelAddr rules", () => {
+  const find = (tls: boolean, ssh: Record<string, string>) => ({
+    proxy: { tls_routing_enabled: tls, ssh },
+  });
+  const cases: [ReturnType<typeof find>, string][] = [
+    [
+      find(false, {
+        ssh_tunnel_public_addr: "tunnel.example.com:4024",
+        public_addr: "public.example.com",
+        ssh_public_addr: "ssh.example.com",
+        tunnel_listen_addr: "[::]:5024",
+        web_listen_addr: "proxy.example.com",
+      }),
+      "tunnel.example.com:4024",
+    ],
+    [
+      find(false, {
+        ssh_public_addr: "ssh.example.com",
+        public_addr: "public.example.com",
+        tunnel_listen_addr: "[::]:5024",
+        web_listen_addr: "proxy.example.com",
+      }),
+      "ssh.example.com:5024",
+    ],
+    [
+      find(false, {
+        public_addr: "public.example.com",
+        tunnel_listen_addr: "[::]:5024",
+        web_listen_addr: "proxy.example.com",
+      }),
+      "public.example.com:5024",
+    ],
+    [
+      find(false, { public_addr: "public.example.com", web_listen_addr: "proxy.example.com" }),
+      "public.example.com:3024",
+    ],
+    [find(false, { web_listen_addr: "proxy.example.com" }), "proxy.example.com:3024"],
+    [
+      find(true, {
+        public_addr: "public.example.com",
+        tunnel_listen_addr: "[::]:5024",
+        ssh_tunnel_public_addr: "tpa.example.com:3032",
+        web_listen_addr: "proxy.example.com:443",
+      }),
+      "public.example.com:443",
+    ],
+    [
+      find(true, {
+        public_addr: "public.example.com:443",
+        tunnel_listen_addr: "[::]:5024",
+        web_listen_addr: "proxy.example.com:443",
+      }),
+      "public.example.com:443",
+    ],
+    [
+      find(true, { tunnel_listen_addr: "[::]:5024", web_listen_addr: "proxy.example.com:443" }),
+      "proxy.example.com:443",
+    ],
+    [
+      find(true, { tunnel_listen_addr: "[::]:5024", web_listen_addr: "proxy.example.com" }),
+      "proxy.example.com:443",
+    ],
+  ];
+  for (const [f, want] of cases) assert.equal(tunnelAddrFromFind(f), want, JSON.stringify(f));
+  assert.equal(
+    tunnelAddrFromFind(find(false, {}), { TELEPORT_TUNNEL_PUBLIC_ADDR: "tunnel.example.com:4024" }),
+    "tunnel.example.com:4024",
+  );
+  assert.throws(() => tunnelAddrFromFind(find(false, {})), /advertises no reverse tunnel address/);
+});
+
+async function writeWebCa(
+  ca: TestCertificateAuthority,
+): Promise<{ env: Record<string, string>; dir: string }> {
+  const dir = await Deno.makeTempDir();
+  await Deno.writeTextFile(`${dir}/web-ca.pem`, ca.webCaPem);
+  return { env: { DENO_CERT: `${dir}/web-ca.pem` }, dir };
+}
+
+Deno.test("resolveTunnelDialer() finds the tunnel behind a TLS-routing Proxy emulator (ALPN teleport-reversetunnel)", async () => {
+  await using env = await setup();
+  const proxy = await ProxyEmulator.start({
+    ca: env.ca,
+    onReverseTunnel: (s) => env.tunnel.handleSocket(s),
+  });
+  const web = await writeWebCa(env.ca);
+  const identity = await identityFor(env.ca, { user: "bot", roles: ["r"] });
+  try {
+    const dialer = await resolveTunnelDialer(proxy.addr, staticCredentials(identity), {
+      ...FAST,
+      env: web.env,
+    });
+    try {
+      const s = await dialer.dial();
+      assert.equal(await readBytes(s, "AUTH bot\n".length), "AUTH bot\n");
+      s.destroy();
+      assert.equal(proxy.stats.reverseTunnel, 1);
+      assert.equal(env.tunnel.connections, 1);
+    } finally {
+      dialer.close();
+    }
+  } finally {
+    await proxy.close();
+    await Deno.remove(web.dir, { recursive: true });
+  }
+});
+
+Deno.test("resolveTunnelDialer() follows /webapi/find to the tunnel port of a Proxy without TLS routing", async () => {
+  await using env = await setup();
+  const proxy = await ProxyEmulator.start({
+    ca: env.ca,
+    tlsRoutingEnabled: false,
+    ssh: { ssh_tunnel_public_addr: env.tunnel.addr },
+  });
+  const web = await writeWebCa(env.ca);
+  const identity = await identityFor(env.ca, { user: "bot", roles: ["r"] });
+  try {
+    const dialer = await resolveTunnelDialer(proxy.addr, staticCredentials(identity), {
+      ...FAST,
+      env: web.env,
+    });
+    try {
+      assert.equal(proxy.stats.find, 1);
+      assert.equal(proxy.stats.reverseTunnel, 0);
+      assert.equal(env.tunnel.connections, 1);
+    } finally {
+      dialer.close();
+    }
+    // Every path failing: one error naming each.
+    await assert.rejects(
+      resolveTunnelDialer(proxy.addr, staticCredentials(identity), { ...FAST, env: {} }),
+      (e) =>
+        e instanceof TeleportError && e.kind === "connection_problem" &&
+        /\(tunnel mode\): direct: .*; via \/webapi\/find: GET \/webapi\/find failed: /.test(
+          e.message,
+        ),
+    );
+  } finally {
+    await proxy.close();
+    await Deno.remove(web.dir, { recursive: true });
   }
 });
