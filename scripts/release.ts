@@ -60,6 +60,88 @@ export const COMPILE_PERMISSIONS: readonly string[] = [
   "--allow-sys=hostname",
 ];
 
+/**
+ * npm packages (from deno.json) that only tests and code generation use. Packages reachable only
+ * from these in `deno.lock` are left out of the binary (`deno compile` otherwise embeds the whole
+ * `node_modules/`, TypeScript included).
+ */
+export const DEV_ONLY_PACKAGES: readonly string[] = [
+  "@bufbuild/protoc-gen-es",
+  "smtp-server",
+  "mailparser",
+  "@types/",
+];
+
+/**
+ * Directories under `node_modules/` that hold only dev-only packages, computed from a `deno.lock`
+ * (v5): everything reachable from {@link DEV_ONLY_PACKAGES} and not from the other imports, as
+ * `.deno/<name with + for />@<version>/node_modules/<name>` plus the top-level links of the
+ * dev-only roots. Returns
+ * `[]` when a dependency cannot be resolved (then nothing is excluded).
+ */
+export function devOnlyNodeModules(lock: unknown): string[] {
+  const l = lock as {
+    npm?: Record<string, { dependencies?: string[] }>;
+    specifiers?: Record<string, string>;
+  };
+  const npm = l.npm ?? {};
+  const parse = (key: string) => {
+    const base = key.split("_")[0];
+    const at = base.lastIndexOf("@");
+    return { base, name: base.slice(0, at) };
+  };
+  const keys = Object.keys(npm);
+  const resolve = (dep: string): string | undefined => {
+    if (dep in npm) return dep;
+    const byBase = keys.filter((k) => parse(k).base === dep);
+    if (byBase.length === 1) return byBase[0];
+    const byName = keys.filter((k) => parse(k).name === dep);
+    return byName.length === 1 ? byName[0] : undefined;
+  };
+  const isDev = (name: string) =>
+    DEV_ONLY_PACKAGES.some((p) => p.endsWith("/") ? name.startsWith(p) : name === p);
+  const roots = { dev: [] as string[], runtime: [] as string[], devNames: [] as string[] };
+  for (const [spec, version] of Object.entries(l.specifiers ?? {})) {
+    if (!spec.startsWith("npm:")) continue;
+    const name = spec.slice(4, spec.lastIndexOf("@"));
+    const key = `${name}@${version}`;
+    if (!(key in npm)) return [];
+    if (isDev(name)) {
+      roots.dev.push(key);
+      roots.devNames.push(name);
+    } else {
+      roots.runtime.push(key);
+    }
+  }
+  const reach = (start: string[]): Set<string> | undefined => {
+    const seen = new Set<string>();
+    const todo = [...start];
+    while (todo.length > 0) {
+      const key = todo.pop()!;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      for (const dep of npm[key]?.dependencies ?? []) {
+        const resolved = resolve(dep);
+        if (!resolved) return undefined;
+        todo.push(resolved);
+      }
+    }
+    return seen;
+  };
+  const dev = reach(roots.dev);
+  const runtime = reach(roots.runtime);
+  if (!dev || !runtime) return [];
+  const dirs = new Set<string>();
+  for (const key of dev) {
+    const { base, name } = parse(key);
+    // The package folder itself: excluding `.deno/<pkg>` alone does not stop deno compile from
+    // embedding it through the symlinks that point into it.
+    if (!runtime.has(key)) dirs.add(`.deno/${base.replaceAll("/", "+")}/node_modules/${name}`);
+  }
+  for (const name of roots.devNames) dirs.add(name);
+  return [...dirs].sort();
+}
+
 /** The folder at the top of every tarball. */
 export const RELEASE_DIR_NAME = "teleport-access-email";
 
@@ -314,6 +396,19 @@ export async function compileBinary(options: CompileOptions): Promise<void> {
       `${tree}/src/build_info.json`,
       JSON.stringify({ version: options.version, gitRef: options.gitRef }) + "\n",
     );
+    const exclude: string[] = [];
+    if (!(await importsDevOnlyPackage(tree, options.signal))) {
+      try {
+        const lock = JSON.parse(await Deno.readTextFile(`${tree}/deno.lock`));
+        for (const dir of devOnlyNodeModules(lock)) {
+          if (await exists(`${tree}/node_modules/${dir}`)) {
+            exclude.push("--exclude", `node_modules/${dir}`);
+          }
+        }
+      } catch {
+        // No usable lockfile: embed everything.
+      }
+    }
     const env: Record<string, string> = { NO_COLOR: "1" };
     const clearEnv = ["DENORT_BIN"];
     if (options.denort.kind === "env") env.DENORT_BIN = options.denort.path;
@@ -326,6 +421,7 @@ export async function compileBinary(options: CompileOptions): Promise<void> {
       "--frozen",
       "--no-code-cache",
       ...COMPILE_PERMISSIONS,
+      ...exclude,
       "--target",
       TARGETS[options.arch],
       "--output",
@@ -343,6 +439,37 @@ export async function compileBinary(options: CompileOptions): Promise<void> {
     }
   } finally {
     await Deno.remove(tree, { recursive: true });
+  }
+}
+
+/**
+ * Whether `main.ts`'s static module graph in `tree` imports one of {@link DEV_ONLY_PACKAGES}
+ * (then nothing is excluded from the binary). Unknown (deno info fails) counts as yes.
+ */
+async function importsDevOnlyPackage(tree: string, signal?: AbortSignal): Promise<boolean> {
+  const info = await run(Deno.execPath(), ["info", "--json", "main.ts"], {
+    cwd: tree,
+    check: false,
+    signal,
+  });
+  if (!info.success) return true;
+  try {
+    const graph = JSON.parse(info.stdout) as {
+      modules: Array<{ dependencies?: Array<{ code?: { specifier?: string } }> }>;
+    };
+    for (const module of graph.modules) {
+      for (const dep of module.dependencies ?? []) {
+        const spec = dep.code?.specifier ?? "";
+        if (!spec.startsWith("npm:")) continue;
+        const name = spec.slice(4).replace(/^\//, "").replace(/^((?:@[^/]+\/)?[^/@]+).*$/, "$1");
+        if (DEV_ONLY_PACKAGES.some((p) => p.endsWith("/") ? name.startsWith(p) : name === p)) {
+          return true;
+        }
+      }
+    }
+    return false;
+  } catch {
+    return true;
   }
 }
 
@@ -751,6 +878,15 @@ function errorText(err: unknown): string {
 async function isFile(path: string): Promise<boolean> {
   try {
     return (await Deno.stat(path)).isFile;
+  } catch {
+    return false;
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
   } catch {
     return false;
   }

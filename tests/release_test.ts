@@ -8,6 +8,7 @@ import {
   COMPILE_PERMISSIONS,
   compileBinary,
   denortMissingMessage,
+  devOnlyNodeModules,
   elfMachine,
   hostArch,
   parseReleaseArgs,
@@ -358,6 +359,66 @@ Deno.test("deno task release stops before compiling when no denort is available,
   });
 });
 
+Deno.test("devOnlyNodeModules() lists packages only tests and codegen reach, never runtime ones", async () => {
+  const lock = JSON.parse(await Deno.readTextFile(`${REPO_ROOT}/deno.lock`));
+  const dirs = devOnlyNodeModules(lock);
+  const names = dirs.map((d) => d.replace(/^\.deno\/[^/]+\/node_modules\//, ""));
+  for (
+    const dev of [
+      "smtp-server",
+      "mailparser",
+      "@bufbuild/protoc-gen-es",
+      "typescript",
+      "@types/ssh2",
+    ]
+  ) {
+    assert.ok(names.includes(dev), `${dev} is excluded`);
+  }
+  for (
+    const runtime of [
+      "nodemailer",
+      "@grpc/grpc-js",
+      "ssh2",
+      "mailgun.js",
+      "smol-toml",
+      "@bufbuild/protobuf",
+    ]
+  ) {
+    // The version deno.json imports stays (mailparser's nodemailer@10.3.1 may go).
+    const spec = Object.keys(lock.specifiers).find((k) => k.startsWith(`npm:${runtime}@`))!;
+    const version = lock.specifiers[spec].split("_")[0];
+    const dir = `.deno/${runtime.replace("/", "+")}@${version}/node_modules/${runtime}`;
+    assert.ok(!dirs.includes(dir), `${dir} is kept`);
+    assert.ok(!dirs.includes(runtime), `${runtime} link is kept`);
+  }
+  assert.ok(dirs.includes(".deno/smtp-server@3.21.6/node_modules/smtp-server"), dirs.join(" "));
+  // A dependency that cannot be resolved: exclude nothing rather than guess.
+  assert.deepEqual(
+    devOnlyNodeModules({
+      specifiers: { "npm:smtp-server@1.0.0": "1.0.0", "npm:a@1.0.0": "1.0.0" },
+      npm: { "smtp-server@1.0.0": { dependencies: ["missing"] }, "a@1.0.0": {} },
+    }),
+    [],
+  );
+  // Shared by a runtime package: kept.
+  assert.deepEqual(
+    devOnlyNodeModules({
+      specifiers: { "npm:smtp-server@1.0.0": "1.0.0", "npm:a@1.0.0": "1.0.0" },
+      npm: {
+        "smtp-server@1.0.0": { dependencies: ["shared", "only-dev"] },
+        "a@1.0.0": { dependencies: ["shared"] },
+        "shared@2.0.0": {},
+        "only-dev@3.0.0": {},
+      },
+    }),
+    [
+      ".deno/only-dev@3.0.0/node_modules/only-dev",
+      ".deno/smtp-server@1.0.0/node_modules/smtp-server",
+      "smtp-server",
+    ],
+  );
+});
+
 Deno.test("smokeTest() accepts a binary that behaves like teleport-email", async () => {
   await withTempDir(async (dir) => {
     const binary = await fakeBinary(
@@ -440,6 +501,11 @@ Deno.test("compileBinary() onto the deno CLI yields a binary that smokeTest() re
     });
     assert.equal(await Deno.readTextFile(`${REPO_ROOT}/src/build_info.json`), before);
     assert.equal(await elfMachine(output), Deno.build.arch === "x86_64" ? 62 : 183);
+    // Runtime packages are embedded, dev-only ones (test SMTP server, TypeScript) are not.
+    const bytes = new TextDecoder("latin1").decode(await Deno.readFile(output));
+    assert.ok(bytes.includes("Nodemailer"), "nodemailer is embedded");
+    assert.ok(!bytes.includes("SMTPServer"), "smtp-server is not embedded");
+    assert.ok(!bytes.includes("ts.createProgram"), "typescript is not embedded");
     await assert.rejects(
       smokeTest(output, { version: "7.7.7", gitRef: "test-ref" }),
       (err: unknown) =>
