@@ -13,8 +13,10 @@
  *   `alpn-ping`) when an L7 load balancer in front of the Proxy strips ALPN. Chosen by
  *   `TELEPORT_TLS_ROUTING_CONN_UPGRADE` (`true`/`false` or `addr=yes,addr2=no`), else by a test
  *   dial with ALPN `teleport-reversetunnel` that negotiates nothing.
- * - `tunnel`: the SSH reverse tunnel, provided by `dial_tunnel.ts` through
- *   {@link ResolveAuthDialerOptions.tunnelDialer}.
+ * - `tunnel`: the SSH reverse tunnel (`dial_tunnel.ts`): `addr` as a tunnel address (port 3024),
+ *   the tunnel address `/webapi/find` advertises when the Proxy has no TLS routing, or ALPN
+ *   `teleport-reversetunnel` when the `teleport-auth@` route fails. Needs the identity's SSH
+ *   certificate.
  *
  * The outer TCP dial honours `HTTPS_PROXY`/`NO_PROXY` (HTTP CONNECT; loopback never proxied).
  * The Proxy's web certificate is verified as described in `webapi.ts` (system roots or
@@ -39,6 +41,7 @@ import {
 } from "./dial_net.ts";
 import { connectWeb, findProxy, type FindResponse, webRootCas } from "./webapi.ts";
 import { UpgradeNotSupportedError, upgradeWebSocket } from "./websocket.ts";
+import { openTunnelDialer } from "./dial_tunnel.ts";
 
 export { API_DOMAIN, connectAuthTls } from "./dial_net.ts";
 /** Default Auth Service port. */
@@ -114,8 +117,8 @@ export interface ResolveAuthDialerOptions {
   /** Restricts the candidate modes (default: all that fit). */
   modes?: AuthDialMode[];
   /**
-   * HOOK for the SSH reverse-tunnel mode (`openTunnelDialer` from `./dial_tunnel.ts`). When
-   * given and the identity has an SSH certificate, it is used like Go's `tunnelConnect` (`addr`
+   * The SSH reverse-tunnel mode; default `openTunnelDialer` from `./dial_tunnel.ts`. When the
+   * identity has an SSH certificate (identity files do), it is used like Go's `tunnelConnect` (`addr`
    * as a tunnel address, in parallel with the others), `proxyConnect` (the tunnel address from
    * `/webapi/find` when the Proxy has no TLS routing) and `tlsRoutingConnect` (ALPN
    * `teleport-reversetunnel`, when the `teleport-auth@` route fails).
@@ -198,7 +201,11 @@ const SERVER_CERT_CODES = new Set([
 /** Turns any dial error into a short reason and a kind. */
 function classify(err: unknown, timeoutMs: number): DialFailure {
   if (err instanceof DialFailure) return err;
-  if (err instanceof TeleportError) return new DialFailure(err.kind, err.message, { cause: err });
+  if (err instanceof TeleportError) {
+    // Drop the "Cannot connect to ... (tunnel mode): " prefix of a nested dialer's error.
+    const reason = err.message.replace(/^Cannot connect to .*? \([a-z-]+ mode\): /, "");
+    return new DialFailure(err.kind, reason, { cause: err });
+  }
   const e = err as { name?: string; code?: string; message?: string };
   const msg = e?.message ?? String(err);
   if (e?.name === "TimeoutError") {
@@ -393,8 +400,8 @@ export async function resolveAuthDialer(
     );
   }
 
-  const tunnelFactory = opts.tunnelDialer;
-  const canTunnel = () => Boolean(tunnelFactory && allowed("tunnel") && creds.current().sshCert);
+  const tunnelFactory: TunnelDialerFactory = opts.tunnelDialer ?? openTunnelDialer;
+  const canTunnel = () => Boolean(allowed("tunnel") && creds.current().sshCert);
   const tunnelOpts = (signal: AbortSignal, extra: Partial<TunnelDialerOptions> = {}) => ({
     signal,
     log,
@@ -452,7 +459,7 @@ export async function resolveAuthDialer(
             tunnel: tunnelAddr,
           });
           try {
-            return await tunnelFactory!(tunnelAddr, creds, tunnelOpts(signal));
+            return await tunnelFactory(tunnelAddr, creds, tunnelOpts(signal));
           } catch (err) {
             const f = classify(err, timeoutMs);
             throw new DialFailure(f.kind, `reverse tunnel ${tunnelAddr}: ${f.message}`, {
@@ -488,7 +495,7 @@ export async function resolveAuthDialer(
             error: first.message,
           });
           try {
-            return await tunnelFactory!(
+            return await tunnelFactory(
               joinHostPort(webTarget),
               creds,
               tunnelOpts(signal, { viaTlsAlpn: true, proxyCaPems: roots }),
@@ -509,7 +516,7 @@ export async function resolveAuthDialer(
   if (canTunnel()) {
     candidates.push({
       label: "tunnel",
-      run: (signal) => tunnelFactory!(addr, creds, tunnelOpts(signal)),
+      run: (signal) => tunnelFactory(addr, creds, tunnelOpts(signal)),
     });
   }
   if (candidates.length === 0) {

@@ -3,6 +3,7 @@ import net from "node:net";
 import type { Duplex } from "node:stream";
 import { TeleportError } from "../errors.ts";
 import { TestCertificateAuthority } from "../../tests/helpers/ca.ts";
+import { startTunnelServer } from "../../tests/helpers/tunnel_server.ts";
 import {
   ProxyEmulator,
   startConnectProxy,
@@ -407,9 +408,13 @@ Deno.test("resolveAuthDialer() uses the reverse tunnel a Proxy without TLS routi
       assert.deepEqual(tunnel.calls.map((c) => c.addr).sort(), [proxy.addr, "tunnel.test:3024"]);
       assert.equal(tunnel.calls[0].opts.env, WEB_ENV);
 
-      // Without a tunnel dialer the error says why.
+      // Without the tunnel mode the error says why.
       await rejectsTeleport(
-        resolveAuthDialer(proxy.addr, creds, { env: WEB_ENV, timeoutMs: 5000 }),
+        resolveAuthDialer(proxy.addr, creds, {
+          env: WEB_ENV,
+          timeoutMs: 5000,
+          modes: ["direct", "tls-routing", "tls-routing-upgrade"],
+        }),
         "connection_problem",
         ["does not have TLS routing enabled"],
       );
@@ -479,6 +484,44 @@ Deno.test("tunnelAddrFromFind() follows Go's TunnelAddr() order", () => {
     tunnelAddrFromFind(ssh({ web_listen_addr: "w:3080" }), { TELEPORT_TUNNEL_PUBLIC_ADDR: "e:1" }),
     "e:1",
   );
+});
+
+Deno.test("resolveAuthDialer() reaches Auth through the real SSH reverse tunnel in each tunnel route", async () => {
+  await withAuth(async (auth) => {
+    const tunnel = await startTunnelServer({ ca, authAddr: auth.addr });
+    try {
+      const creds = staticCredentials(await identityFor("email", { keyType: "ed25519" }));
+      // tunnelConnect: addr is the tunnel listener.
+      const direct = await resolveAuthDialer(tunnel.addr, creds, { env: WEB_ENV });
+      assert.equal(direct.mode, "tunnel");
+      await talk(await direct.dial(), "email");
+      direct.close?.();
+
+      // proxyConnect: a Proxy without TLS routing advertises the tunnel address.
+      await withProxy({
+        authAddr: auth.addr,
+        tlsRoutingEnabled: false,
+        ssh: { ssh_tunnel_public_addr: tunnel.addr },
+      }, async (proxy) => {
+        const d = await resolveAuthDialer(proxy.addr, creds, { env: WEB_ENV });
+        assert.equal(d.mode, "tunnel");
+        await talk(await d.dial(), "email");
+        d.close?.();
+      });
+
+      // tlsRoutingConnect: teleport-auth@ refused, teleport-reversetunnel to the same port.
+      await withProxy({ onReverseTunnel: (s) => tunnel.handleSocket(s) }, async (proxy) => {
+        const d = await resolveAuthDialer(proxy.addr, creds, { env: WEB_ENV });
+        assert.equal(d.mode, "tunnel");
+        await talk(await d.dial(), "email");
+        d.close?.();
+        assert.ok(proxy.stats.reverseTunnel >= 1);
+      });
+      assert.ok(tunnel.dials.length >= 3);
+    } finally {
+      await tunnel.close();
+    }
+  });
 });
 
 Deno.test({
