@@ -13,7 +13,7 @@ FROM --platform=$BUILDPLATFORM node:20.20.2-bookworm-slim AS build
 ARG TARGETARCH
 ARG GIT_REF=""
 ARG DENORT_DIR=""
-ENV DENO_NO_UPDATE_CHECK=1 NO_COLOR=1
+ENV DENO_NO_UPDATE_CHECK=1 NO_COLOR=1 DENO_DIR=/deno-dir
 RUN npm install -g deno@2.9.6 && deno --version
 WORKDIR /src
 COPY deno.json deno.lock ./
@@ -21,8 +21,8 @@ RUN deno install --frozen
 COPY . .
 RUN set -eu; \
     if [ -n "$DENORT_DIR" ]; then \
-      mkdir -p "$(deno info --json | sed -n 's/.*"denoDir": *"\([^"]*\)".*/\1/p')/dl/release/v2.9.6"; \
-      cp "$DENORT_DIR"/denort-*.zip "$(deno info --json | sed -n 's/.*"denoDir": *"\([^"]*\)".*/\1/p')/dl/release/v2.9.6/"; \
+      mkdir -p /deno-dir/dl/release/v2.9.6; \
+      cp "$DENORT_DIR"/denort-*.zip /deno-dir/dl/release/v2.9.6/; \
     fi; \
     deno run --allow-all scripts/release.ts --target "$TARGETARCH" --git-ref "$GIT_REF" --out /dist; \
     mkdir -p /out/usr/local/bin; \
