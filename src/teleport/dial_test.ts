@@ -22,6 +22,7 @@ import {
   type TunnelDialerOptions,
 } from "./dial.ts";
 import { noProxyMatches, parseHostPort, proxyForTarget } from "./dial_net.ts";
+import { webRootCas } from "./webapi.ts";
 
 const ca = await TestCertificateAuthority.create({ clusterName: "dial.example" });
 const tmp = await Deno.makeTempDir({ prefix: "dial_test" });
@@ -522,6 +523,18 @@ Deno.test("resolveAuthDialer() reaches Auth through the real SSH reverse tunnel 
       await tunnel.close();
     }
   });
+});
+
+Deno.test("webRootCas() uses SSL_CERT_FILE instead of the system roots, plus DENO_CERT and the identity CAs", () => {
+  const only = webRootCas({ SSL_CERT_FILE: webCaFile }, [ca.hostCaPem]);
+  assert.deepEqual(only, [ca.webCaPem, ca.hostCaPem]);
+  const system = webRootCas({ DENO_CERT: webCaFile });
+  assert.equal(system[0], ca.webCaPem);
+  assert.ok(system.length > 10, "system or built-in roots included");
+  assert.throws(
+    () => webRootCas({ SSL_CERT_FILE: `${tmp}/missing.pem` }),
+    /cannot read SSL_CERT_FILE/,
+  );
 });
 
 Deno.test({

@@ -6,7 +6,8 @@
  *
  * Like the Go client, the Proxy's public web certificate is verified with the system trust store
  * (never skipped). Concretely the trusted roots are:
- * - the PEM bundle named by `SSL_CERT_FILE` when set (Go reads the same variable on Linux), else
+ * - the PEM bundle named by `SSL_CERT_FILE` when set, else the first system bundle found among
+ *   the paths Go's `crypto/x509` reads on Linux (`/etc/ssl/certs/ca-certificates.crt`, ...), else
  *   the Mozilla root set built into the runtime (`tls.rootCertificates`);
  * - plus the PEM file named by `DENO_CERT` when set (Deno's own "extra CA" variable);
  * - plus the cluster's host CA certificates from the identity file (what Go falls back to for
@@ -68,9 +69,32 @@ export function webRootCas(env: Env, extraPems: readonly string[] = []): string[
       throw new Error(`cannot read ${name} "${path}": ${(err as Error).message}`, { cause: err });
     }
   }
-  if (!env.SSL_CERT_FILE) roots.push(...tls.rootCertificates);
+  if (!env.SSL_CERT_FILE) roots.push(...systemRoots());
   roots.push(...extraPems);
   return roots;
+}
+
+/** Go's `crypto/x509` system bundle locations on Linux, in its order. */
+export const SYSTEM_CERT_FILES = [
+  "/etc/ssl/certs/ca-certificates.crt",
+  "/etc/pki/tls/certs/ca-bundle.crt",
+  "/etc/ssl/ca-bundle.pem",
+  "/etc/pki/tls/cacert.pem",
+  "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+  "/etc/ssl/cert.pem",
+];
+
+/** The first readable, non-empty system bundle, else the runtime's built-in Mozilla roots. */
+function systemRoots(): string[] {
+  for (const path of SYSTEM_CERT_FILES) {
+    try {
+      const pems = readPemFile(path);
+      if (pems.length > 0) return pems;
+    } catch {
+      // missing or not readable (e.g. restricted --allow-read): try the next one
+    }
+  }
+  return [...tls.rootCertificates];
 }
 
 /** TLS to the Proxy's web listener, verified with `roots` against the Proxy's host name. */
