@@ -29,8 +29,8 @@ import { TeleportError, type TeleportErrorKind } from "../errors.ts";
 import type { CredentialsSource, Log } from "./credentials.ts";
 import type { Identity } from "./identity.ts";
 import type { AuthDialer } from "./dial.ts";
-import { connectAuthTls } from "./dial.ts";
 import {
+  connectAuthTls,
   dialOuter,
   type Env,
   type HostPort,

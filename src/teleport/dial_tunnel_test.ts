@@ -22,6 +22,7 @@ import {
   type TunnelAuthDialer,
 } from "./dial_tunnel.ts";
 import { GrpcTeleportClient } from "./grpc_client.ts";
+import { type AuthDialer, resolveAuthDialer } from "./dial.ts";
 
 /** A TLS server playing Auth: host-CA certificate, ALPN h2, says "AUTH <cn>\n" then echoes. */
 async function startEchoAuth(ca: TestCertificateAuthority) {
@@ -134,6 +135,13 @@ for (const keyType of ["ed25519", "ec", "rsa"] as const) {
       }
       assert.equal(env.tunnel.connections, 1);
       assert.equal(dialer.sshConnections, 1);
+      assert.deepEqual(env.tunnel.authAlgorithms, [
+        keyType === "ed25519"
+          ? "ssh-ed25519-cert-v01@openssh.com"
+          : keyType === "ec"
+          ? "ecdsa-sha2-nistp256-cert-v01@openssh.com"
+          : "rsa-sha2-256-cert-v01@openssh.com", // SHA-2 from the server's server-sig-algs
+      ]);
       // The opening proof plus three dials, all to the Auth Service.
       assert.deepEqual(env.tunnel.dials, Array(4).fill("@remote-auth-server"));
     } finally {
@@ -581,6 +589,38 @@ Deno.test("resolveTunnelDialer() follows /webapi/find to the tunnel port of a Pr
     );
   } finally {
     await proxy.close();
+    await Deno.remove(web.dir, { recursive: true });
+  }
+});
+
+Deno.test("resolveAuthDialer() reaches the test Auth server's gRPC API through the tunnel of a Proxy without TLS routing", async () => {
+  const ca = await TestCertificateAuthority.create();
+  const server = await TeleportTestServer.start({ ca });
+  const tunnel = await startTunnelServer({ ca, authAddr: server.addr });
+  const proxy = await ProxyEmulator.start({
+    ca,
+    tlsRoutingEnabled: false,
+    ssh: { ssh_tunnel_public_addr: tunnel.addr },
+  });
+  const web = await writeWebCa(ca);
+  const identity = await identityFor(ca, { user: "access-plugin", roles: ["access-plugin"] });
+  let dialer: AuthDialer | undefined;
+  let client: GrpcTeleportClient | undefined;
+  try {
+    dialer = await resolveAuthDialer(proxy.addr, staticCredentials(identity), {
+      env: web.env,
+      timeoutMs: 10_000,
+    });
+    assert.equal(dialer.mode, "tunnel");
+    client = await GrpcTeleportClient.create(dialer, { callTimeoutMs: 10_000 });
+    assert.equal((await client.ping()).clusterName, ca.clusterName);
+    assert.equal(tunnel.connections, 1);
+  } finally {
+    client?.close();
+    (dialer as TunnelAuthDialer | undefined)?.close?.();
+    await proxy.close();
+    await tunnel.close();
+    await server.close();
     await Deno.remove(web.dir, { recursive: true });
   }
 });

@@ -76,6 +76,8 @@ export interface TunnelServer {
   readonly authenticated: number;
   /** Why authentications were refused, in order (e.g. "certificate has expired"). */
   readonly authFailures: readonly string[];
+  /** Key algorithms of the signed `publickey` requests, in order (`rsa-sha2-256-cert-v01@...`). */
+  readonly authAlgorithms: readonly string[];
   /** Addresses of every `teleport-transport-dial` request, in order. */
   readonly dials: readonly string[];
   /** Closes every SSH connection now (the listener stays), to test reconnects. */
@@ -114,6 +116,7 @@ export async function startTunnelServer(opts: TunnelServerOptions): Promise<Tunn
   const sockets = new Set<Duplex>();
   const stats = { connections: 0, authenticated: 0 };
   const authFailures: string[] = [];
+  const authAlgorithms: string[] = [];
   const dials: string[] = [];
 
   const server = new ssh2.Server(
@@ -167,6 +170,7 @@ export async function startTunnelServer(opts: TunnelServerOptions): Promise<Tunn
           return refuse('certificate missing roles in "teleport-roles" extension');
         }
         if (!ctx.signature) return ctx.accept(); // "publickey -- check": the key is acceptable
+        authAlgorithms.push(ctx.key.algo);
         if (!verifySshSignature(cert.publicKey, ctx.signature, ctx.blob!)) {
           return refuse("bad signature");
         }
@@ -242,6 +246,7 @@ export async function startTunnelServer(opts: TunnelServerOptions): Promise<Tunn
       return stats.authenticated;
     },
     authFailures,
+    authAlgorithms,
     dials,
     dropConnections() {
       for (const c of conns) (c as unknown as { _sock?: Duplex })._sock?.destroy();
