@@ -1,0 +1,156 @@
+/**
+ * End-to-end start-up and shutdown of the real CLI: SIGTERM and SIGINT stop it cleanly (exit 0);
+ * a missing plugin role, an unreachable or silent Teleport, a too-old server and failed mailer
+ * health checks each end it with exit 1 and one clear fatal error within the start-up budget.
+ * Every environment's close also checks that no secret reached the plugin's output.
+ */
+import assert from "node:assert/strict";
+import net from "node:net";
+import { E2eEnv, type E2eEnvOptions } from "./helpers/e2e_env.ts";
+import type { PluginProcess } from "./helpers/plugin_process.ts";
+
+/** Bound on a failing start-up: the 10 s init budget plus process start and slack. */
+const FAIL_WITHIN_MS = 25_000;
+
+async function exitWithin(plugin: PluginProcess, ms: number): Promise<number> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), ms)));
+  const result = await Promise.race([plugin.exited, timeout]);
+  clearTimeout(timer);
+  if (result === "timeout") {
+    plugin.kill();
+    await plugin.exited;
+    throw new Error(`the plugin did not exit within ${ms} ms:\n${plugin.stderrLines.join("\n")}`);
+  }
+  return result;
+}
+
+interface FailureCase {
+  name: string;
+  env: E2eEnvOptions;
+  prepare?: (env: E2eEnv) => Promise<void>;
+  /** Fragments of the fatal error. */
+  error: string[];
+  /** Strings that must not appear in the output (besides the shared secrets). */
+  secret?: string;
+}
+
+/** A loopback TCP port nobody listens on. */
+async function closedPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => server.close(() => r()));
+  return port;
+}
+
+/** A loopback listener that accepts connections and never answers (a black hole). */
+async function silentListener(): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((s) => {
+    sockets.add(s);
+    s.on("error", () => {});
+    s.on("close", () => sockets.delete(s));
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+function setAddr(addr: string) {
+  return (c: Record<string, unknown>) => {
+    (c.teleport as Record<string, unknown>).addr = addr;
+  };
+}
+
+async function runFailure(c: FailureCase): Promise<void> {
+  await using env = await E2eEnv.start(c.env);
+  await c.prepare?.(env);
+  const plugin = await env.startPlugin({ waitReady: false });
+  const code = await exitWithin(plugin, FAIL_WITHIN_MS);
+  const out = plugin.stderrLines.join("\n");
+  assert.equal(code, 1, `${c.name}: exit code\n${out}`);
+  const fatal = plugin.logs.filter((l) => l.msg === "Terminating with fatal error");
+  assert.equal(fatal.length, 1, `${c.name}: one fatal error\n${out}`);
+  const error = String(fatal[0].error);
+  for (const fragment of c.error) {
+    assert.ok(error.includes(fragment), `${c.name}: ${JSON.stringify(fragment)} in ${error}`);
+  }
+  assert.ok(!plugin.logs.some((l) => l.msg === "Plugin is ready"), `${c.name}: never ready`);
+  if (c.secret) assert.ok(!out.includes(c.secret), `${c.name}: secret in the output`);
+}
+
+Deno.test("e2e: start-up failures exit 1 with one clear fatal error within the start-up budget", async () => {
+  const port = await closedPort();
+  const silent = await silentListener();
+  try {
+    const cases: FailureCase[] = [
+      {
+        name: "identity without the plugin role",
+        env: { pluginRoles: ["nobody"] },
+        error: [
+          "PERMISSION_DENIED",
+          "access denied",
+          "access_request: list, read",
+          "access_plugin_data: update",
+        ],
+      },
+      {
+        name: "Teleport unreachable (closed port)",
+        env: { config: setAddr(`127.0.0.1:${port}`) },
+        error: ["Cannot connect to Teleport", `127.0.0.1:${port}`, "ECONNREFUSED"],
+      },
+      {
+        name: "Teleport silent (accepts, never answers)",
+        env: { config: setAddr(`127.0.0.1:${silent.port}`) },
+        error: [`127.0.0.1:${silent.port}`],
+      },
+      {
+        name: "server version too old",
+        env: { server: { serverVersion: "6.0.0" } },
+        error: ["incompatible versions: 6.0.0 < 6.1.0-beta.1"],
+      },
+      {
+        name: "SMTP health check: wrong password",
+        env: { mailer: "smtp" },
+        prepare: (env) => Deno.writeTextFile(`${env.dir}/smtp_password`, "e2e-wrong-password\n"),
+        error: ["client connection health check failed", "535"],
+        secret: "e2e-wrong-password",
+      },
+      {
+        name: "Mailgun health check: wrong key",
+        env: { mailer: "mailgun" },
+        prepare: (env) => Deno.writeTextFile(`${env.dir}/mailgun_key`, "e2e-wrong-key\n"),
+        error: ["client connection health check failed", "401"],
+        secret: "e2e-wrong-key",
+      },
+    ];
+    await Promise.all(cases.map(runFailure));
+  } finally {
+    await silent.close();
+  }
+});
+
+async function stopsCleanly(signal: Deno.Signal, mailer: "smtp" | "mailgun") {
+  await using env = await E2eEnv.start({ mailer });
+  const plugin = await env.startPlugin();
+  const req = env.teleport.createAccessRequest({ user: "alice@example.com", roles: ["editor"] });
+  await env.waitForEmailsFor(req.id, 1);
+  const code = await plugin.stop(signal);
+  const out = plugin.stderrLines.join("\n");
+  assert.equal(code, 0, `${signal}: exit code\n${out}`);
+  const graceful = plugin.logs.find((l) => l.msg === "Attempting graceful shutdown");
+  assert.equal(graceful?.signal, signal);
+  assert.ok(plugin.logs.some((l) => l.msg === "Successfully shut down"), out);
+  assert.ok(!plugin.logs.some((l) => l.level === "ERROR"), `${signal}: no error logged\n${out}`);
+  assert.deepEqual(env.leakedSecrets(), []);
+}
+
+Deno.test("e2e: SIGTERM and SIGINT shut the plugin down gracefully with exit 0", async () => {
+  await Promise.all([stopsCleanly("SIGTERM", "smtp"), stopsCleanly("SIGINT", "mailgun")]);
+});
