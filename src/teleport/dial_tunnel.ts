@@ -53,8 +53,8 @@ import {
   installSsh2Patches,
   openSshChannel,
   sendChannelRequest,
-  ssh2,
   type Ssh2Channel,
+  ssh2Module,
   sshCertificateAuthKey,
   withSocketShims,
 } from "./ssh2_patches.ts";
@@ -227,7 +227,7 @@ function sshMaterial(identity: Identity): {
 }
 
 interface SshConn {
-  client: InstanceType<typeof ssh2.Client>;
+  client: import("ssh2").Client;
   identity: Identity;
   openChannels: number;
   dead: boolean;
@@ -487,7 +487,7 @@ class TunnelDialer implements TunnelAuthDialer {
           throw new StepFailure("bad_parameter", errMessage(err));
         }
         const stream = await this.#outer(signal);
-        const client = new ssh2.Client();
+        const client = new (ssh2Module().Client)();
         const conn: SshConn = { client, identity, openChannels: 0, dead: false, retired: false };
         let hostProblem: string | undefined;
         const host = this.#target.host;

@@ -43,10 +43,31 @@ export const SSH2_PINNED_VERSION = "1.17.0";
 // deno-lint-ignore no-explicit-any
 type Any = any;
 
-/** The `ssh2` module (`Client`, `Server`, `utils`), loaded from the same instance the patches touch. */
-export const ssh2: typeof import("ssh2") = require("ssh2");
+/**
+ * The `ssh2` module (`Client`, `Server`, `utils`), from the same instance the patches touch,
+ * with the patches installed. Loaded on first use, so a program that never uses the tunnel
+ * never loads ssh2.
+ */
+export function ssh2Module(): typeof import("ssh2") {
+  installSsh2Patches();
+  return require("ssh2");
+}
 
-const internals = (() => {
+interface Internals {
+  pkg: Any;
+  Protocol: Any;
+  protoUtils: Any;
+  constants: Any;
+  keyParser: Any;
+  channel: Any;
+  /** ssh2's own `authPK`, captured before patching. */
+  originalAuthPK: unknown;
+}
+
+let loaded: Internals | undefined;
+
+function internalsOf(): Internals {
+  if (loaded) return loaded;
   const load = (id: string): Any => {
     try {
       return require(id);
@@ -54,18 +75,18 @@ const internals = (() => {
       return undefined;
     }
   };
-  return {
+  const Protocol = load("ssh2/lib/protocol/Protocol.js");
+  loaded = {
     pkg: load("ssh2/package.json"),
-    Protocol: load("ssh2/lib/protocol/Protocol.js"),
+    Protocol,
     protoUtils: load("ssh2/lib/protocol/utils.js"),
     constants: load("ssh2/lib/protocol/constants.js"),
     keyParser: load("ssh2/lib/protocol/keyParser.js"),
     channel: load("ssh2/lib/Channel.js"),
+    originalAuthPK: Protocol?.prototype?.authPK,
   };
-})();
-
-/** ssh2's own `authPK`, captured before patching. */
-const ORIGINAL_AUTH_PK: unknown = internals.Protocol?.prototype?.authPK;
+  return loaded;
+}
 
 /** Host key algorithms for OpenSSH host certificates, in order of preference. */
 export const HOST_CERT_ALGORITHMS: readonly string[] = [
@@ -89,7 +110,8 @@ const CUSTOM_CHANNELS = Symbol("teleport-email.customChannels");
  * The version must be {@link SSH2_PINNED_VERSION}.
  */
 export function missingSsh2Internals(): string[] {
-  const { pkg, Protocol, protoUtils, constants, keyParser, channel } = internals;
+  const { pkg, Protocol, protoUtils, constants, keyParser, channel, originalAuthPK } =
+    internalsOf();
   const missing: string[] = [];
   const need = (ok: unknown, what: string) => {
     if (!ok) missing.push(what);
@@ -106,9 +128,9 @@ export function missingSsh2Internals(): string[] {
     "Protocol.prototype._kex (must be a plain instance property)",
   );
   need(
-    typeof ORIGINAL_AUTH_PK === "function" &&
-      /this\._authsQueue\.push\('publickey'\)/.test(String(ORIGINAL_AUTH_PK)) &&
-      /this\._kex\.sessionID/.test(String(ORIGINAL_AUTH_PK)),
+    typeof originalAuthPK === "function" &&
+      /this\._authsQueue\.push\('publickey'\)/.test(String(originalAuthPK)) &&
+      /this\._kex\.sessionID/.test(String(originalAuthPK)),
     "Protocol.prototype.authPK internals (_authsQueue, _kex.sessionID)",
   );
   for (const m of ["channelOpenConfirm", "channelOpenFail", "channelSuccess", "channelFailure"]) {
@@ -154,7 +176,7 @@ export function installSsh2Patches(): void {
       { hint: `pin ssh2 to ${SSH2_PINNED_VERSION} in deno.json` },
     );
   }
-  const { Protocol, constants } = internals;
+  const { Protocol, constants } = internalsOf();
 
   // (1) user certificate auth
   const origAuthPK = Protocol.prototype.authPK;
@@ -196,7 +218,7 @@ function rawSend(proto: Any, payload: Buffer): void {
   const start = w.allocStart;
   const packet = w.alloc(payload.length);
   packet.set(payload, start);
-  internals.protoUtils.sendPacket(proto, w.finalize(packet));
+  internalsOf().protoUtils.sendPacket(proto, w.finalize(packet));
 }
 
 function certAuthPK(
@@ -215,7 +237,7 @@ function certAuthPK(
   const keyType: string = key.type;
   const sigAlgo: string = keyAlgo || keyType; // "rsa-sha2-256" for RSA keys when negotiated
   const body = Buffer.concat([
-    Buffer.from([internals.constants.MESSAGE.USERAUTH_REQUEST]),
+    Buffer.from([internalsOf().constants.MESSAGE.USERAUTH_REQUEST]),
     sshString(username),
     sshString("ssh-connection"),
     sshString("publickey"),
@@ -229,7 +251,7 @@ function certAuthPK(
     return;
   }
   cbSign(Buffer.concat([sshString(proto._kex.sessionID), body]), (signature: Buffer) => {
-    const sig = internals.protoUtils.convertSignature(signature, keyType);
+    const sig = internalsOf().protoUtils.convertSignature(signature, keyType);
     if (sig === false || sig === undefined) {
       throw new Error("Error while converting handshake signature");
     }
@@ -260,7 +282,7 @@ function patchKeyExchange(kex: Any): void {
     // let ssh2's "host key type matches negotiated" check see the blob's name.
     if (
       !this._protocol._server && typeof neg === "string" && neg.startsWith("rsa-sha2-") &&
-      isCertificateType(neg) && payload[0] === internals.constants.MESSAGE.KEXDH_REPLY
+      isCertificateType(neg) && payload[0] === internalsOf().constants.MESSAGE.KEXDH_REPLY
     ) {
       this.negotiated.serverHostKey = "ssh-rsa" + CERT_SUFFIX;
       try {
@@ -401,7 +423,7 @@ export function parseSsh2PrivateKey(pem: string | Uint8Array): Ssh2Key {
         );
     }
   }
-  let parsed: Any = internals.keyParser.parseKey(input);
+  let parsed: Any = internalsOf().keyParser.parseKey(input);
   if (Array.isArray(parsed)) parsed = parsed[0];
   if (parsed instanceof Error || !parsed?.isPrivateKey?.()) {
     throw new TeleportError(
@@ -553,11 +575,11 @@ export function openSshChannel(
       done = true;
       return reject(new Error("No free channels available"));
     }
-    const { MAX_WINDOW, PACKET_SIZE } = internals.channel;
+    const { MAX_WINDOW, PACKET_SIZE } = internalsOf().channel;
     rawSend(
       conn._protocol,
       Buffer.concat([
-        Buffer.from([internals.constants.MESSAGE.CHANNEL_OPEN]),
+        Buffer.from([internalsOf().constants.MESSAGE.CHANNEL_OPEN]),
         sshString(type),
         sshUint32(local),
         sshUint32(MAX_WINDOW),
@@ -601,7 +623,7 @@ export function sendChannelRequest(
     rawSend(
       ch._client._protocol,
       Buffer.concat([
-        Buffer.from([internals.constants.MESSAGE.CHANNEL_REQUEST]),
+        Buffer.from([internalsOf().constants.MESSAGE.CHANNEL_REQUEST]),
         sshUint32(ch.outgoing.id),
         sshString(type),
         Buffer.from([wantReply ? 1 : 0]),
@@ -651,17 +673,17 @@ export function acceptCustomChannels(
   const ours: Set<number> = conn[CUSTOM_CHANNELS] ??= new Set<number>();
   const origOpen = handlers.CHANNEL_OPEN;
   const origRequest = handlers.CHANNEL_REQUEST;
-  const { Channel, MAX_WINDOW, PACKET_SIZE } = internals.channel;
+  const { Channel, MAX_WINDOW, PACKET_SIZE } = internalsOf().channel;
   handlers.CHANNEL_OPEN = (p: Any, info: Any) => {
     if (!types.includes(info.type)) return origOpen(p, info);
-    const prohibited = internals.constants.CHANNEL_OPEN_FAILURE.ADMINISTRATIVELY_PROHIBITED;
+    const prohibited = internalsOf().constants.CHANNEL_OPEN_FAILURE.ADMINISTRATIVELY_PROHIBITED;
     if (!conn.authenticated) return proto.channelOpenFail(info.sender, prohibited, "");
     let replied = false;
     const local = conn._chanMgr.add();
     if (local === -1) {
       return proto.channelOpenFail(
         info.sender,
-        internals.constants.CHANNEL_OPEN_FAILURE.RESOURCE_SHORTAGE,
+        internalsOf().constants.CHANNEL_OPEN_FAILURE.RESOURCE_SHORTAGE,
         "",
       );
     }

@@ -12,8 +12,8 @@ import {
   openSshChannel,
   parseSsh2PrivateKey,
   sendChannelRequest,
-  ssh2,
   SSH2_PINNED_VERSION,
+  ssh2Module,
   sshCertificateAuthKey,
   sshCertificateHostKeys,
 } from "./ssh2_patches.ts";
@@ -38,7 +38,7 @@ Deno.test("ssh2 internals used by the patches are all present (ssh2 pinned)", ()
   installSsh2Patches(); // idempotent
   assert.deepEqual(missingSsh2Internals(), []);
   assert.equal(
-    ssh2.Client,
+    ssh2Module().Client,
     ssh2Esm.Client,
     "createRequire and import must share one ssh2 instance",
   );
@@ -84,7 +84,7 @@ async function startServer(
 ): Promise<Fixture> {
   const requests: string[] = [];
   const conns = new Set<{ end(): void }>();
-  const server = new ssh2.Server({ hostKeys: hostKeys as Buffer[] }, (conn) => {
+  const server = new (ssh2Module().Server)({ hostKeys: hostKeys as Buffer[] }, (conn) => {
     conns.add(conn);
     conn.on("close", () => conns.delete(conn));
     conn.on("error", () => {});
@@ -139,9 +139,9 @@ function connect(
   f: Fixture,
   key: unknown,
   username: string,
-): Promise<{ client: InstanceType<typeof ssh2.Client>; hostKeyType: string }> {
+): Promise<{ client: import("ssh2").Client; hostKeyType: string }> {
   return new Promise((resolve, reject) => {
-    const client = new ssh2.Client();
+    const client = new (ssh2Module().Client)();
     let hostKeyType = "";
     client.on("ready", () => resolve({ client, hostKeyType }));
     client.on("error", reject);
@@ -166,7 +166,7 @@ function connect(
   });
 }
 
-async function roundTrip(client: InstanceType<typeof ssh2.Client>): Promise<string> {
+async function roundTrip(client: import("ssh2").Client): Promise<string> {
   const ch = await openSshChannel(client, "teleport-transport");
   const ok = await sendChannelRequest(
     ch,

@@ -20,7 +20,7 @@ import { Buffer } from "node:buffer";
 import type { Duplex } from "node:stream";
 import {
   acceptCustomChannels,
-  ssh2,
+  ssh2Module,
   type Ssh2ServerChannel,
   sshCertificateHostKeys,
   withSocketShims,
@@ -119,7 +119,7 @@ export async function startTunnelServer(opts: TunnelServerOptions): Promise<Tunn
   const authAlgorithms: string[] = [];
   const dials: string[] = [];
 
-  const server = new ssh2.Server(
+  const server = new (ssh2Module().Server)(
     { hostKeys: sshCertificateHostKeys(hostCert.keyPem, hostCert.cert) as never },
     (conn) => {
       stats.connections++;
