@@ -6,7 +6,7 @@ import type { TeleportConfig } from "../config/types.ts";
 import { TeleportError } from "../errors.ts";
 import type { TeleportClient } from "./client.ts";
 import { createCredentials, type CredentialsSource, type Log } from "./credentials.ts";
-import { resolveAuthDialer, type ResolveAuthDialerOptions } from "./dial.ts";
+import { type AuthDialer, resolveAuthDialer, type ResolveAuthDialerOptions } from "./dial.ts";
 import { type AuthDialerLike, GrpcTeleportClient } from "./grpc_client.ts";
 import type { PingResult } from "./types.ts";
 
@@ -188,9 +188,10 @@ export async function connectTeleport(
   const deadline = Date.now() + timeoutMs;
   const t = withTimeout(opts.signal, timeoutMs);
   let creds: CredentialsSource | undefined;
+  let dialer: AuthDialer | undefined;
   try {
     creds = await createCredentials(cfg, { signal: opts.signal, log: opts.log });
-    const dialer = await resolveAuthDialer(cfg.addr, creds, {
+    dialer = await resolveAuthDialer(cfg.addr, creds, {
       ...opts.dialer,
       signal: t.signal,
       log: opts.log,
@@ -203,15 +204,19 @@ export async function connectTeleport(
       timeoutMs: Math.max(1, deadline - Date.now()),
     });
     const c = creds;
+    const d = dialer;
     return {
       client,
       ping,
       close() {
         client.close();
+        // A tunnel-mode dialer keeps its SSH connection open until closed.
+        d.close?.();
         c.close();
       },
     };
   } catch (err) {
+    dialer?.close?.();
     creds?.close();
     if (t.timedOut()) throw t.signal.reason;
     throw err;
