@@ -110,8 +110,13 @@ export interface TunnelAuthDialer extends AuthDialer {
   readonly mode: "tunnel";
   /** How many SSH connections were opened so far (1 while the first one lives). */
   readonly sshConnections: number;
-  /** Closes the SSH connection (and with it every open channel). Idempotent. */
+  /**
+   * Stops new dials and releases the SSH connection: at once when no connection from `dial()`
+   * is open, else when the last one closes (open connections are not affected). Idempotent.
+   */
   close(): void;
+  /** Like `close()`, but also ends the SSH connection now, cutting every open connection. */
+  destroy(): void;
 }
 
 // deno-lint-ignore no-explicit-any
@@ -309,9 +314,17 @@ class TunnelDialer implements TunnelAuthDialer {
     this.#closed.abort(
       new TeleportError("canceled", `The reverse tunnel dialer for "${this.addr}" was closed`),
     );
+    for (const c of this.#all) {
+      c.retired = true;
+      if (c.openChannels === 0) this.#end(c);
+    }
+    this.#conn = undefined;
+  }
+
+  destroy(): void {
+    this.close();
     for (const c of this.#all) this.#end(c);
     this.#all.clear();
-    this.#conn = undefined;
   }
 
   #end(c: SshConn): void {
@@ -734,7 +747,7 @@ export async function openTunnelDialer(
       throw err;
     }
   } catch (err) {
-    dialer.close();
+    dialer.destroy();
     throw err;
   }
   return dialer;

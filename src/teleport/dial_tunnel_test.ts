@@ -624,3 +624,31 @@ Deno.test("resolveAuthDialer() reaches the test Auth server's gRPC API through t
     await Deno.remove(web.dir, { recursive: true });
   }
 });
+
+Deno.test("close() keeps open connections and ends the SSH connection after the last one; destroy() cuts them", async () => {
+  await using env = await setup();
+  const identity = await identityFor(env.ca, { user: "bot", roles: ["r"] });
+  const waitFor = async (what: string, cond: () => boolean) => {
+    for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 25));
+    assert.ok(cond(), what);
+  };
+  const dialer = await openTunnelDialer(env.tunnel.addr, staticCredentials(identity), FAST);
+  const s = await dialer.dial();
+  assert.equal(await readBytes(s, "AUTH bot\n".length), "AUTH bot\n");
+  dialer.close();
+  await assert.rejects(dialer.dial(), (e) => e instanceof TeleportError && e.kind === "canceled");
+  s.write("still open");
+  assert.equal(await readBytes(s, 10), "still open");
+  const closed = new Promise((r) => s.once("close", r));
+  s.destroy();
+  await closed;
+  await waitFor("the SSH connection ends", () => env.tunnel.openConnections === 0);
+
+  const d2 = await openTunnelDialer(env.tunnel.addr, staticCredentials(identity), FAST);
+  const s2 = await d2.dial();
+  assert.equal(await readBytes(s2, "AUTH bot\n".length), "AUTH bot\n");
+  const closed2 = new Promise((r) => s2.once("close", r));
+  d2.destroy();
+  await closed2;
+  await waitFor("the SSH connection ends", () => env.tunnel.openConnections === 0);
+});

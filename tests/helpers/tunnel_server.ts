@@ -72,6 +72,8 @@ export interface TunnelServer {
   close(): Promise<void>;
   /** SSH connections accepted so far (handshake started), including `handleSocket` ones. */
   readonly connections: number;
+  /** SSH connections open now. */
+  readonly openConnections: number;
   /** Successful SSH authentications so far. */
   readonly authenticated: number;
   /** Why authentications were refused, in order (e.g. "certificate has expired"). */
@@ -241,6 +243,9 @@ export async function startTunnelServer(opts: TunnelServerOptions): Promise<Tunn
     },
     get connections() {
       return stats.connections;
+    },
+    get openConnections() {
+      return conns.size;
     },
     get authenticated() {
       return stats.authenticated;
