@@ -111,6 +111,19 @@ Deno.test("e2e: start-up failures exit 1 with one clear fatal error within the s
         error: [`127.0.0.1:${silent.port}`],
       },
       {
+        name: "identity file without its certificates (key material only)",
+        env: {},
+        prepare: async (env) => {
+          const pem = await Deno.readTextFile(env.identityPath);
+          const key = pem.match(
+            /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----\n/,
+          );
+          assert.ok(key, "the identity file has a private key");
+          await Deno.writeTextFile(env.identityPath, key[0]);
+        },
+        error: ["Cannot read identity file"],
+      },
+      {
         name: "server version too old",
         env: { server: { serverVersion: "6.0.0" } },
         error: ["incompatible versions: 6.0.0 < 6.1.0-beta.1"],
@@ -153,4 +166,48 @@ async function stopsCleanly(signal: Deno.Signal, mailer: "smtp" | "mailgun") {
 
 Deno.test("e2e: SIGTERM and SIGINT shut the plugin down gracefully with exit 0", async () => {
   await Promise.all([stopsCleanly("SIGTERM", "smtp"), stopsCleanly("SIGINT", "mailgun")]);
+});
+
+Deno.test("e2e smtp: SIGTERM while emails are being sent drains the handler; a restart resends nothing", async () => {
+  await using env = await E2eEnv.start({ mailer: "smtp" });
+  const p1 = await env.startPlugin();
+  env.smtp!.delayMs = 1500; // each DATA reply is slow: the handler is mid-send at SIGTERM
+  const req = env.teleport.createAccessRequest({
+    user: "alice@example.com",
+    roles: ["editor"],
+    suggestedReviewers: ["reviewer1@example.com"],
+  });
+  // The handler holds the request's lease while it sends.
+  await env.waitForPluginData(req.id, (d) => (d.email_delivery ?? "").includes('"lock"'));
+  assert.equal(await p1.stop("SIGTERM"), 0, p1.stderrLines.join("\n"));
+  assert.ok(p1.logs.some((l) => l.msg === "Successfully shut down"));
+  assert.equal(env.emailsFor(req.id).length, 2, "the running handler finished its sends");
+  const data = env.teleport.getPluginData(req.id, "email");
+  assert.equal(data?.email_threads?.split(",").length, 2, "both sends recorded");
+  assert.ok(!(data?.email_delivery ?? "").includes('"lock"'), "the lease was released");
+
+  env.smtp!.delayMs = 0;
+  const p2 = await env.startPlugin();
+  await p2.waitForLog((l) => l.msg === "Caught up on access requests");
+  await env.waitForNoMoreEmails(500);
+  assert.equal(env.emailsFor(req.id).length, 2, "nothing resent after the restart");
+  assert.equal(await p2.stop(), 0);
+});
+
+Deno.test("e2e: the shared after-check catches a secret in the plugin's output", async () => {
+  const env = await E2eEnv.start({ mailer: "smtp" });
+  let closed = false;
+  try {
+    // The configuration path is echoed in the error: name it after the SMTP password.
+    const plugin = await env.startPlugin({
+      waitReady: false,
+      args: ["start", "-c", `${env.dir}/e2e-smtp-secret.toml`],
+    });
+    assert.equal(await exitWithin(plugin, FAIL_WITHIN_MS), 1);
+    assert.deepEqual(env.leakedSecrets(), ["e2e-smtp-secret"]);
+    closed = true;
+    await assert.rejects(env.close(), /secrets appeared in the plugin's output: e2e-smtp-secret/);
+  } finally {
+    if (!closed) await env.close();
+  }
 });
