@@ -398,7 +398,7 @@ export async function compileBinary(options: CompileOptions): Promise<void> {
     }
     await Deno.writeTextFile(
       `${tree}/src/build_info.json`,
-      JSON.stringify({ version: options.version, gitRef: options.gitRef }) + "\n",
+      buildInfoJson(options.version, options.gitRef) + "\n",
     );
     const exclude: string[] = [];
     if (!(await importsDevOnlyPackage(tree, options.signal))) {
@@ -474,6 +474,30 @@ async function importsDevOnlyPackage(tree: string, signal?: AbortSignal): Promis
     return false;
   } catch {
     return true;
+  }
+}
+
+/** The `src/build_info.json` written for a build. */
+export function buildInfoJson(version: string, gitRef: string): string {
+  return JSON.stringify({ version, gitRef });
+}
+
+/**
+ * Structural checks of a compiled binary, for every target (including one the host cannot
+ * run): an ELF executable for `arch` that embeds this build's `src/build_info.json`.
+ */
+export async function checkCompiledBinary(
+  binary: string,
+  arch: Arch,
+  build: { version: string; gitRef: string },
+): Promise<void> {
+  if (await elfMachine(binary) !== ELF_MACHINE[arch]) {
+    throw new ReleaseError(`The compiled binary "${binary}" is not a Linux ${arch} executable`);
+  }
+  if (!(await fileContains(binary, buildInfoJson(build.version, build.gitRef)))) {
+    throw new ReleaseError(
+      `The compiled binary "${binary}" does not embed this build's src/build_info.json`,
+    );
   }
 }
 
@@ -676,14 +700,7 @@ export async function release(
         denort: source,
         ...options,
       });
-      if (await elfMachine(binary) !== ELF_MACHINE[arch]) {
-        throw new ReleaseError(
-          `The compiled binary "${binary}" is not a Linux ${arch} executable`,
-          {
-            hint: `check that ${describeSource(source)} is denort for ${TARGETS[arch]}`,
-          },
-        );
-      }
+      await checkCompiledBinary(binary, arch, { version: opts.version, gitRef: ref });
       const smoke = await smokeTest(binary, { version: opts.version, gitRef: ref }, options);
       console.log(
         smoke.ran ? `smoke test ${arch}: ok` : `smoke test ${arch}: not run (${smoke.reason})`,
@@ -731,6 +748,13 @@ async function checkDenortBinary(path: string, arch: Arch, variable: string): Pr
     throw new ReleaseError(`${variable} "${path}" is not a Linux ${arch} executable`, {
       hint: `use denort from denort-${TARGETS[arch]}.zip of Deno ${Deno.version.deno}`,
     });
+  }
+  // The runtime of this Deno release carries this V8 version string; another program does not.
+  if (!(await fileContains(path, Deno.version.v8))) {
+    throw new ReleaseError(
+      `${variable} "${path}" is not denort of Deno ${Deno.version.deno} (V8 ${Deno.version.v8})`,
+      { hint: `use denort from denort-${TARGETS[arch]}.zip of Deno ${Deno.version.deno}` },
+    );
   }
   // Strings only the CLI has: its `upgrade`/`compile` download URL and `deno bump-version`.
   if (

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import {
   assembleRelease,
+  checkCompiledBinary,
   COMPILE_PERMISSIONS,
   compileBinary,
   denortMissingMessage,
@@ -225,8 +226,16 @@ Deno.test("parseReleaseArgs() reads the options and rejects bad ones", () => {
 
 Deno.test("resolveDenort() takes DENORT_BIN_<ARCH>, DENORT_BIN for the host only, then the cache", async () => {
   await withTempDir(async (dir) => {
-    // Any ELF executable of the right CPU passes the structural checks; use a system binary.
-    const elf = "/bin/true";
+    // Passes the structural checks: an ELF executable of the host's CPU holding this Deno's V8
+    // version string (which denort has and other programs do not).
+    const elf = `${dir}/denort`;
+    await Deno.writeFile(
+      elf,
+      new Uint8Array([
+        ...await Deno.readFile("/bin/true"),
+        ...new TextEncoder().encode(Deno.version.v8),
+      ]),
+    );
     const arch = hostArch()!;
     const other = arch === "amd64" ? "arm64" : "amd64";
     const denoDir = `${dir}/deno`;
@@ -260,7 +269,7 @@ Deno.test("resolveDenort() takes DENORT_BIN_<ARCH>, DENORT_BIN for the host only
   });
 });
 
-Deno.test("resolveDenort() rejects a missing file, a non-ELF file, another CPU and the deno CLI", async () => {
+Deno.test("resolveDenort() rejects a missing file, a non-ELF file, another CPU, another program and the deno CLI", async () => {
   await withTempDir(async (dir) => {
     const arch = hostArch()!;
     const other = arch === "amd64" ? "arm64" : "amd64";
@@ -288,6 +297,10 @@ Deno.test("resolveDenort() rejects a missing file, a non-ELF file, another CPU a
     await rejects(
       resolveDenort(other, opts(otherVar, "/bin/true")),
       `${otherVar} "/bin/true" is not a Linux ${other} executable`,
+    );
+    await rejects(
+      resolveDenort(arch, opts("DENORT_BIN", "/bin/true")),
+      `DENORT_BIN "/bin/true" is not denort of Deno ${Deno.version.deno} (V8 ${Deno.version.v8})`,
     );
     await rejects(
       resolveDenort(arch, opts("DENORT_BIN", DENO_CLI)),
@@ -501,6 +514,18 @@ Deno.test("compileBinary() onto the deno CLI yields a binary that smokeTest() re
     });
     assert.equal(await Deno.readTextFile(`${REPO_ROOT}/src/build_info.json`), before);
     assert.equal(await elfMachine(output), Deno.build.arch === "x86_64" ? 62 : 183);
+    // The structural checks (all a cross-compiled binary gets) see this build embedded.
+    await checkCompiledBinary(output, hostArch()!, { version: "7.7.7", gitRef: "test-ref" });
+    await assert.rejects(
+      checkCompiledBinary(output, hostArch()!, { version: "7.7.8", gitRef: "test-ref" }),
+      (err: unknown) =>
+        err instanceof ReleaseError && err.message.includes("does not embed this build"),
+    );
+    await assert.rejects(
+      checkCompiledBinary("/bin/true", hostArch()!, { version: "7.7.7", gitRef: "test-ref" }),
+      (err: unknown) =>
+        err instanceof ReleaseError && err.message.includes("does not embed this build"),
+    );
     // Runtime packages are embedded, dev-only ones (test SMTP server, TypeScript) are not.
     const bytes = new TextDecoder("latin1").decode(await Deno.readFile(output));
     assert.ok(bytes.includes("Nodemailer"), "nodemailer is embedded");
