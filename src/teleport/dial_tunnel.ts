@@ -389,7 +389,7 @@ class TunnelDialer implements TunnelAuthDialer {
         throw new StepFailure(
           "connection_problem",
           `the Proxy refused the "${CHAN_TRANSPORT}" SSH channel (reason ${err.reason}${
-            err.message ? `: ${err.message}` : ""
+            err.description ? `: ${JSON.stringify(err.description)}` : ""
           })`,
         );
       }

@@ -524,10 +524,14 @@ export interface ChannelOptions {
 
 /** A failed channel open: `reason` is the SSH reason code (3 = unknown channel type). */
 export class ChannelOpenError extends Error {
+  /** The SSH reason code (1 prohibited, 2 connect failed, 3 unknown type, 4 resource shortage). */
   readonly reason: number;
-  constructor(message: string, reason: number) {
-    super(message);
+  /** The server's description ("" when it gave none). */
+  readonly description: string;
+  constructor(description: string, reason: number) {
+    super(`(SSH) Channel open failure: ${description || `reason ${reason}`}`);
     this.reason = reason;
+    this.description = description;
   }
 }
 
@@ -562,7 +566,18 @@ export function openSshChannel(
       }
       done = true;
       if (err) {
-        reject(new ChannelOpenError(err.message, err.reason ?? 0));
+        // A CHANNEL_OPEN_FAILURE carries a numeric reason; a dying connection does not.
+        const prefix = "(SSH) Channel open failure: ";
+        reject(
+          typeof err.reason === "number"
+            ? new ChannelOpenError(
+              String(err.message).startsWith(prefix) ? err.message.slice(prefix.length) : "",
+              err.reason,
+            )
+            : err instanceof Error
+            ? err
+            : new Error(String(err)),
+        );
       } else resolve(stream);
     };
     wrapper.type = type;

@@ -4,8 +4,10 @@ import crypto from "node:crypto";
 import type { AddressInfo } from "node:net";
 import ssh2Esm from "ssh2";
 import { TeleportError } from "../errors.ts";
+import { startTunnelServer } from "../../tests/helpers/tunnel_server.ts";
 import {
   acceptCustomChannels,
+  ChannelOpenError,
   HOST_CERT_ALGORITHMS,
   installSsh2Patches,
   missingSsh2Internals,
@@ -292,4 +294,32 @@ Deno.test("sshCertificateAuthKey() refuses a certificate for another key", async
       e.message === "The SSH certificate does not match the private key of the identity",
   );
   assert.equal(sshBlobType(parseAuthorizedKey(a.sshCert).blob), "ssh-ed25519-cert-v01@openssh.com");
+});
+
+Deno.test("openSshChannel() reports a refused channel with its reason and description", async () => {
+  const ca = await TestCertificateAuthority.create();
+  const tunnel = await startTunnelServer({ ca, authAddr: "127.0.0.1:9" });
+  try {
+    const user = await ca.issueUser({ user: "bot", roles: ["r"], keyType: "ed25519" });
+    const f = {
+      port: Number(tunnel.addr.split(":")[1]),
+      hostCa: parseAuthorizedKey(ca.sshHostCaPublicKey).blob,
+    } as Fixture;
+    const { client } = await connect(f, sshCertificateAuthKey(user.keyPem, user.sshCert), "bot");
+    try {
+      await assert.rejects(openSshChannel(client, "session"), (e) => {
+        assert.ok(e instanceof ChannelOpenError);
+        assert.equal(e.reason, 2);
+        assert.equal(
+          e.description,
+          "Cannot open new SSH session on reverse tunnel. Are you connecting to the right port?",
+        );
+        return true;
+      });
+    } finally {
+      client.end();
+    }
+  } finally {
+    await tunnel.close();
+  }
 });
