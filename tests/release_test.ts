@@ -333,6 +333,12 @@ Deno.test("deno task release stops before compiling when no denort is available,
     }
     const denoDir = `${dir}/deno-dir`;
     await Deno.mkdir(denoDir);
+    // Share the npm cache so that running the script needs no registry access.
+    const info = await run(DENO_CLI, ["info", "--json"]);
+    await Deno.symlink(
+      `${(JSON.parse(info.stdout) as { denoDir: string }).denoDir}/npm`,
+      `${denoDir}/npm`,
+    );
     Object.assign(env, {
       DENO_DIR: denoDir,
       HTTPS_PROXY: `http://127.0.0.1:${port}`,
