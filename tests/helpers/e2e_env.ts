@@ -70,6 +70,7 @@ export class E2eEnv {
   readonly configPath: string;
   readonly identityPath: string;
   readonly #plugins: PluginProcess[] = [];
+  #keyBody = "";
 
   private constructor(init: {
     dir: string;
@@ -138,7 +139,11 @@ export class E2eEnv {
     opts.config?.(config);
     const configPath = join(dir, "teleport-email.toml");
     await Deno.writeTextFile(configPath, stringify(config) + "\n");
-    return new E2eEnv({ dir, ca, teleport, smtp, mailgun, configPath, identityPath });
+    const env = new E2eEnv({ dir, ca, teleport, smtp, mailgun, configPath, identityPath });
+    const identity = await Deno.readTextFile(identityPath);
+    env.#keyBody = /PRIVATE KEY-----\r?\n([A-Za-z0-9+/=]{40})/.exec(identity)?.[1] ?? "";
+    if (!env.#keyBody) throw new Error("E2eEnv: no private key found in the identity file");
+    return env;
   }
 
   /** Starts `teleport-email start -c <config>` and waits until it logs `Plugin is ready`. */
@@ -235,7 +240,10 @@ export class E2eEnv {
   /** Secrets found in the output of any plugin started so far (see {@link E2E_SECRETS}). */
   leakedSecrets(): string[] {
     const out = this.#plugins.map((p) => p.stderrLines.join("\n") + "\n" + p.stdout).join("\n");
-    return E2E_SECRETS.filter((s) => out.includes(s));
+    const leaked = E2E_SECRETS.filter((s) => out.includes(s));
+    // The identity's private key itself (base64 body), in case it leaks without its PEM label.
+    if (this.#keyBody && out.includes(this.#keyBody)) leaked.push("identity private key");
+    return leaked;
   }
 
   /** Emails delivered so far, in arrival order. */
