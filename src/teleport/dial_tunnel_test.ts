@@ -66,6 +66,21 @@ async function identityFor(
   return parseIdentityFile(ca.identityFileText(user), { path: "/test/identity" });
 }
 
+/** Waits for `p`, failing after 10 s. */
+async function bounded<T>(p: Promise<T>, what: string): Promise<T> {
+  let timer: number | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`timed out waiting: ${what}`)), 10_000);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Reads until `n` bytes arrived (bounded by a timeout). */
 function readBytes(s: Duplex, n: number): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -350,7 +365,11 @@ Deno.test("dial() reconnects SSH after the connection drops and after the identi
   const dialer: TunnelAuthDialer = await openTunnelDialer(env.tunnel.addr, creds, FAST);
   try {
     assert.equal(env.tunnel.connections, 1);
+    const before = await dialer.dial();
+    const beforeClosed = new Promise((r) => before.once("close", r));
     env.tunnel.dropConnections();
+    // A connection over the dead SSH link closes (gRPC then redials).
+    await bounded(beforeClosed, "the connection over the dropped SSH link closes");
     let s: Duplex | undefined;
     for (let i = 0; i < 20 && !s; i++) {
       // The drop may not have reached the client yet: the first dial can fail on the dead link.
@@ -641,7 +660,7 @@ Deno.test("close() keeps open connections and ends the SSH connection after the 
   assert.equal(await readBytes(s, 10), "still open");
   const closed = new Promise((r) => s.once("close", r));
   s.destroy();
-  await closed;
+  await bounded(closed, "the connection closes");
   await waitFor("the SSH connection ends", () => env.tunnel.openConnections === 0);
 
   const d2 = await openTunnelDialer(env.tunnel.addr, staticCredentials(identity), FAST);
@@ -649,6 +668,6 @@ Deno.test("close() keeps open connections and ends the SSH connection after the 
   assert.equal(await readBytes(s2, "AUTH bot\n".length), "AUTH bot\n");
   const closed2 = new Promise((r) => s2.once("close", r));
   d2.destroy();
-  await closed2;
+  await bounded(closed2, "destroy() cuts the connection");
   await waitFor("the SSH connection ends", () => env.tunnel.openConnections === 0);
 });

@@ -70,6 +70,21 @@ Deno.test("parseSsh2PrivateKey() reads PKCS#8, PKCS#1 and SEC1 keys without leak
   );
 });
 
+/** Waits for `p`, failing after 10 s. */
+async function bounded<T>(p: Promise<T>, what: string): Promise<T> {
+  let timer: number | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`timed out waiting: ${what}`)), 10_000);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 interface Fixture {
   port: number;
   hostCa: Uint8Array;
@@ -185,7 +200,7 @@ async function roundTrip(client: import("ssh2").Client): Promise<string> {
     });
   });
   ch.write("hello");
-  const s = await got;
+  const s = await bounded(got, "the echo");
   ch.close();
   return s;
 }
@@ -244,7 +259,7 @@ for (const keyType of ["ed25519", "ec", "rsa"] as const) {
           ),
           false,
         );
-        await closed;
+        await bounded(closed, "the refused channel closes");
         assert.equal(Buffer.concat(stderr).toString().trim(), "connection rejected: nope");
         // An unknown channel type is refused with reason 3.
         await assert.rejects(
