@@ -68,7 +68,7 @@ async function identityFor(
 
 /** Waits for `p`, failing after 10 s. */
 async function bounded<T>(p: Promise<T>, what: string): Promise<T> {
-  let timer: number | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     return await Promise.race([
       p,

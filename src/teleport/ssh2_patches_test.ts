@@ -72,7 +72,7 @@ Deno.test("parseSsh2PrivateKey() reads PKCS#8, PKCS#1 and SEC1 keys without leak
 
 /** Waits for `p`, failing after 10 s. */
 async function bounded<T>(p: Promise<T>, what: string): Promise<T> {
-  let timer: number | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     return await Promise.race([
       p,
