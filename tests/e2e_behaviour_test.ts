@@ -230,3 +230,36 @@ Deno.test("e2e smtp: Enterprise link replaces the tsh lines in new-request and r
   }
   assert.ok(mails[1].text.includes("Status: ❌ DENIED (no)"));
 });
+
+Deno.test("e2e mailgun: 5xx answers are retried until delivered once; a 4xx rejection is permanent", async () => {
+  await using env = await E2eEnv.start({ mailer: "mailgun" });
+  const plugin = await env.startPlugin();
+  const t = env.teleport;
+  // Transient: the next 4 API calls fail with 503 (more than one event's attempts).
+  env.mailgun!.failNext(4, 503);
+  const a = t.createAccessRequest({ user: "alice@example.com", roles: ["editor"] });
+  await env.waitForEmailsFor(a.id, 1, 30_000);
+  await plugin.waitForLog((l) => l.msg === "Failed to process request" && l.request_id === a.id);
+  // Permanent: the next call fails with 400; that recipient is never retried.
+  await env.waitForNoMoreEmails(300);
+  env.mailgun!.failNext(
+    1,
+    400,
+    JSON.stringify({ message: "'to' parameter is not a valid address" }),
+  );
+  const b = t.createAccessRequest({ user: "bob@example.com", roles: ["editor"] });
+  await env.waitForPluginData(b.id, (d) => (d.email_delivery ?? "").includes("all@example.com"));
+  await env.waitForPluginData(b.id, (d) => JSON.parse(d.email_delivery ?? "{}").failed?.length);
+  t.setState(a.id, "APPROVED", "ok");
+  t.setState(b.id, "APPROVED", "ok");
+  await env.waitForEmailsFor(a.id, 2);
+  await env.waitForNoMoreEmails();
+  assert.equal(env.emailsFor(a.id).length, 2, "a: thread and resolution, each once");
+  checkThreading(env.emailsFor(a.id));
+  assert.equal(env.emailsFor(b.id).length, 0, "b: permanently failed, nothing later");
+  assert.deepEqual(delivery(env, b.id).failed, ["all@example.com"]);
+  const mailgunCalls = env.mailgun!.requests.filter((r) => r.path.endsWith("/messages"));
+  assert.equal(mailgunCalls.filter((r) => r.status === 503).length, 4);
+  assert.equal(mailgunCalls.filter((r) => r.status === 400).length, 1, "the 400 is not retried");
+  assert.equal(await plugin.stop(), 0);
+});

@@ -193,3 +193,49 @@ Deno.test("e2e smtp: plugin restarted (SIGTERM, then two replicas) mid-life of r
   assert.equal(t.getPluginData(pending.id, "email")?.reviews_count, "1");
   assert.deepEqual(await Promise.all([p2.stop(), p3.stop()]), [0, 0]);
 });
+
+Deno.test("e2e smtp: start-up catch-up of 150 pending requests over several list pages sends each thread once", async () => {
+  await using env = await E2eEnv.start({
+    mailer: "smtp",
+    server: { maxPageSize: 40 },
+    severity: "info",
+  });
+  const ids = Array.from(
+    { length: 150 },
+    (_, i) => env.teleport.createAccessRequest({ user: `u${i}@example.com`, roles: ["editor"] }).id,
+  );
+  const plugin = await env.startPlugin();
+  await env.waitForEmails(150, 60_000);
+  await env.waitForNoMoreEmails();
+  assert.equal(env.emails.length, 150);
+  for (const id of ids) assert.equal(env.emailsFor(id).length, 1, id);
+  assert.equal(await plugin.stop(), 0);
+});
+
+Deno.test("e2e smtp: Teleport RPC failures and dropped SMTP connections while handling: retried, sent exactly once", async () => {
+  await using env = await E2eEnv.start({ mailer: "smtp" });
+  const plugin = await env.startPlugin();
+  const t = env.teleport;
+  const grpcUnavailable = 14;
+  // The lease write fails twice (Teleport briefly unavailable): the event is retried.
+  t.injectError("UpdatePluginData", grpcUnavailable, 2);
+  const a = t.createAccessRequest({ user: OSS, roles: ["editor"], suggestedReviewers: [R1] });
+  await env.waitForEmailsFor(a.id, 2, 30_000);
+  // Reads fail once; the pooled SMTP connections are closed by the server (421) in between.
+  env.smtp!.dropConnections();
+  t.injectError("GetPluginData", grpcUnavailable, 1);
+  t.setState(a.id, "APPROVED", "after hiccups");
+  await env.waitForEmailsFor(a.id, 4, 30_000);
+  env.smtp!.dropConnections();
+  const b = t.createAccessRequest({ user: OSS, roles: ["editor"] });
+  await env.waitForEmailsFor(b.id, 1, 30_000);
+  await env.waitForNoMoreEmails();
+  assert.equal(env.emailsFor(a.id).length, 4);
+  assert.equal(env.emailsFor(b.id).length, 1);
+  checkThreading(env.emailsFor(a.id));
+  assert.ok(env.emailsFor(a.id)[3].text.includes("APPROVED (after hiccups)"));
+  assert.ok(
+    plugin.logs.some((l) => l.msg === "Failed to process request" && l.request_id === a.id),
+  );
+  assert.equal(await plugin.stop(), 0);
+});
