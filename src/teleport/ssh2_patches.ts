@@ -530,6 +530,7 @@ export class ChannelOpenError extends Error {
   readonly description: string;
   constructor(description: string, reason: number) {
     super(`(SSH) Channel open failure: ${description || `reason ${reason}`}`);
+    this.name = "ChannelOpenError";
     this.reason = reason;
     this.description = description;
   }
