@@ -637,6 +637,9 @@ class TunnelDialer implements TunnelAuthDialer {
         },
       );
     }
+    // SSH packets are small and latency-bound: without TCP_NODELAY every round trip through
+    // the tunnel waits for a delayed ACK (measured ~40 ms per exchange on loopback).
+    sock.setNoDelay?.(true);
     if (!this.#opts.viaTlsAlpn) return sock;
     const name = this.#opts.proxyServerName ?? this.#target.host;
     let roots: string[] | undefined = this.#opts.proxyCaPems;

@@ -126,6 +126,7 @@ export async function startTunnelServer(opts: TunnelServerOptions): Promise<Tunn
     (conn) => {
       stats.connections++;
       conns.add(conn);
+      conn.setNoDelay(true); // no Nagle: SSH packets are small and latency-bound
       conn.on("close", () => conns.delete(conn));
       conn.on("error", () => {});
       acceptCustomChannels(conn, [TRANSPORT, "session", "direct-tcpip"], (open) => {
@@ -206,6 +207,7 @@ export async function startTunnelServer(opts: TunnelServerOptions): Promise<Tunn
           );
         }
         const up = net.connect({ host: authHost, port: authPort });
+        up.setNoDelay(true);
         let connected = false;
         sockets.add(up);
         up.once("close", () => sockets.delete(up));
