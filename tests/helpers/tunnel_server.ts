@@ -126,7 +126,8 @@ export async function startTunnelServer(opts: TunnelServerOptions): Promise<Tunn
     (conn) => {
       stats.connections++;
       conns.add(conn);
-      conn.setNoDelay(true); // no Nagle: SSH packets are small and latency-bound
+      // No Nagle: SSH packets are small and latency-bound.
+      (conn as unknown as { setNoDelay(on: boolean): void }).setNoDelay(true);
       conn.on("close", () => conns.delete(conn));
       conn.on("error", () => {});
       acceptCustomChannels(conn, [TRANSPORT, "session", "direct-tcpip"], (open) => {
