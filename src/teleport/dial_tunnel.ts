@@ -492,6 +492,12 @@ class TunnelDialer implements TunnelAuthDialer {
       "connecting to the reverse tunnel",
       async (signal) => {
         const ssh = sshMaterial(identity);
+        if (ssh.badAuthorities.length > 0) {
+          this.#opts.log?.warn("Ignoring unusable @cert-authority lines of {source}: {errors}", {
+            source: identity.source,
+            errors: ssh.badAuthorities.join("; "),
+          });
+        }
         const user = sshUserOf(ssh.cert);
         let key;
         try {

@@ -25,7 +25,10 @@ import { GrpcTeleportClient } from "./grpc_client.ts";
 import { type AuthDialer, resolveAuthDialer } from "./dial.ts";
 
 /** A TLS server playing Auth: host-CA certificate, ALPN h2, says "AUTH <cn>\n" then echoes. */
-async function startEchoAuth(ca: TestCertificateAuthority) {
+async function startEchoAuth(
+  ca: TestCertificateAuthority,
+  clientCa: TestCertificateAuthority = ca,
+) {
   const { keyPem, certPem } = await ca.issueServerCert();
   const sockets = new Set<net.Socket>();
   const server = tls.createServer({
@@ -39,7 +42,7 @@ async function startEchoAuth(ca: TestCertificateAuthority) {
     s.on("close", () => sockets.delete(s));
     s.on("error", () => {});
     const peer = s.getPeerCertificate();
-    const check = peer?.raw ? ca.verifyClientCert(peer.raw) : { error: "no certificate" };
+    const check = peer?.raw ? clientCa.verifyClientCert(peer.raw) : { error: "no certificate" };
     if ("error" in check) {
       s.destroy();
       return;
@@ -670,4 +673,25 @@ Deno.test("close() keeps open connections and ends the SSH connection after the 
   d2.destroy();
   await bounded(closed2, "destroy() cuts the connection");
   await waitFor("the SSH connection ends", () => env.tunnel.openConnections === 0);
+});
+
+Deno.test("openTunnelDialer() reports a client certificate the Auth Service rejects as access denied", async () => {
+  const ca = await TestCertificateAuthority.create();
+  const other = await TestCertificateAuthority.create();
+  const auth = await startEchoAuth(ca, other); // trusts another cluster's user CA
+  const tunnel = await startTunnelServer({ ca, authAddr: auth.addr });
+  try {
+    const identity = await identityFor(ca, { user: "bot", roles: ["r"] });
+    await assert.rejects(
+      openTunnelDialer(tunnel.addr, staticCredentials(identity), FAST),
+      (e) =>
+        e instanceof TeleportError && e.kind === "access_denied" &&
+        /\(tunnel mode\): .*(closed the connection right after the TLS handshake|rejected the client certificate)/
+          .test(e.message),
+    );
+    assert.equal(tunnel.authenticated, 1); // SSH was fine; mTLS to Auth was not
+  } finally {
+    await tunnel.close();
+    await auth.close();
+  }
 });
