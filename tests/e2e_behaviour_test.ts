@@ -183,6 +183,21 @@ async function promoted(env: E2eEnv) {
   };
 }
 
+/**
+ * Created and deleted at once (events queued back to back): the request is gone before its
+ * first plugin-data write (Teleport answers NOT_FOUND), so, as in Go, nobody is ever told.
+ */
+async function createThenDelete(env: E2eEnv, plugin: PluginProcess) {
+  const t = env.teleport;
+  const deleted = t.createAccessRequest({ user: "alice@example.com", roles: ["ops"] });
+  t.deleteAccessRequest(deleted.id);
+  await plugin.waitForLog((l) => l.request_id === deleted.id);
+  return () => {
+    assert.equal(env.emailsFor(deleted.id).length, 0);
+    assert.equal(storedThreads(env.teleport.getPluginData(deleted.id, "email")).length, 0);
+  };
+}
+
 Deno.test("e2e smtp: routing, invalid reviewer, dedupe, delete after resolve, failures, promotion (OSS)", async () => {
   await using env = await E2eEnv.start({ mailer: "smtp", roleToRecipients: ROUTING });
   env.smtp!.rejectRecipients.set("bad@example.com", { code: 550, message: "No such user" });
@@ -195,6 +210,7 @@ Deno.test("e2e smtp: routing, invalid reviewer, dedupe, delete after resolve, fa
     permanentTotalFailure(env, plugin),
     retryableTotalFailure(env, plugin),
     promoted(env),
+    createThenDelete(env, plugin),
   ]);
   await env.waitForNoMoreEmails();
   const count = env.emails.length;
@@ -262,4 +278,33 @@ Deno.test("e2e mailgun: 5xx answers are retried until delivered once; a 4xx reje
   assert.equal(mailgunCalls.filter((r) => r.status === 503).length, 4);
   assert.equal(mailgunCalls.filter((r) => r.status === 400).length, 1, "the 400 is not retried");
   assert.equal(await plugin.stop(), 0);
+});
+
+Deno.test({
+  // The test server's events reference the live stored request (`create(schema, msg)` returns
+  // `msg` itself) and grpc-js serializes a buffered write later, so the PENDING event of a
+  // request approved right away can reach the plugin already saying APPROVED: the plugin then
+  // never sees it pending and (correctly, as Go) sends nothing. Needs `#emitRequest` in
+  // tests/helpers/teleport_server.ts to send `clone(AccessRequestV3Schema, req)`.
+  name: "e2e smtp: created and approved at once: thread, then resolution " +
+    "(ignored: test server events alias the live request; fix #emitRequest to clone)",
+  ignore: true,
+  async fn() {
+    await using env = await E2eEnv.start({ mailer: "smtp" });
+    await env.startPlugin();
+    const ids = Array.from({ length: 5 }, () => {
+      const r = env.teleport.createAccessRequest({ user: "alice@example.com", roles: ["ops"] });
+      env.teleport.setState(r.id, "APPROVED", "instantly");
+      return r.id;
+    });
+    for (const id of ids) await env.waitForEmailsFor(id, 2);
+    await env.waitForNoMoreEmails();
+    for (const id of ids) {
+      const mails = env.emailsFor(id);
+      assert.equal(mails.length, 2, `${id}: thread and resolution`);
+      assert.ok(mails[0].text.includes("You have a new Role Request"), mails[0].text);
+      assert.ok(mails[1].text.includes("APPROVED (instantly)"), mails[1].text);
+      checkThreading(mails);
+    }
+  },
 });

@@ -52,6 +52,13 @@ Deno.test("e2e smtp: Teleport outage: requests created, reviewed, approved and d
   t.submitReview(reviewMe.id, { author: R1, proposedState: "APPROVED", reason: "one" });
   t.submitReview(reviewMe.id, { author: "reviewer2@example.com", proposedState: "DENIED" });
   const fresh = t.createAccessRequest({ user: OSS, roles: ["editor"], reason: "new meanwhile" });
+  const freshReviewed = t.createAccessRequest({
+    user: OSS,
+    roles: ["editor"],
+    suggestedReviewers: [R1],
+    thresholds: { approve: 2, deny: 2 },
+  });
+  t.submitReview(freshReviewed.id, { author: R1, proposedState: "DENIED", reason: "hmm" });
   const neverSeen = t.createAccessRequest({ user: OSS, roles: ["editor"] });
   t.setState(neverSeen.id, "APPROVED", "never announced");
   const gone = t.createAccessRequest({ user: OSS, roles: ["editor"] });
@@ -68,6 +75,7 @@ Deno.test("e2e smtp: Teleport outage: requests created, reviewed, approved and d
   await env.waitForEmailsFor(deleteMe.id, 2);
   await env.waitForEmailsFor(reviewMe.id, 6);
   await env.waitForEmailsFor(fresh.id, 1);
+  await env.waitForEmailsFor(freshReviewed.id, 4);
   await env.waitForNoMoreEmails();
 
   assert.deepEqual(texts(env, approveMe.id), [
@@ -88,11 +96,19 @@ Deno.test("e2e smtp: Teleport outage: requests created, reviewed, approved and d
   }
   assert.equal(env.emailsFor(fresh.id).length, 1);
   assert.ok(env.emailsFor(fresh.id)[0].text.includes("Reason: new meanwhile"));
+  // New while down and already reviewed: the thread, then the review, per recipient.
+  checkThreading(env.emailsFor(freshReviewed.id));
+  for (const to of ["all@example.com", R1]) {
+    const mine = env.emailsFor(freshReviewed.id).filter((e) => e.to === to).map((e) => e.text);
+    assert.equal(mine.length, 2);
+    assert.ok(mine[0].includes("You have a new Role Request"), mine[0]);
+    assert.ok(mine[1].includes(`${R1} reviewed the request`), mine[1]);
+  }
   // Resolved or deleted before the plugin ever saw them pending: never announced (as in Go).
   assert.equal(env.emailsFor(neverSeen.id).length, 0);
   assert.equal(env.emailsFor(gone.id).length, 0);
   for (const id of [approveMe.id, deleteMe.id, reviewMe.id]) checkThreading(env.emailsFor(id));
-  assert.equal(env.emails.length, 4 + 2 + 6 + 1);
+  assert.equal(env.emails.length, 4 + 2 + 6 + 1 + 4);
   assert.equal(await plugin.stop(), 0);
 });
 
@@ -113,19 +129,21 @@ Deno.test("e2e smtp: stalled watch stream, then a reconnect and late stale event
   const b = t.createAccessRequest({ user: OSS, roles: ["editor"], reason: "held" });
   t.submitReview(a.id, { author: R1, proposedState: "APPROVED", reason: "first" });
   t.submitReview(a.id, { author: "reviewer2@example.com", proposedState: "APPROVED" });
-  t.setState(b.id, "DENIED", "too late");
   await new Promise((r) => setTimeout(r, 300));
   assert.equal(env.emails.length, 2, "nothing while the stream is stalled");
-  // The stream is cut: the reconnect's catch-up finds `b` already denied (never announced, so
-  // nothing) and `a` approved by two reviews (2 reviews + the resolution per thread).
+  // The stream is cut: the reconnect's catch-up finds `b` new and `a` approved by two reviews
+  // (2 reviews + the resolution per thread).
   t.dropStreams();
   await plugin.waitForLog((l) => l.msg === "Caught up on access requests", { count: before + 1 });
   await env.waitForEmailsFor(a.id, 8);
-  // The held (stale) events now arrive on the new stream: all already handled.
+  await env.waitForEmailsFor(b.id, 1);
+  // The held events (out of date: `a` pending with fewer reviews, `b` pending) now arrive on
+  // the new stream: all already handled.
   t.pauseEvents(false);
   await env.waitForNoMoreEmails();
   assert.equal(env.emailsFor(a.id).length, 8);
-  assert.equal(env.emailsFor(b.id).length, 0);
+  assert.equal(env.emailsFor(b.id).length, 1);
+  assert.ok(env.emailsFor(b.id)[0].text.includes("Reason: held"));
   checkThreading(env.emailsFor(a.id));
   for (const to of ["all@example.com", R1]) {
     const mine = env.emailsFor(a.id).filter((e) => e.to === to).map((e) => e.text);
