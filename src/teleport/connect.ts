@@ -161,11 +161,6 @@ export async function connectWithDialer(
       throw err;
     }
     assertServerVersion(ping.serverVersion);
-    opts.log?.debug("Connected to Teleport", {
-      mode: dialer.mode,
-      cluster: ping.clusterName,
-      server_version: ping.serverVersion,
-    });
     return { client, ping };
   } catch (err) {
     client.close();
