@@ -164,8 +164,25 @@ async function stopsCleanly(signal: Deno.Signal, mailer: "smtp" | "mailgun") {
   assert.deepEqual(env.leakedSecrets(), []);
 }
 
-Deno.test("e2e: SIGTERM and SIGINT shut the plugin down gracefully with exit 0", async () => {
-  await Promise.all([stopsCleanly("SIGTERM", "smtp"), stopsCleanly("SIGINT", "mailgun")]);
+/** SIGTERM while Teleport is down (the watcher is between reconnects): still a clean exit. */
+async function stopsDuringOutage() {
+  await using env = await E2eEnv.start({ mailer: "smtp" });
+  const plugin = await env.startPlugin();
+  await env.teleport.stop();
+  await plugin.waitForLog((l) =>
+    l.msg === "Connection problem detected, attempting to reconnect" ||
+    l.msg === "Watcher stream closed attempting to reconnect"
+  );
+  assert.equal(await plugin.stop("SIGTERM"), 0, plugin.stderrLines.join("\n"));
+  assert.ok(plugin.logs.some((l) => l.msg === "Successfully shut down"));
+}
+
+Deno.test("e2e: SIGTERM and SIGINT shut the plugin down gracefully with exit 0, also during an outage", async () => {
+  await Promise.all([
+    stopsCleanly("SIGTERM", "smtp"),
+    stopsCleanly("SIGINT", "mailgun"),
+    stopsDuringOutage(),
+  ]);
 });
 
 Deno.test("e2e smtp: SIGTERM while emails are being sent drains the handler; a restart resends nothing", async () => {
