@@ -295,7 +295,7 @@ function makeDialer(mode: AuthDialMode, s: ModeSettings, open: Opener): AuthDial
 function directOpener(target: HostPort, env: Env): Opener {
   return async (identity, signal) => {
     const sock = await dialOuter(target, { env, signal });
-    return await connectAuthTls(sock, identity, ["h2"], signal);
+    return await connectAuthTls(sock, identity, ["h2"], { signal });
   };
 }
 
@@ -310,13 +310,13 @@ function tlsRoutingOpener(
   return async (identity, signal) => {
     if (!upgrade) {
       const sock = await dialOuter(target, { env, signal });
-      return await connectAuthTls(sock, identity, alpn, signal);
+      return await connectAuthTls(sock, identity, alpn, { signal });
     }
     const roots = webRootCas(env, identity.caPems);
     const outer = await connectWeb(target, { env, roots, signal });
     try {
       const ws = await upgradeWebSocket(outer, { host: joinHostPort(target), signal });
-      return await connectAuthTls(ws, identity, alpn, signal);
+      return await connectAuthTls(ws, identity, alpn, { signal });
     } catch (err) {
       outer.destroy();
       if (err instanceof UpgradeNotSupportedError) {

@@ -160,7 +160,10 @@ export function abortable<T>(
 }
 
 /** Opens a TCP connection. Rejects with the socket error (e.g. `ECONNREFUSED`). */
-export function tcpConnect(target: HostPort, signal?: AbortSignal): Promise<net.Socket> {
+export function tcpConnect(
+  target: HostPort,
+  opts: { signal?: AbortSignal } = {},
+): Promise<net.Socket> {
   const sock = net.connect({ host: target.host, port: target.port });
   const p = new Promise<net.Socket>((resolve, reject) => {
     sock.once("connect", () => {
@@ -171,18 +174,19 @@ export function tcpConnect(target: HostPort, signal?: AbortSignal): Promise<net.
     });
     sock.once("error", reject);
   });
-  return abortable(p, signal, () => sock.destroy());
+  return abortable(p, opts.signal, () => sock.destroy());
 }
 
 /**
  * Reads an HTTP/1.1 response (or request) head from `stream`, up to `\r\n\r\n`. Returns the head
- * text and any bytes read past it. The stream is left paused with no `data` listener.
+ * text and any bytes read past it. The stream is left paused with no `data` listener. Rejects
+ * when the head exceeds `maxBytes` (default 16 KiB).
  */
 export function readHttpHead(
   stream: Duplex,
-  signal?: AbortSignal,
-  maxBytes = 16 * 1024,
+  opts: { signal?: AbortSignal; maxBytes?: number } = {},
 ): Promise<{ head: string; rest: Buffer }> {
+  const maxBytes = opts.maxBytes ?? 16 * 1024;
   let buf = Buffer.alloc(0);
   let cleanup = () => {};
   const p = new Promise<{ head: string; rest: Buffer }>((resolve, reject) => {
@@ -218,7 +222,7 @@ export function readHttpHead(
     stream.once("error", onError);
     stream.resume();
   });
-  return abortable(p, signal, () => {
+  return abortable(p, opts.signal, () => {
     cleanup();
     stream.destroy();
   });
@@ -254,7 +258,7 @@ export async function dialOuter(
   opts: { env: Env; signal?: AbortSignal },
 ): Promise<net.Socket> {
   const proxy = proxyForTarget(target, opts.env);
-  if (!proxy) return await tcpConnect(target, opts.signal);
+  if (!proxy) return await tcpConnect(target, { signal: opts.signal });
   if (proxy.protocol !== "http:") {
     throw new Error(`unsupported HTTPS_PROXY scheme "${proxy.protocol}" (only http:// proxies)`);
   }
@@ -264,7 +268,7 @@ export async function dialOuter(
   };
   let sock: net.Socket;
   try {
-    sock = await tcpConnect(proxyAddr, opts.signal);
+    sock = await tcpConnect(proxyAddr, { signal: opts.signal });
   } catch (err) {
     throw new Error(
       `cannot reach HTTPS_PROXY ${joinHostPort(proxyAddr)}: ${(err as Error).message}`,
@@ -279,7 +283,7 @@ export async function dialOuter(
   }
   sock.write(req + "\r\n");
   try {
-    const { head, rest } = await readHttpHead(sock, opts.signal);
+    const { head, rest } = await readHttpHead(sock, { signal: opts.signal });
     const { status, reason } = parseHttpHead(head);
     if (status < 200 || status > 299) {
       throw new Error(
@@ -298,7 +302,7 @@ export async function dialOuter(
 export function tlsOver(
   socket: Duplex,
   options: tls.ConnectionOptions,
-  signal?: AbortSignal,
+  opts: { signal?: AbortSignal } = {},
 ): Promise<tls.TLSSocket> {
   const s = tls.connect({ ...options, socket: socket as net.Socket, rejectUnauthorized: true });
   const p = new Promise<tls.TLSSocket>((resolve, reject) => {
@@ -316,7 +320,7 @@ export function tlsOver(
     s.once("error", reject);
     s.once("close", onClose);
   });
-  return abortable(p, signal, () => {
+  return abortable(p, opts.signal, () => {
     s.destroy();
     socket.destroy();
   });
@@ -334,7 +338,7 @@ export async function connectAuthTls(
   stream: Duplex,
   identity: Identity,
   alpn: string[],
-  signal?: AbortSignal,
+  opts: { signal?: AbortSignal } = {},
 ): Promise<tls.TLSSocket> {
   const s = await tlsOver(stream, {
     servername: API_DOMAIN,
@@ -343,7 +347,7 @@ export async function connectAuthTls(
     key: identity.keyPem,
     cert: identity.certPem,
     ALPNProtocols: alpn,
-  }, signal);
+  }, opts);
   if (s.alpnProtocol !== "h2") {
     s.destroy();
     throw new DialFailure(

@@ -443,7 +443,7 @@ class TunnelDialer implements TunnelAuthDialer {
       ch.stderr.resume();
       let sock: tls.TLSSocket;
       try {
-        sock = await connectAuthTls(ch, conn.identity, ["h2"], signal);
+        sock = await connectAuthTls(ch, conn.identity, ["h2"], { signal });
       } catch (err) {
         throw tlsFailure(err, "TLS to the Auth Service through the tunnel failed");
       }
@@ -659,7 +659,7 @@ class TunnelDialer implements TunnelAuthDialer {
         servername: net.isIP(name) ? undefined : name,
         ...(roots ? { ca: roots } : {}),
         ALPNProtocols: [TUNNEL_ALPN],
-      }, signal);
+      }, { signal });
     } catch (err) {
       if (signal.aborted) throw signal.reason;
       // A server without the protocol may abort the handshake (no_application_protocol).

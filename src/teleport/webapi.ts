@@ -108,7 +108,7 @@ export async function connectWeb(
     servername: net.isIP(target.host) ? undefined : target.host,
     ca: opts.roots,
     ALPNProtocols: opts.alpn ?? ["http/1.1"],
-  }, opts.signal);
+  }, { signal: opts.signal });
 }
 
 function readAll(stream: tls.TLSSocket, first: Buffer, max: number): Promise<Buffer> {
@@ -158,7 +158,7 @@ export async function findProxy(
       `GET /webapi/find HTTP/1.1\r\nHost: ${joinHostPort(target)}\r\nAccept: application/json\r\n` +
         `User-Agent: teleport-email\r\nConnection: close\r\n\r\n`,
     );
-    const { head, rest } = await readHttpHead(s, opts.signal);
+    const { head, rest } = await readHttpHead(s, { signal: opts.signal });
     const { status, reason, headers } = parseHttpHead(head);
     let body = await abortable(readAll(s, rest, 1024 * 1024), opts.signal, () => s.destroy());
     if ((headers["transfer-encoding"] ?? "").toLowerCase().includes("chunked")) {

@@ -240,7 +240,7 @@ export async function upgradeWebSocket(
       `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ${protocol}\r\n` +
       `User-Agent: teleport-email\r\n\r\n`,
   );
-  const { head, rest } = await readHttpHead(socket, opts.signal);
+  const { head, rest } = await readHttpHead(socket, { signal: opts.signal });
   const { status, reason, headers } = parseHttpHead(head);
   if (status === 404) {
     throw new UpgradeNotSupportedError(
