@@ -238,7 +238,8 @@ export async function runWatcher(opts: WatcherOptions): Promise<void> {
         "connection_problem",
         closed
           ? "Watcher stream closed. Exiting as fail fast is on."
-          : "Connection problem detected. Exiting as fail fast is on.",
+          // The Go message, then what the problem was: an operator needs both on one line.
+          : `Connection problem detected. Exiting as fail fast is on. (${formatError(problem)})`,
         { cause: closed ? undefined : problem },
       );
     }
