@@ -228,3 +228,13 @@ Deno.test("e2e: the shared after-check catches a secret in the plugin's output",
     if (!closed) await env.close();
   }
 });
+
+Deno.test("e2e: with TELEPORT_PLUGIN_FAIL_FAST=true a lost watch stream ends the plugin with exit 1", async () => {
+  await using env = await E2eEnv.start({ mailer: "smtp" });
+  const plugin = await env.startPlugin({ env: { TELEPORT_PLUGIN_FAIL_FAST: "true" } });
+  env.teleport.dropStreams();
+  assert.equal(await exitWithin(plugin, FAIL_WITHIN_MS), 1);
+  const fatal = plugin.logs.filter((l) => l.msg === "Terminating with fatal error");
+  assert.equal(fatal.length, 1, plugin.stderrLines.join("\n"));
+  assert.match(String(fatal[0].error), /fail fast/i);
+});

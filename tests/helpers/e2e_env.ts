@@ -36,6 +36,12 @@ export interface DeliveredEmail {
   smtp?: SinkMessage;
 }
 
+const ENCODED_SECRETS: readonly [string, string][] = [
+  ["SMTP AUTH PLAIN", btoa("\0teleport-email\0e2e-smtp-secret")],
+  ["SMTP AUTH LOGIN password", btoa("e2e-smtp-secret")],
+  ["Mailgun Basic authorization", btoa("api:e2e-mailgun-key")],
+];
+
 /** Options of {@link E2eEnv.start}. */
 export interface E2eEnvOptions {
   mailer?: "smtp" | "mailgun";
@@ -241,6 +247,8 @@ export class E2eEnv {
   leakedSecrets(): string[] {
     const out = this.#plugins.map((p) => p.stderrLines.join("\n") + "\n" + p.stdout).join("\n");
     const leaked = E2E_SECRETS.filter((s) => out.includes(s));
+    // The same secrets as they travel on the wire: SMTP AUTH PLAIN/LOGIN and HTTP Basic.
+    for (const [name, encoded] of ENCODED_SECRETS) if (out.includes(encoded)) leaked.push(name);
     // The identity's private key itself (base64 body), in case it leaks without its PEM label.
     if (this.#keyBody && out.includes(this.#keyBody)) leaked.push("identity private key");
     return leaked;
