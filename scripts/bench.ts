@@ -40,6 +40,12 @@ function memoryMiB(pid: number): { rss: number; peak: number } {
   return { rss: kib("VmRSS") / 1024, peak: kib("VmHWM") / 1024 };
 }
 
+/** CPU seconds (user + system) used so far by process `pid`, from `/proc/<pid>/stat`. */
+function cpuSeconds(pid: number): number {
+  const fields = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ=100)
+}
+
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
@@ -79,6 +85,7 @@ async function stampArrivals(total: number): Promise<void> {
     await new Promise((r) => setTimeout(r, 5));
   }
 }
+const cpu0 = { plugin: cpuSeconds(plugin.pid), harness: cpuSeconds(Deno.pid) };
 const t0 = performance.now();
 const ids: string[] = [];
 for (let i = 0; i < requests; i++) {
@@ -100,6 +107,8 @@ await stampArrivals(phase1 * 2);
 const t2 = performance.now();
 clearInterval(sampler);
 const end = memoryMiB(plugin.pid);
+const cpuPlugin = cpuSeconds(plugin.pid) - cpu0.plugin;
+const cpuHarness = cpuSeconds(Deno.pid) - cpu0.harness;
 peak = Math.max(peak, end.peak);
 const code = await plugin.stop();
 
@@ -118,4 +127,10 @@ console.log(
 console.log(
   `plugin memory: idle ${idle.rss.toFixed(1)} MiB, end ${end.rss.toFixed(1)} MiB, ` +
     `peak ${peak.toFixed(1)} MiB; exit code ${code}`,
+);
+console.log(
+  `CPU: plugin ${cpuPlugin.toFixed(2)} s, harness (test Teleport + ${mailer} server) ` +
+    `${cpuHarness.toFixed(2)} s, wall ${
+      ((t2 - t0) / 1000).toFixed(2)
+    } s on ${navigator.hardwareConcurrency} cores`,
 );
