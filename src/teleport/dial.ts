@@ -31,6 +31,7 @@ import type { Identity } from "./identity.ts";
 import {
   API_DOMAIN,
   connectAuthTls,
+  DEFAULT_WEB_PORT,
   DialFailure,
   dialOuter,
   type Env,
@@ -41,13 +42,12 @@ import {
 } from "./dial_net.ts";
 import { connectWeb, findProxy, type FindResponse, webRootCas } from "./webapi.ts";
 import { UpgradeNotSupportedError, upgradeWebSocket } from "./websocket.ts";
-import { openTunnelDialer } from "./dial_tunnel.ts";
+import { openTunnelDialer, tunnelAddrFromFind } from "./dial_tunnel.ts";
 
-export { API_DOMAIN, connectAuthTls } from "./dial_net.ts";
+export { API_DOMAIN, connectAuthTls, DEFAULT_WEB_PORT } from "./dial_net.ts";
+export { DEFAULT_TUNNEL_PORT, tunnelAddrFromFind } from "./dial_tunnel.ts";
 /** Default Auth Service port. */
 export const DEFAULT_AUTH_PORT = 3025;
-/** Default Proxy web port used when `addr` has no port. */
-export const DEFAULT_WEB_PORT = 443;
 /** Default overall budget of {@link resolveAuthDialer}. */
 export const DEFAULT_RESOLVE_TIMEOUT_MS = 10_000;
 /** Default timeout of each `dial()`. */
@@ -332,42 +332,6 @@ interface Candidate {
   run: (signal: AbortSignal) => Promise<AuthDialer>;
 }
 
-/** Default port of the Proxy's SSH reverse tunnel listener. */
-export const DEFAULT_TUNNEL_PORT = 3024;
-
-/**
- * The reverse tunnel address a Proxy without TLS routing advertises in `/webapi/find` (Go
- * `TunnelAddr()`): `TELEPORT_TUNNEL_PUBLIC_ADDR`, else `ssh_tunnel_public_addr`, else the host of
- * `ssh_public_addr` or `public_addr` with the tunnel port, else `tunnel_listen_addr`, else the
- * host of `web_listen_addr` with the tunnel port. Undefined when nothing fits.
- */
-export function tunnelAddrFromFind(find: FindResponse, env: Env): string | undefined {
-  if (env.TELEPORT_TUNNEL_PUBLIC_ADDR) return env.TELEPORT_TUNNEL_PUBLIC_ADDR;
-  const ssh = find.proxy?.ssh ?? {};
-  let tunnelPort = DEFAULT_TUNNEL_PORT;
-  if (ssh.tunnel_listen_addr) {
-    try {
-      tunnelPort = parseHostPort(ssh.tunnel_listen_addr, DEFAULT_TUNNEL_PORT).port;
-    } catch {
-      // keep the default
-    }
-  }
-  const withTunnelPort = (a: string) =>
-    joinHostPort({ host: parseHostPort(a, DEFAULT_TUNNEL_PORT).host, port: tunnelPort });
-  try {
-    if (ssh.ssh_tunnel_public_addr) {
-      return joinHostPort(parseHostPort(ssh.ssh_tunnel_public_addr, DEFAULT_TUNNEL_PORT));
-    }
-    if (ssh.ssh_public_addr) return withTunnelPort(ssh.ssh_public_addr);
-    if (ssh.public_addr) return withTunnelPort(ssh.public_addr);
-    if (ssh.tunnel_listen_addr) return ssh.tunnel_listen_addr;
-    if (ssh.web_listen_addr) return withTunnelPort(ssh.web_listen_addr);
-  } catch {
-    return undefined;
-  }
-  return undefined;
-}
-
 /**
  * Chooses how to reach the Auth Service at `addr` (see the module doc) and returns a dialer for
  * that mode. Rejects within `timeoutMs` with a `TeleportError` (`connection_problem`, or
@@ -446,7 +410,12 @@ export async function resolveAuthDialer(
         }
         if (!find.proxy?.tls_routing_enabled) {
           // Go's proxyConnect: the Proxy advertises a separate reverse tunnel listener.
-          const tunnelAddr = tunnelAddrFromFind(find, env);
+          let tunnelAddr: string | undefined;
+          try {
+            tunnelAddr = tunnelAddrFromFind(find, env);
+          } catch {
+            // nothing usable advertised: say only that TLS routing is off
+          }
           if (!canTunnel() || !tunnelAddr) {
             throw new DialFailure(
               "not_implemented",

@@ -12,6 +12,8 @@ import type { Identity } from "./identity.ts";
 
 /** SNI and verified name of the Auth Service (`constants.APIDomain`). */
 export const API_DOMAIN = "teleport.cluster.local";
+/** Default Proxy web port used when an address has no port (`defaults.StandardHTTPSPort`). */
+export const DEFAULT_WEB_PORT = 443;
 
 /** Environment lookup used by the dialers (defaults to the process environment). */
 export type Env = Record<string, string | undefined>;

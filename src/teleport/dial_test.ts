@@ -17,7 +17,6 @@ import {
   type AuthDialer,
   connUpgradeOverride,
   resolveAuthDialer,
-  tunnelAddrFromFind,
   type TunnelDialerFactory,
   type TunnelDialerOptions,
 } from "./dial.ts";
@@ -458,35 +457,6 @@ Deno.test("resolveAuthDialer() closes a tunnel dialer that connected after anoth
   });
 });
 
-Deno.test("tunnelAddrFromFind() follows Go's TunnelAddr() order", () => {
-  const ssh = (o: Record<string, string>) => ({ proxy: { ssh: o } });
-  assert.equal(tunnelAddrFromFind(ssh({}), {}), undefined);
-  assert.equal(
-    tunnelAddrFromFind(ssh({ public_addr: "p.example.com:3080" }), {}),
-    "p.example.com:3024",
-  );
-  assert.equal(
-    tunnelAddrFromFind(ssh({ public_addr: "p:3080", tunnel_listen_addr: "0.0.0.0:4024" }), {}),
-    "p:4024",
-  );
-  assert.equal(
-    tunnelAddrFromFind(
-      ssh({ public_addr: "p:1", ssh_public_addr: "s:3023", ssh_tunnel_public_addr: "t:5" }),
-      {},
-    ),
-    "t:5",
-  );
-  assert.equal(
-    tunnelAddrFromFind(ssh({ public_addr: "p:1", ssh_public_addr: "s:3023" }), {}),
-    "s:3024",
-  );
-  assert.equal(tunnelAddrFromFind(ssh({ web_listen_addr: "w:3080" }), {}), "w:3024");
-  assert.equal(
-    tunnelAddrFromFind(ssh({ web_listen_addr: "w:3080" }), { TELEPORT_TUNNEL_PUBLIC_ADDR: "e:1" }),
-    "e:1",
-  );
-});
-
 Deno.test("resolveAuthDialer() reaches Auth through the real SSH reverse tunnel in each tunnel route", async () => {
   await withAuth(async (auth) => {
     const tunnel = await startTunnelServer({ ca, authAddr: auth.addr });
@@ -519,6 +489,63 @@ Deno.test("resolveAuthDialer() reaches Auth through the real SSH reverse tunnel 
         assert.ok(proxy.stats.reverseTunnel >= 1);
       });
       assert.ok(tunnel.dials.length >= 3);
+    } finally {
+      await tunnel.close();
+    }
+  });
+});
+
+Deno.test("resolveAuthDialer() follows /webapi/find once to the tunnel of a Proxy without TLS routing, and names every mode when all fail", async () => {
+  await withAuth(async (auth) => {
+    const tunnel = await startTunnelServer({ ca, authAddr: auth.addr });
+    try {
+      const creds = staticCredentials(await identityFor("email", { keyType: "ed25519" }));
+      await withProxy({
+        tlsRoutingEnabled: false,
+        ssh: { ssh_tunnel_public_addr: tunnel.addr },
+      }, async (proxy) => {
+        const d = await resolveAuthDialer(proxy.addr, creds, { env: WEB_ENV });
+        try {
+          assert.equal(d.mode, "tunnel");
+          assert.equal(proxy.stats.find, 1);
+          assert.equal(proxy.stats.reverseTunnel, 0);
+          assert.equal(tunnel.connections, 1);
+        } finally {
+          d.close?.();
+        }
+        // Without trust in the Proxy's web certificate every mode fails: one error naming each.
+        await rejectsTeleport(
+          resolveAuthDialer(proxy.addr, creds, { env: {} }),
+          "connection_problem",
+          [
+            /\(tried direct, tls-routing, tunnel\): direct: .*; tls-routing: GET \/webapi\/find failed: .*; tunnel: /,
+          ],
+        );
+      });
+    } finally {
+      await tunnel.close();
+    }
+  });
+});
+
+Deno.test("resolveAuthDialer() reaches the tunnel behind a TLS-routing Proxy trusted through DENO_CERT over one SSH connection", async () => {
+  await withAuth(async (auth) => {
+    const tunnel = await startTunnelServer({ ca, authAddr: auth.addr });
+    try {
+      const creds = staticCredentials(await identityFor("email", { keyType: "ed25519" }));
+      await withProxy({ onReverseTunnel: (s) => tunnel.handleSocket(s) }, async (proxy) => {
+        const d = await resolveAuthDialer(proxy.addr, creds, { env: { DENO_CERT: webCaFile } });
+        try {
+          assert.equal(d.mode, "tunnel");
+          await talk(await d.dial(), "email");
+          assert.equal(tunnel.dials.length, 2); // the proof, then this dial
+          // The ALPN test dial of the upgrade check, then the tunnel itself.
+          assert.equal(proxy.stats.reverseTunnel, 2);
+          assert.equal(tunnel.authenticated, 1);
+        } finally {
+          d.close?.();
+        }
+      });
     } finally {
       await tunnel.close();
     }

@@ -31,6 +31,7 @@ import type { Identity } from "./identity.ts";
 import type { AuthDialer } from "./dial.ts";
 import {
   connectAuthTls,
+  DEFAULT_WEB_PORT,
   dialOuter,
   type Env,
   type HostPort,
@@ -39,7 +40,7 @@ import {
   processEnv,
   tlsOver,
 } from "./dial_net.ts";
-import { findProxy, type FindResponse, webRootCas } from "./webapi.ts";
+import type { FindResponse } from "./webapi.ts";
 import {
   checkSshCertificate,
   parseAuthorizedKey,
@@ -733,7 +734,7 @@ export async function openTunnelDialer(
   installSsh2Patches();
   let target: HostPort;
   try {
-    target = parseHostPort(addr, opts.viaTlsAlpn ? 443 : DEFAULT_TUNNEL_PORT);
+    target = parseHostPort(addr, opts.viaTlsAlpn ? DEFAULT_WEB_PORT : DEFAULT_TUNNEL_PORT);
   } catch (err) {
     throw new TeleportError("bad_parameter", `Cannot connect to Teleport: ${errMessage(err)}`, {
       cause: err,
@@ -763,164 +764,56 @@ export async function openTunnelDialer(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Discovery through the Proxy's web API (Go `proxyConnect` / `tlsRoutingConnect`)
+// The tunnel address a Proxy advertises (Go `webclient.ProxySettings.TunnelAddr`)
 
 /** Environment variable that overrides the discovered tunnel address (Go `TunnelPublicAddrEnvar`). */
 export const TUNNEL_PUBLIC_ADDR_ENV = "TELEPORT_TUNNEL_PUBLIC_ADDR";
-
-function hostOf(addr: string): string {
-  return parseHostPort(addr, 1).host;
-}
 
 function hasPort(addr: string): boolean {
   const a = addr.trim().replace(/^[a-z][a-z0-9+.-]*:\/\//i, "").replace(/\/.*$/, "");
   return a.startsWith("[") ? /\]:\d+$/.test(a) : /^[^:]*:\d+$/.test(a);
 }
 
+/** The port of `addr`, or `fallback` when it has none or a bad one (Go `getTunnelPort`/`getWebPort`). */
+function portOr(addr: string | undefined, fallback: number): number {
+  if (!addr || !hasPort(addr)) return fallback;
+  try {
+    return parseHostPort(addr, fallback).port;
+  } catch {
+    return fallback;
+  }
+}
+
 /**
- * The reverse tunnel address a Proxy advertises in `/webapi/find` (Go
- * `webclient.ProxySettings.TunnelAddr`): `TELEPORT_TUNNEL_PUBLIC_ADDR` wins; with TLS routing the
- * web address (`public_addr`, else `web_listen_addr`; default port the web listen port, else 443);
- * otherwise `ssh_tunnel_public_addr`, else the host of `ssh_public_addr`, `public_addr` or
- * `web_listen_addr` with the tunnel listen port (default 3024).
- * @throws {Error} when nothing usable is advertised.
+ * The reverse tunnel address a Proxy advertises in `/webapi/find`, by Go's
+ * `webclient.ProxySettings.TunnelAddr` rules:
+ * 1. `TELEPORT_TUNNEL_PUBLIC_ADDR` wins (default port 3024);
+ * 2. with TLS routing: `public_addr`, else `web_listen_addr` (default port: the port of
+ *    `web_listen_addr`, else 443);
+ * 3. otherwise the first that is set of `ssh_tunnel_public_addr` (default port: the tunnel
+ *    port), `ssh_public_addr` and `public_addr` (host only, with the tunnel port),
+ *    `tunnel_listen_addr` and `web_listen_addr` (default port: the tunnel port). The tunnel port
+ *    is the port of `tunnel_listen_addr`, else 3024.
+ * @throws {Error} when nothing usable is advertised, or an address does not parse.
  */
 export function tunnelAddrFromFind(find: FindResponse, env: Env = {}): string {
   const override = env[TUNNEL_PUBLIC_ADDR_ENV];
   if (override) return joinHostPort(parseHostPort(override, DEFAULT_TUNNEL_PORT));
   const ssh = find.proxy?.ssh ?? {};
   if (find.proxy?.tls_routing_enabled) {
-    const webPort = ssh.web_listen_addr && hasPort(ssh.web_listen_addr)
-      ? parseHostPort(ssh.web_listen_addr, 443).port
-      : 443;
+    const webPort = portOr(ssh.web_listen_addr, DEFAULT_WEB_PORT);
     const addr = ssh.public_addr || ssh.web_listen_addr;
     if (!addr) throw new Error("/webapi/find advertises no web address");
     return joinHostPort(parseHostPort(addr, webPort));
   }
-  if (ssh.ssh_tunnel_public_addr) {
-    return joinHostPort(parseHostPort(ssh.ssh_tunnel_public_addr, DEFAULT_TUNNEL_PORT));
-  }
-  const tunnelPort = ssh.tunnel_listen_addr && hasPort(ssh.tunnel_listen_addr)
-    ? parseHostPort(ssh.tunnel_listen_addr, DEFAULT_TUNNEL_PORT).port
-    : DEFAULT_TUNNEL_PORT;
-  for (const a of [ssh.ssh_public_addr, ssh.public_addr, ssh.web_listen_addr]) {
-    if (a) return joinHostPort({ host: hostOf(a), port: tunnelPort });
-  }
+  const tunnelPort = portOr(ssh.tunnel_listen_addr, DEFAULT_TUNNEL_PORT);
+  const withDefaultPort = (a: string) => joinHostPort(parseHostPort(a, tunnelPort));
+  const withTunnelPort = (a: string) =>
+    joinHostPort({ host: parseHostPort(a, tunnelPort).host, port: tunnelPort });
+  if (ssh.ssh_tunnel_public_addr) return withDefaultPort(ssh.ssh_tunnel_public_addr);
+  if (ssh.ssh_public_addr) return withTunnelPort(ssh.ssh_public_addr);
+  if (ssh.public_addr) return withTunnelPort(ssh.public_addr);
+  if (ssh.tunnel_listen_addr) return withDefaultPort(ssh.tunnel_listen_addr);
+  if (ssh.web_listen_addr) return withDefaultPort(ssh.web_listen_addr);
   throw new Error("/webapi/find advertises no reverse tunnel address");
-}
-
-/**
- * The `tunnel` candidate for `resolveAuthDialer` (`ResolveAuthDialerOptions.tunnelDialer`),
- * covering Go's three SSH paths at once, in parallel, first success wins:
- * - `addr` itself as the reverse tunnel (default port 3024; Go `tunnelConnect`);
- * - `GET https://addr/webapi/find` (default port 443), then the advertised tunnel address
- *   ({@link tunnelAddrFromFind}): plain SSH (Go `proxyConnect`), or with TLS routing TLS with
- *   ALPN `teleport-reversetunnel` to the web address (Go `tlsRoutingConnect`).
- * The Proxy's web certificate is verified like `webapi.ts` does (system roots or
- * `SSL_CERT_FILE`, `DENO_CERT`, and the identity's host CAs).
- */
-export async function resolveTunnelDialer(
-  addr: string,
-  creds: CredentialsSource,
-  opts: OpenTunnelDialerOptions = {},
-): Promise<TunnelAuthDialer> {
-  installSsh2Patches();
-  const env = opts.env ?? processEnv();
-  const losers = new AbortController();
-  const signal = opts.signal ? AbortSignal.any([opts.signal, losers.signal]) : losers.signal;
-  const sub: OpenTunnelDialerOptions = { ...opts, env, signal };
-  const candidates: { label: string; run: () => Promise<TunnelAuthDialer> }[] = [
-    { label: "direct", run: () => openTunnelDialer(addr, creds, sub) },
-    {
-      label: "via /webapi/find",
-      run: async () => {
-        let web: HostPort;
-        try {
-          web = parseHostPort(addr, 443);
-        } catch (err) {
-          throw new TeleportError(
-            "bad_parameter",
-            `Cannot connect to Teleport: ${errMessage(err)}`,
-          );
-        }
-        const roots = webRootCas(env, creds.current().caPems);
-        let find: FindResponse;
-        try {
-          find = await withDeadline(
-            opts.timeoutMs ?? DEFAULT_TUNNEL_TIMEOUT_MS,
-            signal,
-            "asking the Proxy for its tunnel address",
-            (s) => findProxy(web, { env, roots, signal: s }),
-          );
-        } catch (err) {
-          throw new TeleportError(
-            "connection_problem",
-            `GET /webapi/find failed: ${errMessage(err)}`,
-            {
-              cause: err,
-            },
-          );
-        }
-        const tunnelAddr = tunnelAddrFromFind(find, env);
-        opts.log?.debug(
-          "Proxy {addr} advertises the reverse tunnel at {tunnel} (TLS routing: {tls})",
-          {
-            addr,
-            tunnel: tunnelAddr,
-            tls: !!find.proxy?.tls_routing_enabled,
-          },
-        );
-        if (find.proxy?.tls_routing_enabled) {
-          return await openTunnelDialer(tunnelAddr, creds, {
-            ...sub,
-            viaTlsAlpn: true,
-            proxyCaPems: opts.proxyCaPems ?? roots,
-          });
-        }
-        return await openTunnelDialer(tunnelAddr, creds, sub);
-      },
-    },
-  ];
-  const failures: { label: string; err: unknown }[] = [];
-  const winner = await new Promise<TunnelAuthDialer | undefined>((resolve) => {
-    let pending = candidates.length;
-    let won = false;
-    for (const c of candidates) {
-      c.run().then((d) => {
-        if (won) return d.close();
-        won = true;
-        losers.abort(new DOMException("another tunnel path connected first", "AbortError"));
-        resolve(d);
-      }, (err) => {
-        if (!won) failures.push({ label: c.label, err });
-        if (--pending === 0 && !won) resolve(undefined);
-      });
-    }
-  });
-  if (winner) return winner;
-  if (opts.signal?.aborted) {
-    throw new TeleportError(
-      "canceled",
-      `Connecting to "${addr}" through the reverse tunnel was canceled`,
-      {
-        cause: opts.signal.reason,
-      },
-    );
-  }
-  const kinds = failures.map((
-    f,
-  ) => (f.err instanceof TeleportError ? f.err.kind : "connection_problem"));
-  const kind: TeleportErrorKind = kinds.includes("access_denied")
-    ? "access_denied"
-    : kinds.includes("bad_parameter")
-    ? "bad_parameter"
-    : "connection_problem";
-  const prefix = /^Cannot connect to the Teleport Auth Service at "[^"]*" \(tunnel mode\): /;
-  throw new TeleportError(
-    kind,
-    `Cannot connect to the Teleport Auth Service at "${addr}" (tunnel mode): ${
-      failures.map((f) => `${f.label}: ${errMessage(f.err).replace(prefix, "")}`).join("; ")
-    }`,
-    { cause: failures[0]?.err },
-  );
 }

@@ -17,7 +17,6 @@ import { type Identity, parseIdentityFile } from "./identity.ts";
 import {
   openTunnelDialer,
   type OpenTunnelDialerOptions,
-  resolveTunnelDialer,
   tunnelAddrFromFind,
   type TunnelAuthDialer,
 } from "./dial_tunnel.ts";
@@ -543,6 +542,50 @@ Deno.test("tunnelAddrFromFind() follows Go's TunnelAddr rules", () => {
   assert.throws(() => tunnelAddrFromFind(find(false, {})), /advertises no reverse tunnel address/);
 });
 
+Deno.test("tunnelAddrFromFind() follows Go's TunnelAddr() order", () => {
+  const ssh = (o: Record<string, string>) => ({ proxy: { ssh: o } });
+  assert.throws(() => tunnelAddrFromFind(ssh({}), {}), /advertises no reverse tunnel address/);
+  assert.equal(
+    tunnelAddrFromFind(ssh({ public_addr: "p.example.com:3080" }), {}),
+    "p.example.com:3024",
+  );
+  assert.equal(
+    tunnelAddrFromFind(ssh({ public_addr: "p:3080", tunnel_listen_addr: "0.0.0.0:4024" }), {}),
+    "p:4024",
+  );
+  assert.equal(
+    tunnelAddrFromFind(
+      ssh({ public_addr: "p:1", ssh_public_addr: "s:3023", ssh_tunnel_public_addr: "t:5" }),
+      {},
+    ),
+    "t:5",
+  );
+  assert.equal(
+    tunnelAddrFromFind(ssh({ public_addr: "p:1", ssh_public_addr: "s:3023" }), {}),
+    "s:3024",
+  );
+  // Go's last case is parseAndJoinHostPort(WebListenAddr, WithDefaultPort(tunnelPort)): the
+  // tunnel port only fills in a missing port (this case expected "w:3024" before dial.ts and
+  // dial_tunnel.ts shared one function; Go and wire-protocol §2.8 say "default port").
+  assert.equal(tunnelAddrFromFind(ssh({ web_listen_addr: "w:3080" }), {}), "w:3080");
+  assert.equal(tunnelAddrFromFind(ssh({ web_listen_addr: "w" }), {}), "w:3024");
+  assert.equal(
+    tunnelAddrFromFind(ssh({ web_listen_addr: "w:3080" }), { TELEPORT_TUNNEL_PUBLIC_ADDR: "e:1" }),
+    "e:1",
+  );
+  // Go: tunnel_listen_addr comes before web_listen_addr; the tunnel port is the default port of
+  // ssh_tunnel_public_addr too; a bare TELEPORT_TUNNEL_PUBLIC_ADDR host gets port 3024.
+  assert.equal(
+    tunnelAddrFromFind(ssh({ tunnel_listen_addr: "[::]:5024", web_listen_addr: "w:3080" }), {}),
+    "[::]:5024",
+  );
+  assert.equal(
+    tunnelAddrFromFind(ssh({ ssh_tunnel_public_addr: "t", tunnel_listen_addr: "0.0.0.0:4024" })),
+    "t:4024",
+  );
+  assert.equal(tunnelAddrFromFind(ssh({}), { TELEPORT_TUNNEL_PUBLIC_ADDR: "e" }), "e:3024");
+});
+
 async function writeWebCa(
   ca: TestCertificateAuthority,
 ): Promise<{ env: Record<string, string>; dir: string }> {
@@ -550,70 +593,6 @@ async function writeWebCa(
   await Deno.writeTextFile(`${dir}/web-ca.pem`, ca.webCaPem);
   return { env: { DENO_CERT: `${dir}/web-ca.pem` }, dir };
 }
-
-Deno.test("resolveTunnelDialer() finds the tunnel behind a TLS-routing Proxy emulator (ALPN teleport-reversetunnel)", async () => {
-  await using env = await setup();
-  const proxy = await ProxyEmulator.start({
-    ca: env.ca,
-    onReverseTunnel: (s) => env.tunnel.handleSocket(s),
-  });
-  const web = await writeWebCa(env.ca);
-  const identity = await identityFor(env.ca, { user: "bot", roles: ["r"] });
-  try {
-    const dialer = await resolveTunnelDialer(proxy.addr, staticCredentials(identity), {
-      ...FAST,
-      env: web.env,
-    });
-    try {
-      const s = await dialer.dial();
-      assert.equal(await readBytes(s, "AUTH bot\n".length), "AUTH bot\n");
-      s.destroy();
-      assert.equal(proxy.stats.reverseTunnel, 1);
-      assert.equal(env.tunnel.connections, 1);
-    } finally {
-      dialer.close();
-    }
-  } finally {
-    await proxy.close();
-    await Deno.remove(web.dir, { recursive: true });
-  }
-});
-
-Deno.test("resolveTunnelDialer() follows /webapi/find to the tunnel port of a Proxy without TLS routing", async () => {
-  await using env = await setup();
-  const proxy = await ProxyEmulator.start({
-    ca: env.ca,
-    tlsRoutingEnabled: false,
-    ssh: { ssh_tunnel_public_addr: env.tunnel.addr },
-  });
-  const web = await writeWebCa(env.ca);
-  const identity = await identityFor(env.ca, { user: "bot", roles: ["r"] });
-  try {
-    const dialer = await resolveTunnelDialer(proxy.addr, staticCredentials(identity), {
-      ...FAST,
-      env: web.env,
-    });
-    try {
-      assert.equal(proxy.stats.find, 1);
-      assert.equal(proxy.stats.reverseTunnel, 0);
-      assert.equal(env.tunnel.connections, 1);
-    } finally {
-      dialer.close();
-    }
-    // Every path failing: one error naming each.
-    await assert.rejects(
-      resolveTunnelDialer(proxy.addr, staticCredentials(identity), { ...FAST, env: {} }),
-      (e) =>
-        e instanceof TeleportError && e.kind === "connection_problem" &&
-        /\(tunnel mode\): direct: .*; via \/webapi\/find: GET \/webapi\/find failed: /.test(
-          e.message,
-        ),
-    );
-  } finally {
-    await proxy.close();
-    await Deno.remove(web.dir, { recursive: true });
-  }
-});
 
 Deno.test("resolveAuthDialer() reaches the test Auth server's gRPC API through the tunnel of a Proxy without TLS routing", async () => {
   const ca = await TestCertificateAuthority.create();
