@@ -78,6 +78,14 @@ for (const mailer of ["smtp", "mailgun"] as const) {
       "email",
       goData([["all@example.com", goMgAll], [R1, goMgR1]], ""),
     );
+    // 3. Oldest Go format: the legacy `email` and `timestamp` keys, a thread without an id.
+    const legacy = t.createAccessRequest({ user: "requester1@example.com", roles: ["editor"] });
+    t.putPluginData(legacy.id, "email", {
+      user: "requester1@example.com",
+      roles: "editor",
+      email: "all@example.com",
+      timestamp: GO_TIME,
+    });
     t.pauseEvents(false);
     await env.waitForNoMoreEmails(500);
     assert.equal(env.emails.length, 0, "nothing to send for requests the Go plugin handled");
@@ -89,8 +97,10 @@ for (const mailer of ["smtp", "mailgun"] as const) {
       reason: "finally okay",
     });
     t.setState(mailgunStyle.id, "DENIED", "not okay");
+    t.setState(legacy.id, "APPROVED", "legacy okay");
     await env.waitForEmailsFor(smtpStyle.id, 2);
     await env.waitForEmailsFor(mailgunStyle.id, 2);
+    await env.waitForEmailsFor(legacy.id, 1);
     await env.waitForNoMoreEmails();
 
     const a = assertReplies(env.emailsFor(smtpStyle.id), { "all@example.com": `<${goSmtpId}>` });
@@ -107,7 +117,13 @@ for (const mailer of ["smtp", "mailgun"] as const) {
     });
     assert.equal(b.length, 2);
     for (const x of b) assert.ok(x.includes("Status: ❌ DENIED (not okay)"), x);
-    assert.equal(env.emails.length, 4);
+    // The legacy thread has no id to reply to: a plain email, no threading headers.
+    const [c] = env.emailsFor(legacy.id);
+    assert.equal(c.to, "all@example.com");
+    assert.ok(c.text.includes("Status: ✅ APPROVED (legacy okay)"), c.text);
+    assert.ok(!c.inReplyTo, `In-Reply-To ${c.inReplyTo}`);
+    assert.ok(!c.references, `References ${c.references}`);
+    assert.equal(env.emails.length, 5);
 
     // The data stays readable by the Go plugin: its threads kept verbatim, counters advanced.
     const da = t.getPluginData(smtpStyle.id, "email")!;
