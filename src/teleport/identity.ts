@@ -10,6 +10,7 @@ import * as x509 from "@peculiar/x509";
 import crypto from "node:crypto";
 import { Buffer } from "node:buffer";
 import { ConfigError } from "../errors.ts";
+import { openSshEd25519PrivateKeyPem, SshReader } from "./ssh_wire.ts";
 
 /** Mutual-TLS (and SSH) credentials of the plugin, as read from disk. */
 export interface Identity {
@@ -145,33 +146,25 @@ function parseOpenSshPrivateKey(der: Buffer): crypto.KeyObject {
   if (der.subarray(0, OPENSSH_MAGIC.length).toString("latin1") !== OPENSSH_MAGIC) {
     throw new Error("not an OpenSSH private key");
   }
-  let o = OPENSSH_MAGIC.length;
-  const bytes = (b: Buffer): Buffer => {
-    if (o + 4 > b.length) throw new Error("truncated");
-    const n = b.readUInt32BE(o);
-    if (o + 4 + n > b.length) throw new Error("truncated");
-    const v = b.subarray(o + 4, o + 4 + n);
-    o += 4 + n;
-    return v;
-  };
-  if (bytes(der).toString() !== "none" || bytes(der).toString() !== "none") {
+  const r = new SshReader(der.subarray(OPENSSH_MAGIC.length), "OpenSSH private key");
+  if (r.str() !== "none" || r.str() !== "none") {
     throw new Error("encrypted OpenSSH private key");
   }
-  bytes(der); // kdf options
-  o += 4; // number of keys (1)
-  bytes(der); // public key
-  const priv = bytes(der);
-  o = 8; // skip the two check integers
-  const p = priv;
-  const type = bytes(p).toString();
+  r.bytes(); // kdf options
+  r.u32(); // number of keys (1)
+  r.bytes(); // public key
+  const p = new SshReader(r.bytes(), "OpenSSH private key");
+  p.u32(); // the two check integers
+  p.u32();
+  const type = p.str();
   const b64 = (v: Buffer) => {
     let i = 0;
     while (i < v.length - 1 && v[i] === 0) i++;
     return v.subarray(i).toString("base64url");
   };
   if (type === "ssh-ed25519") {
-    const pub = bytes(p);
-    const secret = bytes(p);
+    const pub = p.bytes();
+    const secret = p.bytes();
     return crypto.createPrivateKey({
       key: {
         kty: "OKP",
@@ -183,10 +176,10 @@ function parseOpenSshPrivateKey(der: Buffer): crypto.KeyObject {
     });
   }
   if (type.startsWith("ecdsa-sha2-")) {
-    const crv = CURVES[bytes(p).toString()];
+    const crv = CURVES[p.str()];
     if (!crv) throw new Error("unsupported curve");
-    const q = bytes(p);
-    const d = bytes(p);
+    const q = p.bytes();
+    const d = p.bytes();
     const size = (q.length - 1) / 2;
     const pad = (v: Buffer) => {
       let i = 0;
@@ -206,7 +199,12 @@ function parseOpenSshPrivateKey(der: Buffer): crypto.KeyObject {
     });
   }
   if (type === "ssh-rsa") {
-    const n = bytes(p), e = bytes(p), d = bytes(p), iqmp = bytes(p), pp = bytes(p), qq = bytes(p);
+    const n = p.bytes(),
+      e = p.bytes(),
+      d = p.bytes(),
+      iqmp = p.bytes(),
+      pp = p.bytes(),
+      qq = p.bytes();
     const big = (v: Buffer) => BigInt("0x" + (v.toString("hex") || "0"));
     const hex = (v: bigint) => {
       const h = v.toString(16);
@@ -428,13 +426,6 @@ export async function readTlsFiles(
   );
 }
 
-function sshString(v: Uint8Array | string): Buffer {
-  const b = typeof v === "string" ? Buffer.from(v, "utf8") : Buffer.from(v);
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(b.length);
-  return Buffer.concat([len, b]);
-}
-
 /**
  * The identity's private key in a form the `ssh2` package parses: PKCS#1 PEM for RSA, SEC1 PEM
  * for EC, unencrypted OpenSSH (`openssh-key-v1`) for Ed25519.
@@ -446,34 +437,8 @@ export function sshPrivateKeyPem(identity: Pick<Identity, "privateKey">): string
       return key.export({ format: "pem", type: "pkcs1" }).toString();
     case "ec":
       return key.export({ format: "pem", type: "sec1" }).toString();
-    case "ed25519": {
-      const jwk = key.export({ format: "jwk" }) as JsonWebKey;
-      const pub = Buffer.from(jwk.x!, "base64url");
-      const seed = Buffer.from(jwk.d!, "base64url");
-      const check = crypto.randomBytes(4);
-      let priv = Buffer.concat([
-        check,
-        check,
-        sshString("ssh-ed25519"),
-        sshString(pub),
-        sshString(Buffer.concat([seed, pub])),
-        sshString(""),
-      ]);
-      const pad: number[] = [];
-      for (let i = 1; (priv.length + pad.length) % 8 !== 0; i++) pad.push(i);
-      priv = Buffer.concat([priv, Buffer.from(pad)]);
-      const body = Buffer.concat([
-        Buffer.from("openssh-key-v1\0", "latin1"),
-        sshString("none"),
-        sshString("none"),
-        sshString(""),
-        Buffer.from([0, 0, 0, 1]),
-        sshString(Buffer.concat([sshString("ssh-ed25519"), sshString(pub)])),
-        sshString(priv),
-      ]);
-      const b64 = body.toString("base64").replace(/(.{70})/g, "$1\n").replace(/\n$/, "");
-      return `-----BEGIN OPENSSH PRIVATE KEY-----\n${b64}\n-----END OPENSSH PRIVATE KEY-----\n`;
-    }
+    case "ed25519":
+      return openSshEd25519PrivateKeyPem(key);
     default:
       throw new Error(`Unsupported SSH key type "${key.asymmetricKeyType}"`);
   }

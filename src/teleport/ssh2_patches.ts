@@ -31,9 +31,8 @@ import {
   parseAuthorizedKey,
   parseSshCertificate,
   sshKeysEqual,
-  sshString,
-  sshUint32,
 } from "./ssh_cert.ts";
+import { openSshEd25519PrivateKeyPem, sshString, sshUint32 } from "./ssh_wire.ts";
 
 const require = createRequire(import.meta.url);
 
@@ -355,36 +354,6 @@ function patchKeyExchange(kex: Any): void {
 /** A key as parsed by ssh2 (`ssh2.ParsedKey`). */
 export type Ssh2Key = import("ssh2").ParsedKey;
 
-function openSshEd25519Pem(key: crypto.KeyObject): string {
-  const jwk = key.export({ format: "jwk" }) as JsonWebKey;
-  const seed = Buffer.from(jwk.d!, "base64url");
-  const pub = Buffer.from(jwk.x!, "base64url");
-  const pubBlob = Buffer.concat([sshString("ssh-ed25519"), sshString(pub)]);
-  const check = crypto.randomBytes(4);
-  let priv = Buffer.concat([
-    check,
-    check,
-    sshString("ssh-ed25519"),
-    sshString(pub),
-    sshString(Buffer.concat([seed, pub])),
-    sshString(""),
-  ]);
-  const pad: number[] = [];
-  for (let i = 1; (priv.length + pad.length) % 8 !== 0; i++) pad.push(i);
-  priv = Buffer.concat([priv, Buffer.from(pad)]);
-  const body = Buffer.concat([
-    Buffer.from("openssh-key-v1\0", "latin1"),
-    sshString("none"),
-    sshString("none"),
-    sshString(""),
-    sshUint32(1),
-    sshString(pubBlob),
-    sshString(priv),
-  ]);
-  const b64 = body.toString("base64").match(/.{1,70}/g)!.join("\n");
-  return `-----BEGIN OPENSSH PRIVATE KEY-----\n${b64}\n-----END OPENSSH PRIVATE KEY-----\n`;
-}
-
 /**
  * Parses a private key PEM of any form a Teleport identity file holds (PKCS#8, PKCS#1, SEC1 or
  * OpenSSH; RSA, ECDSA or Ed25519) into an ssh2 key. PKCS#8 is converted first (ssh2 does not
@@ -414,7 +383,7 @@ export function parseSsh2PrivateKey(pem: string | Uint8Array): Ssh2Key {
         input = key.export({ format: "pem", type: "sec1" }).toString();
         break;
       case "ed25519":
-        input = openSshEd25519Pem(key);
+        input = openSshEd25519PrivateKeyPem(key);
         break;
       default:
         throw new TeleportError(

@@ -19,8 +19,8 @@ import {
   sshCertificateAuthKey,
 } from "./ssh2_patches.ts";
 import { checkSshCertificate, parseSshCertificate, sshBlobType } from "./ssh_cert.ts";
+import { openSshEd25519PrivateKeyPem } from "./ssh_wire.ts";
 import {
-  openSshEd25519PrivateKey,
   signSshCertificate,
   sshAuthorizedKey,
   sshPublicKeyBlob,
@@ -81,7 +81,7 @@ async function startSshd(ca: TestCertificateAuthority, hostKeyType: KeyType) {
     validBefore: new Date(Date.now() + 3_600_000),
   });
   const keyPem = hostKeyType === "ed25519"
-    ? openSshEd25519PrivateKey(host.privateKey)
+    ? openSshEd25519PrivateKeyPem(host.privateKey)
     : host.privateKey.export({ format: "pem", type: hostKeyType === "ec" ? "sec1" : "pkcs1" })
       .toString();
   await Deno.writeTextFile(`${dir}/host_key`, keyPem, { mode: 0o600 });

@@ -10,6 +10,7 @@
 import crypto from "node:crypto";
 import { Buffer } from "node:buffer";
 import { TeleportError } from "../errors.ts";
+import { sshParseError, SshReader, sshString } from "./ssh_wire.ts";
 
 /** Certificate type of a user certificate (`SSH_CERT_TYPE_USER`). */
 export const SSH_CERT_TYPE_USER = 1;
@@ -61,87 +62,7 @@ export interface SshCertAuthority {
   comment: string;
 }
 
-function malformed(what: string, detail: string): TeleportError {
-  return new TeleportError("bad_parameter", `Cannot parse ${what}: ${detail}`);
-}
-
-/** A bounds-checked reader of SSH wire data (RFC 4251 §5). */
-export class SshReader {
-  #b: Buffer;
-  #what: string;
-  /** Current offset. */
-  pos = 0;
-
-  constructor(data: Uint8Array, what = "SSH data") {
-    this.#b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    this.#what = what;
-  }
-
-  #need(n: number): void {
-    if (this.pos + n > this.#b.length) throw malformed(this.#what, "truncated data");
-  }
-
-  /** Reads a uint32. */
-  u32(): number {
-    this.#need(4);
-    const v = this.#b.readUInt32BE(this.pos);
-    this.pos += 4;
-    return v;
-  }
-
-  /** Reads a uint64. */
-  u64(): bigint {
-    this.#need(8);
-    const v = this.#b.readBigUInt64BE(this.pos);
-    this.pos += 8;
-    return v;
-  }
-
-  /** Reads a byte. */
-  u8(): number {
-    this.#need(1);
-    return this.#b[this.pos++];
-  }
-
-  /** Reads a `string` as bytes. */
-  bytes(): Buffer {
-    const n = this.u32();
-    this.#need(n);
-    const v = this.#b.subarray(this.pos, this.pos + n);
-    this.pos += n;
-    return v;
-  }
-
-  /** Reads a `string` as UTF-8. */
-  str(): string {
-    return this.bytes().toString("utf8");
-  }
-
-  /** Whether everything was read. */
-  get done(): boolean {
-    return this.pos >= this.#b.length;
-  }
-
-  /** The bytes between two offsets. */
-  slice(from: number, to: number): Buffer {
-    return this.#b.subarray(from, to);
-  }
-}
-
-/** Encodes an SSH `string`. */
-export function sshString(v: Uint8Array | string): Buffer {
-  const b = typeof v === "string" ? Buffer.from(v, "utf8") : Buffer.from(v);
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(b.length);
-  return Buffer.concat([len, b]);
-}
-
-/** Encodes an SSH `uint32`. */
-export function sshUint32(n: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(n);
-  return b;
-}
+const malformed = sshParseError;
 
 /** The number of key fields (after the type name) in a public key blob of `keyType`. */
 function keyFieldCount(keyType: string): number {

@@ -4,7 +4,8 @@
  * (`tctl auth sign --format=file`) and the `--format=tls` triple.
  *
  * Test-only; runs under Deno. TLS certificates are made with `@peculiar/x509` over WebCrypto,
- * SSH certificates are encoded here (OpenSSH PROTOCOL.certkeys) and signed with `node:crypto`.
+ * SSH certificates are encoded here (OpenSSH PROTOCOL.certkeys) and signed with `node:crypto`;
+ * parsing and the wire format come from the product (`src/teleport/ssh_cert.ts`, `ssh_wire.ts`).
  *
  * Key sharing: like Teleport, an identity file has ONE private key used for both TLS and SSH.
  * `issueUser()` therefore issues the SSH certificate for the same key as the TLS certificate,
@@ -16,6 +17,21 @@ import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import crypto from "node:crypto";
 import { Buffer } from "node:buffer";
+import {
+  parseAuthorizedKey,
+  parseSshCertificate as parseCertificateBlob,
+  sshBlobType,
+  type SshCertificate,
+  verifySshCertificateSignature,
+} from "../../src/teleport/ssh_cert.ts";
+import {
+  openSshEd25519PrivateKeyPem,
+  sshString,
+  sshUint32,
+  sshUint64,
+} from "../../src/teleport/ssh_wire.ts";
+
+export type { SshCertificate } from "../../src/teleport/ssh_cert.ts";
 
 x509.cryptoProvider.set(globalThis.crypto);
 
@@ -74,30 +90,6 @@ export interface IssuedSshHost {
   certBlob: Uint8Array;
 }
 
-/** The parsed fields of an OpenSSH certificate. */
-export interface SshCertificate {
-  /** e.g. `ssh-ed25519-cert-v01@openssh.com`. */
-  certType: string;
-  /** The certified public key in SSH wire form (`string type, ...fields`). */
-  publicKeyBlob: Uint8Array;
-  serial: bigint;
-  /** 1 = user, 2 = host. */
-  type: number;
-  keyId: string;
-  principals: string[];
-  /** Seconds since the epoch. */
-  validAfter: bigint;
-  validBefore: bigint;
-  criticalOptions: Record<string, string>;
-  extensions: Record<string, string>;
-  /** The signing CA public key in SSH wire form. */
-  signatureKey: Uint8Array;
-  /** Everything that the signature covers. */
-  signedData: Uint8Array;
-  /** Signature blob: `string algo, string sig`. */
-  signature: Uint8Array;
-}
-
 interface TlsCa {
   keys: CryptoKeyPair;
   cert: x509.X509Certificate;
@@ -106,25 +98,6 @@ interface TlsCa {
 
 // ---------------------------------------------------------------------------------------------
 // SSH wire helpers
-
-function sshString(v: Uint8Array | string): Buffer {
-  const b = typeof v === "string" ? Buffer.from(v, "utf8") : Buffer.from(v);
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(b.length);
-  return Buffer.concat([len, b]);
-}
-
-function sshU32(n: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(n);
-  return b;
-}
-
-function sshU64(n: bigint): Buffer {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64BE(n);
-  return b;
-}
 
 function sshMpint(unsigned: Buffer): Buffer {
   let i = 0;
@@ -163,14 +136,9 @@ export function sshPublicKeyBlob(key: crypto.KeyObject): Buffer {
   }
 }
 
-function sshKeyTypeName(blob: Uint8Array): string {
-  const b = Buffer.from(blob);
-  return b.subarray(4, 4 + b.readUInt32BE(0)).toString("utf8");
-}
-
 /** `authorized_keys` line (`<type> <base64>`) for a public key or certificate blob. */
 export function sshAuthorizedKey(blob: Uint8Array): string {
-  return `${sshKeyTypeName(blob)} ${Buffer.from(blob).toString("base64")}`;
+  return `${sshBlobType(blob)} ${Buffer.from(blob).toString("base64")}`;
 }
 
 function marshalTuples(tuples: Record<string, string>): Buffer {
@@ -196,7 +164,7 @@ export function signSshCertificate(opts: {
   serial?: bigint;
 }): Buffer {
   const keyBlob = sshPublicKeyBlob(opts.publicKey);
-  const keyType = sshKeyTypeName(keyBlob);
+  const keyType = sshBlobType(keyBlob);
   const certType = `${keyType}-cert-v01@openssh.com`;
   const keyFields = keyBlob.subarray(4 + Buffer.byteLength(keyType));
   const caBlob = sshPublicKeyBlob(opts.caKey);
@@ -205,12 +173,12 @@ export function signSshCertificate(opts: {
     sshString(certType),
     sshString(crypto.randomBytes(32)),
     keyFields,
-    sshU64(opts.serial ?? 0n),
-    sshU32(opts.type === "user" ? 1 : 2),
+    sshUint64(opts.serial ?? 0n),
+    sshUint32(opts.type === "user" ? 1 : 2),
     sshString(opts.keyId),
     sshString(Buffer.concat(opts.principals.map((p) => sshString(p)))),
-    sshU64(toSecs(opts.validAfter)),
-    sshU64(toSecs(opts.validBefore)),
+    sshUint64(toSecs(opts.validAfter)),
+    sshUint64(toSecs(opts.validBefore)),
     sshString(marshalTuples(opts.criticalOptions ?? {})),
     sshString(marshalTuples(opts.extensions ?? {})),
     sshString(""),
@@ -223,146 +191,12 @@ export function signSshCertificate(opts: {
   ]);
 }
 
-class SshReader {
-  #b: Buffer;
-  pos = 0;
-  constructor(b: Uint8Array) {
-    this.#b = Buffer.from(b);
-  }
-  u32(): number {
-    if (this.pos + 4 > this.#b.length) throw new Error("SSH certificate is truncated");
-    const v = this.#b.readUInt32BE(this.pos);
-    this.pos += 4;
-    return v;
-  }
-  u64(): bigint {
-    if (this.pos + 8 > this.#b.length) throw new Error("SSH certificate is truncated");
-    const v = this.#b.readBigUInt64BE(this.pos);
-    this.pos += 8;
-    return v;
-  }
-  bytes(): Buffer {
-    const n = this.u32();
-    if (this.pos + n > this.#b.length) throw new Error("SSH certificate is truncated");
-    const v = this.#b.subarray(this.pos, this.pos + n);
-    this.pos += n;
-    return v;
-  }
-  str(): string {
-    return this.bytes().toString("utf8");
-  }
-  get done(): boolean {
-    return this.pos >= this.#b.length;
-  }
-  slice(from: number, to: number): Buffer {
-    return this.#b.subarray(from, to);
-  }
-}
-
-function parseTuples(b: Buffer): Record<string, string> {
-  const r = new SshReader(b);
-  const out: Record<string, string> = {};
-  while (!r.done) {
-    const name = r.str();
-    const data = r.bytes();
-    out[name] = data.length === 0 ? "" : new SshReader(data).str();
-  }
-  return out;
-}
-
-/** Parses an OpenSSH certificate blob (or `authorized_keys` line). Throws on malformed input. */
+/**
+ * Parses an OpenSSH certificate blob or `authorized_keys` line with the product parser
+ * (`src/teleport/ssh_cert.ts`). Throws on malformed input.
+ */
 export function parseSshCertificate(cert: Uint8Array | string): SshCertificate {
-  const blob = typeof cert === "string"
-    ? Buffer.from(cert.trim().split(/\s+/)[1] ?? "", "base64")
-    : cert;
-  const r = new SshReader(blob);
-  const certType = r.str();
-  const m = /^(.+)-cert-v01@openssh\.com$/.exec(certType);
-  if (!m) throw new Error(`Not an OpenSSH certificate: "${certType}"`);
-  r.bytes(); // nonce
-  const keyStart = r.pos;
-  const nFields = m[1] === "ssh-rsa" ? 2 : m[1].startsWith("ecdsa-") ? 2 : 1;
-  for (let i = 0; i < nFields; i++) r.bytes();
-  const publicKeyBlob = Buffer.concat([sshString(m[1]), r.slice(keyStart, r.pos)]);
-  const serial = r.u64();
-  const type = r.u32();
-  const keyId = r.str();
-  const pr = new SshReader(r.bytes());
-  const principals: string[] = [];
-  while (!pr.done) principals.push(pr.str());
-  const validAfter = r.u64();
-  const validBefore = r.u64();
-  const criticalOptions = parseTuples(r.bytes());
-  const extensions = parseTuples(r.bytes());
-  r.bytes(); // reserved
-  const signatureKey = r.bytes();
-  const signedData = r.slice(0, r.pos);
-  const signature = r.bytes();
-  return {
-    certType,
-    publicKeyBlob,
-    serial,
-    type,
-    keyId,
-    principals,
-    validAfter,
-    validBefore,
-    criticalOptions,
-    extensions,
-    signatureKey,
-    signedData,
-    signature,
-  };
-}
-
-/** Ed25519 public KeyObject from an `ssh-ed25519` wire blob. */
-export function ed25519KeyFromSshBlob(blob: Uint8Array): crypto.KeyObject {
-  const r = new SshReader(blob);
-  const type = r.str();
-  if (type !== "ssh-ed25519") throw new Error(`Not an ssh-ed25519 key: "${type}"`);
-  return crypto.createPublicKey({
-    key: { kty: "OKP", crv: "Ed25519", x: r.bytes().toString("base64url") },
-    format: "jwk",
-  });
-}
-
-/** Verifies the Ed25519 CA signature of a parsed certificate. */
-export function verifySshCertificateSignature(cert: SshCertificate): boolean {
-  const sr = new SshReader(cert.signature);
-  if (sr.str() !== "ssh-ed25519") return false;
-  const sig = sr.bytes();
-  return crypto.verify(null, cert.signedData, ed25519KeyFromSshBlob(cert.signatureKey), sig);
-}
-
-/** An unencrypted OpenSSH-format (`openssh-key-v1`) Ed25519 private key PEM. */
-export function openSshEd25519PrivateKey(key: crypto.KeyObject, comment = ""): string {
-  const jwk = key.export({ format: "jwk" }) as JsonWebKey;
-  const pub = b64url(jwk.x!);
-  const seed = b64url(jwk.d!);
-  const pubBlob = Buffer.concat([sshString("ssh-ed25519"), sshString(pub)]);
-  const check = crypto.randomBytes(4);
-  let priv = Buffer.concat([
-    check,
-    check,
-    sshString("ssh-ed25519"),
-    sshString(pub),
-    sshString(Buffer.concat([seed, pub])),
-    sshString(comment),
-  ]);
-  const pad: number[] = [];
-  for (let i = 1; (priv.length + pad.length) % 8 !== 0; i++) pad.push(i);
-  priv = Buffer.concat([priv, Buffer.from(pad)]);
-  const body = Buffer.concat([
-    Buffer.from("openssh-key-v1\0", "latin1"),
-    sshString("none"),
-    sshString("none"),
-    sshString(""),
-    sshU32(1),
-    sshString(pubBlob),
-    sshString(priv),
-  ]);
-  const b64 = body.toString("base64").replace(/(.{70})/g, "$1\n").replace(/\n$/, "");
-  return `-----BEGIN OPENSSH PRIVATE KEY-----\n${b64}\n-----END OPENSSH PRIVATE KEY-----\n`;
+  return parseCertificateBlob(typeof cert === "string" ? parseAuthorizedKey(cert).blob : cert);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -427,7 +261,7 @@ function exportSshKeyPem(key: crypto.KeyObject, keyType: UserKeyType): string {
     case "rsa":
       return key.export({ format: "pem", type: "pkcs1" }).toString();
     case "ed25519":
-      return openSshEd25519PrivateKey(key);
+      return openSshEd25519PrivateKeyPem(key);
     default:
       return key.export({ format: "pem", type: "sec1" }).toString();
   }
@@ -749,7 +583,7 @@ export class TestCertificateAuthority {
       validBefore: notAfter,
     });
     return {
-      keyPem: openSshEd25519PrivateKey(pair.privateKey),
+      keyPem: openSshEd25519PrivateKeyPem(pair.privateKey),
       publicKey: sshAuthorizedKey(sshPublicKeyBlob(pair.publicKey)),
       cert: sshAuthorizedKey(certBlob),
       certBlob: new Uint8Array(certBlob),

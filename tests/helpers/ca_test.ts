@@ -7,8 +7,8 @@ import {
   sshAuthorizedKey,
   sshPublicKeyBlob,
   TestCertificateAuthority,
-  verifySshCertificateSignature,
 } from "./ca.ts";
+import { verifySshCertificateSignature } from "../../src/teleport/ssh_cert.ts";
 
 async function run(
   cmd: string,
@@ -88,7 +88,7 @@ Deno.test("TestCertificateAuthority.writeIdentityFile() writes tctl's layout for
       // The SSH certificate certifies the same key and is signed by the SSH user CA.
       const sshCert = parseSshCertificate(sshLine);
       assert.deepEqual(
-        Buffer.from(sshCert.publicKeyBlob),
+        Buffer.from(sshCert.publicKey),
         sshPublicKeyBlob(crypto.createPrivateKey(blocks[0])),
       );
       assert.equal(sshCert.type, 1);
@@ -116,7 +116,7 @@ Deno.test("TestCertificateAuthority.issueUser() SSH cert and sshKeyPem are accep
       assert.match(l.out, /teleport-roles/);
       const y = await run("ssh-keygen", ["-y", "-f", `${dir}/k`]);
       assert.equal(y.code, 0, y.err);
-      const certKey = sshAuthorizedKey(parseSshCertificate(u.sshCert).publicKeyBlob);
+      const certKey = sshAuthorizedKey(parseSshCertificate(u.sshCert).publicKey);
       assert.equal(y.out.trim().split(" ").slice(0, 2).join(" "), certKey);
       const parsed = ssh2.utils.parseKey(u.sshKeyPem);
       assert.ok(!(parsed instanceof Error), String(parsed));
@@ -207,7 +207,7 @@ Deno.test("TestCertificateAuthority.issueSshHostCert() issues a host cert ssh-ke
   assert.ok(verifySshCertificateSignature(c));
   assert.equal(sshAuthorizedKey(c.signatureKey), ca.sshHostCaPublicKey);
   assert.ok(ca.certAuthorityLine().includes(ca.sshHostCaPublicKey));
-  assert.equal(sshAuthorizedKey(c.publicKeyBlob), h.publicKey);
+  assert.equal(sshAuthorizedKey(c.publicKey), h.publicKey);
   const dir = await Deno.makeTempDir();
   try {
     await Deno.writeTextFile(`${dir}/h-cert.pub`, h.cert + "\n");
