@@ -257,3 +257,55 @@ Deno.test("e2e smtp: Teleport RPC failures and dropped SMTP connections while ha
   );
   assert.equal(await plugin.stop(), 0);
 });
+
+Deno.test("e2e smtp: two replicas share a race of 8 requests with reviews: 12 emails each, none twice", async () => {
+  await using env = await E2eEnv.start({
+    mailer: "smtp",
+    severity: "info",
+    server: { advancedAccessWorkflows: true },
+  });
+  const replicas = await Promise.all([env.startPlugin(), env.startPlugin()]);
+  const n = 8;
+  const ids = Array.from({ length: n }, () =>
+    env.teleport.createAccessRequest({
+      user: "requester1@example.com",
+      roles: ["editor"],
+      suggestedReviewers: [R1, "reviewer2@example.com"],
+      thresholds: { approve: 2, deny: 2 },
+    }).id);
+  // Each reviewer approves when their thread email arrives (Go's TestRace).
+  let seen = 0;
+  const deadline = Date.now() + 60_000;
+  while (env.emails.length < 12 * n) {
+    if (Date.now() > deadline) throw new Error(`${env.emails.length} of ${12 * n} emails`);
+    for (const all = env.emails; seen < all.length; seen++) {
+      const e = all[seen];
+      if (e.text.includes("You have a new Role Request") && e.to !== "all@example.com") {
+        env.teleport.submitReview(e.subject.split("Role Request ")[1], {
+          author: e.to,
+          proposedState: "APPROVED",
+          reason: "okay",
+        });
+      }
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  await env.waitForNoMoreEmails();
+  assert.equal(env.emails.length, 12 * n);
+  assert.equal(new Set(env.emails.map((e) => e.messageId)).size, 12 * n);
+  for (const id of ids) {
+    const mails = env.emailsFor(id);
+    const count = (s: string) => mails.filter((e) => e.text.includes(s)).length;
+    assert.deepEqual(
+      [
+        count("You have a new Role Request"),
+        count("reviewed the request"),
+        count("has been resolved"),
+      ],
+      [3, 6, 3],
+      id,
+    );
+    checkThreading(mails);
+  }
+  assert.deepEqual(await Promise.all(replicas.map((p) => p.stop())), [0, 0]);
+});
