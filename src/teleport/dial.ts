@@ -39,6 +39,9 @@ import {
   joinHostPort,
   parseHostPort,
   processEnv,
+  proveAccepted,
+  SERVER_CERT_CODES,
+  tlsRejection,
 } from "./dial_net.ts";
 import { connectWeb, findProxy, type FindResponse, webRootCas } from "./webapi.ts";
 import { UpgradeNotSupportedError, upgradeWebSocket } from "./websocket.ts";
@@ -186,18 +189,6 @@ function anySignal(signal: AbortSignal | undefined, timeoutMs: number): AbortSig
   return signal ? AbortSignal.any([signal, t]) : t;
 }
 
-const SERVER_CERT_CODES = new Set([
-  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
-  "UNABLE_TO_GET_ISSUER_CERT",
-  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
-  "SELF_SIGNED_CERT_IN_CHAIN",
-  "DEPTH_ZERO_SELF_SIGNED_CERT",
-  "CERT_SIGNATURE_FAILURE",
-  "CERT_HAS_EXPIRED",
-  "CERT_NOT_YET_VALID",
-  "ERR_TLS_CERT_ALTNAME_INVALID",
-]);
-
 /** Turns any dial error into a short reason and a kind. */
 function classify(err: unknown, timeoutMs: number): DialFailure {
   if (err instanceof DialFailure) return err;
@@ -212,53 +203,16 @@ function classify(err: unknown, timeoutMs: number): DialFailure {
     return new DialFailure("connection_problem", `timed out after ${timeoutMs} ms`, { cause: err });
   }
   if (e?.name === "AbortError") return new DialFailure("canceled", "canceled", { cause: err });
-  if (e?.code && SERVER_CERT_CODES.has(e.code)) {
+  const rejected = tlsRejection(err);
+  if (rejected?.kind === "connection_problem") {
     return new DialFailure(
-      "connection_problem",
-      `the server's certificate is not trusted (${msg}); it is not an Auth Service of the identity's cluster`,
+      rejected.kind,
+      `${rejected.reason}; it is not an Auth Service of the identity's cluster`,
       { cause: err },
     );
   }
-  if (/alert.*(certificate|unknown ?ca|access ?denied|decrypt)/i.test(`${e?.code ?? ""} ${msg}`)) {
-    return new DialFailure("access_denied", `the server rejected the client certificate (${msg})`, {
-      cause: err,
-    });
-  }
+  if (rejected) return new DialFailure(rejected.kind, rejected.reason, { cause: err });
   return new DialFailure("connection_problem", msg, { cause: err });
-}
-
-/**
- * Waits for the server's first bytes (HTTP/2 SETTINGS) after the handshake: an alert or a close
- * means the client certificate was rejected. Times out silently (counts as proven).
- */
-function proveAccepted(s: tls.TLSSocket, timeoutMs: number, signal: AbortSignal): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const done = (err?: Error) => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", onAbort);
-      s.off("data", onData);
-      s.off("error", onError);
-      s.off("close", onClose);
-      s.destroy();
-      if (err) reject(err);
-      else resolve();
-    };
-    const onData = () => done();
-    const onError = (err: Error) => done(err);
-    const onClose = () =>
-      done(
-        new DialFailure(
-          "access_denied",
-          "the server closed the connection right after the TLS handshake; it probably rejected the client certificate",
-        ),
-      );
-    const onAbort = () => done(signal.reason);
-    const timer = setTimeout(() => done(), timeoutMs);
-    s.on("data", onData);
-    s.once("error", onError);
-    s.once("close", onClose);
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
 }
 
 interface ModeSettings {
@@ -378,7 +332,15 @@ export async function resolveAuthDialer(
 
   const prove = async (mode: AuthDialMode, open: Opener, signal: AbortSignal) => {
     const s = await open(creds.current(), signal);
-    await proveAccepted(s, proofTimeoutMs, signal);
+    await proveAccepted(s, {
+      timeoutMs: proofTimeoutMs,
+      signal,
+      onClose: () =>
+        new DialFailure(
+          "access_denied",
+          "the server closed the connection right after the TLS handshake; it probably rejected the client certificate",
+        ),
+    });
     return makeDialer(mode, settings, open);
   };
 

@@ -135,7 +135,7 @@ export function proxyForTarget(target: HostPort, env: Env): URL | undefined {
 export function abortable<T>(
   p: Promise<T>,
   signal: AbortSignal | undefined,
-  cleanup: () => void,
+  cleanup: () => void = () => {},
 ): Promise<T> {
   if (!signal) return p;
   if (signal.aborted) {
@@ -333,6 +333,83 @@ export class DialFailure extends Error {
   constructor(readonly kind: TeleportErrorKind, message: string, options?: { cause?: unknown }) {
     super(message, options);
   }
+}
+
+/** `node:tls` error codes meaning the server's certificate did not verify. */
+export const SERVER_CERT_CODES: ReadonlySet<string> = new Set([
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "CERT_SIGNATURE_FAILURE",
+  "CERT_HAS_EXPIRED",
+  "CERT_NOT_YET_VALID",
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+]);
+
+/**
+ * The two TLS failures worth explaining: the server's certificate did not verify
+ * (`connection_problem`), or the server refused the client certificate with an alert
+ * (`access_denied`). Undefined for any other error.
+ */
+export function tlsRejection(
+  err: unknown,
+): { kind: "connection_problem" | "access_denied"; reason: string } | undefined {
+  const e = err as { code?: string; message?: string } | undefined;
+  const msg = e?.message ?? String(err);
+  if (e?.code && SERVER_CERT_CODES.has(e.code)) {
+    return {
+      kind: "connection_problem",
+      reason: `the server's certificate is not trusted (${msg})`,
+    };
+  }
+  if (/alert.*(certificate|unknown ?ca|access ?denied|decrypt)/i.test(`${e?.code ?? ""} ${msg}`)) {
+    return { kind: "access_denied", reason: `the server rejected the client certificate (${msg})` };
+  }
+  return undefined;
+}
+
+/** Options of {@link proveAccepted}. */
+export interface ProveAcceptedOptions {
+  /** How long to wait for the first bytes; on timeout the connection counts as accepted. */
+  timeoutMs: number;
+  signal?: AbortSignal;
+  /** The rejection when the server closes the connection first. */
+  onClose: () => unknown;
+  /** Maps a socket error to the rejection; default the error itself. */
+  onError?: (err: Error) => unknown;
+}
+
+/**
+ * Waits for the server's first bytes after a TLS handshake (its HTTP/2 SETTINGS) to prove it
+ * accepted the client certificate (TLS 1.3 reports a refusal only after the handshake, as an
+ * alert or a close), then destroys `s`. Resolves on data or after `timeoutMs`; rejects on a
+ * close, an error or an abort (with `signal.reason`).
+ */
+export function proveAccepted(s: Duplex, opts: ProveAcceptedOptions): Promise<void> {
+  const { signal } = opts;
+  return new Promise<void>((resolve, reject) => {
+    const done = (err?: unknown) => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+      s.off("data", onData);
+      s.off("error", onError);
+      s.off("close", onClose);
+      s.destroy();
+      if (err) reject(err);
+      else resolve();
+    };
+    const onData = () => done();
+    const onError = (err: Error) => done(opts.onError ? opts.onError(err) : err);
+    const onClose = () => done(opts.onClose());
+    const onAbort = () => done(signal!.reason);
+    const timer = setTimeout(() => done(), opts.timeoutMs);
+    s.on("data", onData);
+    s.once("error", onError);
+    s.once("close", onClose);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
 }
 
 /** Inner TLS to the Auth Service over `stream` with the identity; requires `h2`. */

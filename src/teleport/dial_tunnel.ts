@@ -30,6 +30,7 @@ import type { CredentialsSource, Log } from "./credentials.ts";
 import type { Identity } from "./identity.ts";
 import type { AuthDialer } from "./dial.ts";
 import {
+  abortable,
   connectAuthTls,
   DEFAULT_WEB_PORT,
   dialOuter,
@@ -38,7 +39,9 @@ import {
   joinHostPort,
   parseHostPort,
   processEnv,
+  proveAccepted,
   tlsOver,
+  tlsRejection,
 } from "./dial_net.ts";
 import type { FindResponse } from "./webapi.ts";
 import {
@@ -160,32 +163,6 @@ async function withDeadline<T>(
   }
 }
 
-/** Rejects with `signal.reason` when `signal` aborts first. */
-function raceAbort<T>(
-  p: Promise<T>,
-  signal: AbortSignal,
-  cleanup: () => void = () => {},
-): Promise<T> {
-  if (signal.aborted) {
-    cleanup();
-    return Promise.reject(signal.reason);
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => {
-      cleanup();
-      reject(signal.reason);
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-    p.then((v) => {
-      signal.removeEventListener("abort", onAbort);
-      resolve(v);
-    }, (e) => {
-      signal.removeEventListener("abort", onAbort);
-      reject(e);
-    });
-  });
-}
-
 /** The SSH user name of a certificate: its first principal, else its key id (Go's rule). */
 export function sshUserOf(cert: SshCertificate): string {
   return cert.principals[0] ?? cert.keyId;
@@ -240,44 +217,19 @@ interface SshConn {
   retired: boolean;
 }
 
-const SERVER_CERT_CODES = new Set([
-  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
-  "UNABLE_TO_GET_ISSUER_CERT",
-  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
-  "SELF_SIGNED_CERT_IN_CHAIN",
-  "DEPTH_ZERO_SELF_SIGNED_CERT",
-  "CERT_SIGNATURE_FAILURE",
-  "CERT_HAS_EXPIRED",
-  "CERT_NOT_YET_VALID",
-  "ERR_TLS_CERT_ALTNAME_INVALID",
-]);
-
 function tlsFailure(err: unknown, what: string): StepFailure {
   if (err instanceof StepFailure) return err;
-  const e = err as { code?: string; kind?: TeleportErrorKind; name?: string };
-  const msg = errMessage(err);
+  const e = err as { kind?: TeleportErrorKind; name?: string };
   if (e?.name === "AbortError") {
     return new StepFailure("canceled", `${what} was canceled`, { cause: err });
   }
-  if (e?.code && SERVER_CERT_CODES.has(e.code)) {
-    return new StepFailure(
-      "connection_problem",
-      `${what}: the server's certificate is not trusted (${msg})`,
-      {
-        cause: err,
-      },
-    );
+  const rejected = tlsRejection(err);
+  if (rejected) {
+    return new StepFailure(rejected.kind, `${what}: ${rejected.reason}`, { cause: err });
   }
-  if (/alert.*(certificate|unknown ?ca|access ?denied|decrypt)/i.test(`${e?.code ?? ""} ${msg}`)) {
-    return new StepFailure(
-      "access_denied",
-      `${what}: the server rejected the client certificate (${msg})`,
-      {
-        cause: err,
-      },
-    );
-  }
-  return new StepFailure(e?.kind ?? "connection_problem", `${what}: ${msg}`, { cause: err });
+  return new StepFailure(e?.kind ?? "connection_problem", `${what}: ${errMessage(err)}`, {
+    cause: err,
+  });
 }
 
 class TunnelDialer implements TunnelAuthDialer {
@@ -424,7 +376,7 @@ class TunnelDialer implements TunnelAuthDialer {
       const ok = await sendChannelRequest(ch, CHAN_TRANSPORT_DIAL_REQ, payload, true, { signal });
       if (!ok) {
         // The reason is written to stderr before the channel closes (Go reads it to EOF).
-        await raceAbort(
+        await abortable(
           new Promise<void>((resolve) => {
             if ((ch as Any).destroyed || (ch as Any).closed) return resolve();
             ch.once("close", () => resolve());
@@ -481,7 +433,7 @@ class TunnelDialer implements TunnelAuthDialer {
       promise.catch(() => {}); // observed by the callers below
       this.#connecting = { identity, promise };
     }
-    return await raceAbort(this.#connecting.promise, signal);
+    return await abortable(this.#connecting.promise, signal);
   }
 
   /** Opens and authenticates one SSH connection (bounded by the dial timeout and close()). */
@@ -544,7 +496,7 @@ class TunnelDialer implements TunnelAuthDialer {
           authHandler: [{ type: "publickey", username: user, key }] as Any,
         } as Any);
         try {
-          await raceAbort(ready, signal, () => client.destroy());
+          await abortable(ready, signal, () => client.destroy());
         } catch (err) {
           client.destroy();
           stream.destroy();
@@ -685,37 +637,6 @@ class TunnelDialer implements TunnelAuthDialer {
   }
 }
 
-/** Waits for the server's first bytes (HTTP/2 SETTINGS); a close or error means refusal. */
-function proveAccepted(s: Duplex, ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const done = (err?: unknown) => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
-      s.off("data", onData);
-      s.off("error", onError);
-      s.off("close", onClose);
-      s.destroy();
-      if (err) reject(err);
-      else resolve();
-    };
-    const onData = () => done();
-    const onError = (err: Error) => done(tlsFailure(err, "the Auth Service ended the TLS session"));
-    const onClose = () =>
-      done(
-        new StepFailure(
-          "access_denied",
-          "the Auth Service closed the connection right after the TLS handshake; it probably rejected the client certificate",
-        ),
-      );
-    const onAbort = () => done(signal!.reason);
-    const timer = setTimeout(() => done(), ms);
-    s.on("data", onData);
-    s.once("error", onError);
-    s.once("close", onClose);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}
-
 /**
  * Opens the `tunnel` mode to `addr` (`host:port`; default port 3024, or 443 with `viaTlsAlpn`)
  * and proves it by completing one mTLS handshake with the Auth Service through it. The returned
@@ -745,7 +666,16 @@ export async function openTunnelDialer(
   try {
     const s = await dialer.dialWithin(budget, opts.signal);
     try {
-      await proveAccepted(s, opts.proofTimeoutMs ?? 3000, opts.signal);
+      await proveAccepted(s, {
+        timeoutMs: opts.proofTimeoutMs ?? 3000,
+        signal: opts.signal,
+        onError: (err) => tlsFailure(err, "the Auth Service ended the TLS session"),
+        onClose: () =>
+          new StepFailure(
+            "access_denied",
+            "the Auth Service closed the connection right after the TLS handshake; it probably rejected the client certificate",
+          ),
+      });
     } catch (err) {
       if (err instanceof StepFailure) {
         throw new TeleportError(
