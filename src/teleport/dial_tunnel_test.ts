@@ -4,6 +4,7 @@ import net from "node:net";
 import { Buffer } from "node:buffer";
 import type { Duplex } from "node:stream";
 import { TeleportError } from "../errors.ts";
+import { bounded } from "../../tests/helpers/bounded.ts";
 import { type IssueUserOptions, TestCertificateAuthority } from "../../tests/helpers/ca.ts";
 import {
   startTunnelServer,
@@ -66,21 +67,6 @@ async function identityFor(
 ): Promise<Identity> {
   const user = await ca.issueUser(opts);
   return parseIdentityFile(ca.identityFileText(user), { path: "/test/identity" });
-}
-
-/** Waits for `p`, failing after 10 s. */
-async function bounded<T>(p: Promise<T>, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out waiting: ${what}`)), 10_000);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** Reads until `n` bytes arrived (bounded by a timeout). */

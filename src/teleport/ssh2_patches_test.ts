@@ -4,6 +4,7 @@ import crypto from "node:crypto";
 import type { AddressInfo } from "node:net";
 import ssh2Esm from "ssh2";
 import { TeleportError } from "../errors.ts";
+import { bounded } from "../../tests/helpers/bounded.ts";
 import { startTunnelServer } from "../../tests/helpers/tunnel_server.ts";
 import {
   acceptCustomChannels,
@@ -69,21 +70,6 @@ Deno.test("parseSsh2PrivateKey() reads PKCS#8, PKCS#1 and SEC1 keys without leak
       !/AAAA/.test(e.message),
   );
 });
-
-/** Waits for `p`, failing after 10 s. */
-async function bounded<T>(p: Promise<T>, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out waiting: ${what}`)), 10_000);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 interface Fixture {
   port: number;

@@ -1,0 +1,21 @@
+/**
+ * A bound for waits in tests: every await on something a server or a peer must do gets a
+ * deadline, so a broken test fails with what it was waiting for instead of hanging.
+ *
+ * @module
+ */
+
+/** Waits for `p`, rejecting with `timed out waiting: <what>` after `ms` (default 10 s). */
+export async function bounded<T>(p: Promise<T>, what: string, ms = 10_000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`timed out waiting: ${what}`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
