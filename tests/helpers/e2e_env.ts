@@ -8,8 +8,13 @@
  * await using env = await E2eEnv.start({ mailer: "smtp" });
  * const plugin = await env.startPlugin();        // waits for "Plugin is ready"
  * const req = env.teleport.createAccessRequest({ user: "requester-oss@example.com", roles: ["editor"] });
- * const mails = await env.waitForEmails(2);
+ * const mails = await env.waitForEmailsFor(req.id, 1); // emails whose subject names the request
+ * await env.waitForNoMoreEmails();                      // quiet period before exact counts
+ * checkThreading(env.emailsFor(req.id));                // In-Reply-To/References, bracketed once
  * ```
+ *
+ * Closing the environment kills its plugins and fails if a secret (the SMTP password, the Mailgun
+ * key, identity key material, also as AUTH/Basic encodings) appeared in any plugin's output.
  * @module
  */
 import { parse, stringify } from "smol-toml";
@@ -36,6 +41,7 @@ export interface DeliveredEmail {
   smtp?: SinkMessage;
 }
 
+/** {@link E2E_SECRETS} as they travel on the wire, by what they are. */
 const ENCODED_SECRETS: readonly [string, string][] = [
   ["SMTP AUTH PLAIN", btoa("\0teleport-email\0e2e-smtp-secret")],
   ["SMTP AUTH LOGIN password", btoa("e2e-smtp-secret")],
