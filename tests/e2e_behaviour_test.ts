@@ -229,22 +229,37 @@ Deno.test("e2e smtp: routing, invalid reviewer, dedupe, delete after resolve, fa
   assert.equal(await plugin.stop(), 0);
 });
 
-Deno.test("e2e smtp: Enterprise link replaces the tsh lines in new-request and resolution emails", async () => {
+Deno.test("e2e smtp: Enterprise link replaces the tsh lines; notify_requester adds an email requester", async () => {
   await using env = await E2eEnv.start({
     mailer: "smtp",
     server: { advancedAccessWorkflows: true, proxyPublicAddr: "proxy.example.com:443" },
+    delivery: { notify_requester: true },
   });
   await env.startPlugin();
   const req = env.teleport.createAccessRequest({ user: "alice@example.com", roles: ["editor"] });
-  await env.waitForEmailsFor(req.id, 1);
+  const named = env.teleport.createAccessRequest({ user: "bob", roles: ["editor"] });
+  await env.waitForEmailsFor(req.id, 2);
+  await env.waitForEmailsFor(named.id, 1);
   env.teleport.setState(req.id, "DENIED", "no");
-  const mails = await env.waitForEmailsFor(req.id, 2);
+  const mails = await env.waitForEmailsFor(req.id, 4);
+  await env.waitForNoMoreEmails(500);
   for (const m of mails) {
     assert.ok(m.text.includes(`Link: https://proxy.example.com/web/requests/${req.id}`), m.text);
     assert.ok(!m.text.includes("tsh request review"), m.text);
     assert.ok(!m.text.includes(":443"), m.text);
   }
-  assert.ok(mails[1].text.includes("Status: ❌ DENIED (no)"));
+  assert.deepEqual(mails.slice(0, 2).map((m) => m.to).sort(), [
+    "alice@example.com",
+    "all@example.com",
+  ]);
+  assert.deepEqual(mails.slice(2).map((m) => m.to).sort(), [
+    "alice@example.com",
+    "all@example.com",
+  ]);
+  for (const m of mails.slice(2)) assert.ok(m.text.includes("Status: ❌ DENIED (no)"), m.text);
+  checkThreading(mails);
+  // A requester whose user name is not an email address is not added.
+  assert.deepEqual(env.emailsFor(named.id).map((m) => m.to), ["all@example.com"]);
 });
 
 Deno.test("e2e mailgun: 5xx answers are retried until delivered once; a 4xx rejection is permanent", async () => {
