@@ -161,7 +161,11 @@ export function abortable<T>(
   });
 }
 
-/** Opens a TCP connection. Rejects with the socket error (e.g. `ECONNREFUSED`). */
+/**
+ * Opens a TCP connection with TCP_NODELAY (like Go; TLS records, WebSocket frames and SSH packets
+ * are small and latency-bound: with Nagle, a WebSocket-upgraded gRPC Ping took ~44 ms instead of
+ * ~0.7 ms on loopback) and TCP keepalive. Rejects with the socket error (e.g. `ECONNREFUSED`).
+ */
 export function tcpConnect(
   target: HostPort,
   opts: { signal?: AbortSignal } = {},

@@ -596,9 +596,7 @@ class TunnelDialer implements TunnelAuthDialer {
         },
       );
     }
-    // SSH packets are small and latency-bound: without TCP_NODELAY every round trip through
-    // the tunnel waits for a delayed ACK (measured ~40 ms per exchange on loopback).
-    sock.setNoDelay?.(true);
+    // dialOuter's socket has TCP_NODELAY (see tcpConnect): SSH packets are latency-bound.
     if (!this.#opts.viaTlsAlpn) return sock;
     const name = this.#opts.proxyServerName ?? this.#target.host;
     let roots: string[] | undefined = this.#opts.proxyCaPems;

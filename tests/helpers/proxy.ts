@@ -119,6 +119,16 @@ function peekClientHello(stream: Duplex): Promise<{ hello: ClientHelloInfo; buff
   });
 }
 
+/**
+ * No Nagle on a TCP socket of a forwarding path: TLS records, WebSocket frames and SSH packets
+ * are small and latency-bound, and Nagle plus the peer's delayed ACK stalls each round trip by
+ * ~40 ms (Go sets TCP_NODELAY by default).
+ */
+function noDelay(s: net.Socket): net.Socket {
+  s.setNoDelay(true);
+  return s;
+}
+
 function pipeBoth(a: Duplex, b: Duplex): void {
   a.pipe(b);
   b.pipe(a);
@@ -219,6 +229,7 @@ export class ProxyEmulator {
       this.#track(s);
       this.#serveHttp(s).catch(() => s.destroy());
     });
+    this.#web.on("connection", noDelay);
     this.#tunnel = tls.createServer(
       { key: keyPem, cert: certPem, ALPNProtocols: ["teleport-reversetunnel"] },
       (s) => {
@@ -228,7 +239,9 @@ export class ProxyEmulator {
         else s.destroy();
       },
     );
+    this.#tunnel.on("connection", noDelay);
     front.on("connection", (s: net.Socket) => {
+      noDelay(s);
       this.#track(s);
       this.#route(s).catch(() => s.destroy());
     });
@@ -258,7 +271,7 @@ export class ProxyEmulator {
   }
 
   #forward(stream: Duplex, buffered: Buffer, port: number, host = "127.0.0.1") {
-    const out = net.connect({ host, port });
+    const out = noDelay(net.connect({ host, port }));
     this.#track(out);
     out.once("connect", () => {
       out.write(buffered);
@@ -445,6 +458,7 @@ export async function startTestAuthTls(ca: TestCertificateAuthority): Promise<Te
     s.pipe(s);
   });
   server.on("connection", (s: net.Socket) => {
+    noDelay(s);
     sockets.add(s);
     s.once("close", () => sockets.delete(s));
   });
@@ -480,6 +494,7 @@ export async function startConnectProxy(opts: { auth?: string } = {}): Promise<C
   const requests: string[] = [];
   const sockets = new Set<Duplex>();
   const server = net.createServer(async (s) => {
+    noDelay(s);
     sockets.add(s);
     s.once("close", () => sockets.delete(s));
     s.on("error", () => s.destroy());
@@ -501,7 +516,7 @@ export async function startConnectProxy(opts: { auth?: string } = {}): Promise<C
         return;
       }
       const port = Number(target.slice(target.lastIndexOf(":") + 1));
-      const out = net.connect({ host: "127.0.0.1", port });
+      const out = noDelay(net.connect({ host: "127.0.0.1", port }));
       sockets.add(out);
       out.once("close", () => sockets.delete(out));
       out.once("error", () => {

@@ -301,6 +301,8 @@ export class TeleportTestServer {
 
   #listen(port: number): Promise<void> {
     const server = tls.createServer(this.#tlsOptions, (s) => this.#accept(s));
+    // No Nagle (Go's default): small HTTP/2 frames otherwise wait for the client's delayed ACK.
+    server.on("connection", (s: net.Socket) => s.setNoDelay(true));
     server.on("tlsClientError", () => this.rejectedConnections++);
     this.#tls = server;
     return new Promise((resolve, reject) => {
