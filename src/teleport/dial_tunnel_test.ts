@@ -531,45 +531,26 @@ Deno.test("tunnelAddrFromFind() follows Go's TunnelAddr rules", () => {
 Deno.test("tunnelAddrFromFind() follows Go's TunnelAddr() order", () => {
   const ssh = (o: Record<string, string>) => ({ proxy: { ssh: o } });
   assert.throws(() => tunnelAddrFromFind(ssh({}), {}), /advertises no reverse tunnel address/);
-  assert.equal(
-    tunnelAddrFromFind(ssh({ public_addr: "p.example.com:3080" }), {}),
-    "p.example.com:3024",
-  );
-  assert.equal(
-    tunnelAddrFromFind(ssh({ public_addr: "p:3080", tunnel_listen_addr: "0.0.0.0:4024" }), {}),
-    "p:4024",
-  );
-  assert.equal(
-    tunnelAddrFromFind(
-      ssh({ public_addr: "p:1", ssh_public_addr: "s:3023", ssh_tunnel_public_addr: "t:5" }),
-      {},
-    ),
-    "t:5",
-  );
-  assert.equal(
-    tunnelAddrFromFind(ssh({ public_addr: "p:1", ssh_public_addr: "s:3023" }), {}),
-    "s:3024",
-  );
-  // Go's last case is parseAndJoinHostPort(WebListenAddr, WithDefaultPort(tunnelPort)): the
-  // tunnel port only fills in a missing port (this case expected "w:3024" before dial.ts and
-  // dial_tunnel.ts shared one function; Go and wire-protocol §2.8 say "default port").
-  assert.equal(tunnelAddrFromFind(ssh({ web_listen_addr: "w:3080" }), {}), "w:3080");
-  assert.equal(tunnelAddrFromFind(ssh({ web_listen_addr: "w" }), {}), "w:3024");
-  assert.equal(
-    tunnelAddrFromFind(ssh({ web_listen_addr: "w:3080" }), { TELEPORT_TUNNEL_PUBLIC_ADDR: "e:1" }),
-    "e:1",
-  );
-  // Go: tunnel_listen_addr comes before web_listen_addr; the tunnel port is the default port of
-  // ssh_tunnel_public_addr too; a bare TELEPORT_TUNNEL_PUBLIC_ADDR host gets port 3024.
-  assert.equal(
-    tunnelAddrFromFind(ssh({ tunnel_listen_addr: "[::]:5024", web_listen_addr: "w:3080" }), {}),
-    "[::]:5024",
-  );
-  assert.equal(
-    tunnelAddrFromFind(ssh({ ssh_tunnel_public_addr: "t", tunnel_listen_addr: "0.0.0.0:4024" })),
-    "t:4024",
-  );
-  assert.equal(tunnelAddrFromFind(ssh({}), { TELEPORT_TUNNEL_PUBLIC_ADDR: "e" }), "e:3024");
+  const cases: [Record<string, string>, Record<string, string>, string][] = [
+    [{ public_addr: "p.example.com:3080" }, {}, "p.example.com:3024"],
+    [{ public_addr: "p:3080", tunnel_listen_addr: "0.0.0.0:4024" }, {}, "p:4024"],
+    [{ public_addr: "p:1", ssh_public_addr: "s:3023", ssh_tunnel_public_addr: "t:5" }, {}, "t:5"],
+    [{ public_addr: "p:1", ssh_public_addr: "s:3023" }, {}, "s:3024"],
+    // Go's last case is parseAndJoinHostPort(WebListenAddr, WithDefaultPort(tunnelPort)): the
+    // tunnel port only fills in a missing port (this case expected "w:3024" before dial.ts and
+    // dial_tunnel.ts shared one function; Go and wire-protocol §2.8 say "default port").
+    [{ web_listen_addr: "w:3080" }, {}, "w:3080"],
+    [{ web_listen_addr: "w" }, {}, "w:3024"],
+    [{ web_listen_addr: "w:3080" }, { TELEPORT_TUNNEL_PUBLIC_ADDR: "e:1" }, "e:1"],
+    // Go: tunnel_listen_addr comes before web_listen_addr; the tunnel port is the default port
+    // of ssh_tunnel_public_addr too; a bare TELEPORT_TUNNEL_PUBLIC_ADDR host gets port 3024.
+    [{ tunnel_listen_addr: "[::]:5024", web_listen_addr: "w:3080" }, {}, "[::]:5024"],
+    [{ ssh_tunnel_public_addr: "t", tunnel_listen_addr: "0.0.0.0:4024" }, {}, "t:4024"],
+    [{}, { TELEPORT_TUNNEL_PUBLIC_ADDR: "e" }, "e:3024"],
+  ];
+  for (const [fields, env, want] of cases) {
+    assert.equal(tunnelAddrFromFind(ssh(fields), env), want, JSON.stringify([fields, env]));
+  }
 });
 
 async function writeWebCa(

@@ -30,6 +30,7 @@ import {
   isCertificateType,
   parseAuthorizedKey,
   parseSshCertificate,
+  type SshCertificate,
   sshKeysEqual,
 } from "./ssh_cert.ts";
 import { openSshEd25519PrivateKeyPem, sshString, sshUint32 } from "./ssh_wire.ts";
@@ -405,8 +406,25 @@ export function parseSsh2PrivateKey(pem: string | Uint8Array): Ssh2Key {
   return parsed;
 }
 
-function certBlobOf(cert: string | Uint8Array): Buffer {
-  return typeof cert === "string" ? Buffer.from(parseAuthorizedKey(cert).blob) : Buffer.from(cert);
+/**
+ * The ssh2 key of `privateKeyPem` with the certificate `cert` (line or blob) for it.
+ * @throws {TeleportError} kind `bad_parameter` with `mismatch` when the certificate is for
+ *   another key.
+ */
+function keyWithCertificate(
+  privateKeyPem: string | Uint8Array,
+  cert: string | Uint8Array,
+  mismatch: string,
+): { key: Any; blob: Buffer; parsed: SshCertificate } {
+  const key: Any = parseSsh2PrivateKey(privateKeyPem);
+  const blob = typeof cert === "string"
+    ? Buffer.from(parseAuthorizedKey(cert).blob)
+    : Buffer.from(cert);
+  const parsed = parseSshCertificate(blob);
+  if (!sshKeysEqual(parsed.publicKey, key.getPublicSSH())) {
+    throw new TeleportError("bad_parameter", mismatch);
+  }
+  return { key, blob, parsed };
 }
 
 /**
@@ -419,15 +437,11 @@ export function sshCertificateAuthKey(
   privateKeyPem: string | Uint8Array,
   cert: string | Uint8Array,
 ): Ssh2Key {
-  const key: Any = parseSsh2PrivateKey(privateKeyPem);
-  const blob = certBlobOf(cert);
-  const parsed = parseSshCertificate(blob);
-  if (!sshKeysEqual(parsed.publicKey, key.getPublicSSH())) {
-    throw new TeleportError(
-      "bad_parameter",
-      "The SSH certificate does not match the private key of the identity",
-    );
-  }
+  const { key, blob } = keyWithCertificate(
+    privateKeyPem,
+    cert,
+    "The SSH certificate does not match the private key of the identity",
+  );
   key[CERT_BLOB] = blob;
   return key;
 }
@@ -443,15 +457,11 @@ export function sshCertificateHostKeys(
   privateKeyPem: string | Uint8Array,
   cert: string | Uint8Array,
 ): { key: Ssh2Key }[] {
-  const base: Any = parseSsh2PrivateKey(privateKeyPem);
-  const blob = certBlobOf(cert);
-  const parsed = parseSshCertificate(blob);
-  if (!sshKeysEqual(parsed.publicKey, base.getPublicSSH())) {
-    throw new TeleportError(
-      "bad_parameter",
-      "The SSH host certificate does not match the host key",
-    );
-  }
+  const { key: base, blob, parsed } = keyWithCertificate(
+    privateKeyPem,
+    cert,
+    "The SSH host certificate does not match the host key",
+  );
   const view = Object.create(base, { getPublicSSH: { value: () => blob } });
   const algs = base.type === "ssh-rsa"
     ? ["rsa-sha2-512" + CERT_SUFFIX, "rsa-sha2-256" + CERT_SUFFIX]
