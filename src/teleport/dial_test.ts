@@ -3,7 +3,7 @@ import net from "node:net";
 import type { Duplex } from "node:stream";
 import { TeleportError } from "../errors.ts";
 import { TestCertificateAuthority } from "../../tests/helpers/ca.ts";
-import { startTunnelServer } from "../../tests/helpers/tunnel_server.ts";
+import { startTunnelServer, type TunnelServer } from "../../tests/helpers/tunnel_server.ts";
 import {
   ProxyEmulator,
   startConnectProxy,
@@ -85,6 +85,23 @@ async function withAuth(fn: (auth: TestAuthTlsServer) => Promise<void>): Promise
   } finally {
     await auth.close();
   }
+}
+
+/** Runs `fn` with the test Auth server, a real SSH reverse tunnel in front of it, and credentials. */
+async function withTunnel(
+  fn: (
+    env: { auth: TestAuthTlsServer; tunnel: TunnelServer; creds: CredentialsSource },
+  ) => Promise<void>,
+): Promise<void> {
+  await withAuth(async (auth) => {
+    const tunnel = await startTunnelServer({ ca, authAddr: auth.addr });
+    try {
+      const creds = staticCredentials(await identityFor("email", { keyType: "ed25519" }));
+      await fn({ auth, tunnel, creds });
+    } finally {
+      await tunnel.close();
+    }
+  });
 }
 
 async function withProxy(
@@ -458,97 +475,79 @@ Deno.test("resolveAuthDialer() closes a tunnel dialer that connected after anoth
 });
 
 Deno.test("resolveAuthDialer() reaches Auth through the real SSH reverse tunnel in each tunnel route", async () => {
-  await withAuth(async (auth) => {
-    const tunnel = await startTunnelServer({ ca, authAddr: auth.addr });
-    try {
-      const creds = staticCredentials(await identityFor("email", { keyType: "ed25519" }));
-      // tunnelConnect: addr is the tunnel listener.
-      const direct = await resolveAuthDialer(tunnel.addr, creds, { env: WEB_ENV });
-      assert.equal(direct.mode, "tunnel");
-      await talk(await direct.dial(), "email");
-      direct.close?.();
+  await withTunnel(async ({ auth, tunnel, creds }) => {
+    // tunnelConnect: addr is the tunnel listener.
+    const direct = await resolveAuthDialer(tunnel.addr, creds, { env: WEB_ENV });
+    assert.equal(direct.mode, "tunnel");
+    await talk(await direct.dial(), "email");
+    direct.close?.();
 
-      // proxyConnect: a Proxy without TLS routing advertises the tunnel address.
-      await withProxy({
-        authAddr: auth.addr,
-        tlsRoutingEnabled: false,
-        ssh: { ssh_tunnel_public_addr: tunnel.addr },
-      }, async (proxy) => {
-        const d = await resolveAuthDialer(proxy.addr, creds, { env: WEB_ENV });
-        assert.equal(d.mode, "tunnel");
-        await talk(await d.dial(), "email");
-        d.close?.();
-      });
+    // proxyConnect: a Proxy without TLS routing advertises the tunnel address.
+    await withProxy({
+      authAddr: auth.addr,
+      tlsRoutingEnabled: false,
+      ssh: { ssh_tunnel_public_addr: tunnel.addr },
+    }, async (proxy) => {
+      const d = await resolveAuthDialer(proxy.addr, creds, { env: WEB_ENV });
+      assert.equal(d.mode, "tunnel");
+      await talk(await d.dial(), "email");
+      d.close?.();
+    });
 
-      // tlsRoutingConnect: teleport-auth@ refused, teleport-reversetunnel to the same port.
-      await withProxy({ onReverseTunnel: (s) => tunnel.handleSocket(s) }, async (proxy) => {
-        const d = await resolveAuthDialer(proxy.addr, creds, { env: WEB_ENV });
-        assert.equal(d.mode, "tunnel");
-        await talk(await d.dial(), "email");
-        d.close?.();
-        assert.ok(proxy.stats.reverseTunnel >= 1);
-      });
-      assert.ok(tunnel.dials.length >= 3);
-    } finally {
-      await tunnel.close();
-    }
+    // tlsRoutingConnect: teleport-auth@ refused, teleport-reversetunnel to the same port.
+    await withProxy({ onReverseTunnel: (s) => tunnel.handleSocket(s) }, async (proxy) => {
+      const d = await resolveAuthDialer(proxy.addr, creds, { env: WEB_ENV });
+      assert.equal(d.mode, "tunnel");
+      await talk(await d.dial(), "email");
+      d.close?.();
+      assert.ok(proxy.stats.reverseTunnel >= 1);
+    });
+    assert.ok(tunnel.dials.length >= 3);
   });
 });
 
 Deno.test("resolveAuthDialer() follows /webapi/find once to the tunnel of a Proxy without TLS routing, and names every mode when all fail", async () => {
-  await withAuth(async (auth) => {
-    const tunnel = await startTunnelServer({ ca, authAddr: auth.addr });
-    try {
-      const creds = staticCredentials(await identityFor("email", { keyType: "ed25519" }));
-      await withProxy({
-        tlsRoutingEnabled: false,
-        ssh: { ssh_tunnel_public_addr: tunnel.addr },
-      }, async (proxy) => {
-        const d = await resolveAuthDialer(proxy.addr, creds, { env: WEB_ENV });
-        try {
-          assert.equal(d.mode, "tunnel");
-          assert.equal(proxy.stats.find, 1);
-          assert.equal(proxy.stats.reverseTunnel, 0);
-          assert.equal(tunnel.connections, 1);
-        } finally {
-          d.close?.();
-        }
-        // Without trust in the Proxy's web certificate every mode fails: one error naming each.
-        await rejectsTeleport(
-          resolveAuthDialer(proxy.addr, creds, { env: {} }),
-          "connection_problem",
-          [
-            /\(tried direct, tls-routing, tunnel\): direct: .*; tls-routing: GET \/webapi\/find failed: .*; tunnel: /,
-          ],
-        );
-      });
-    } finally {
-      await tunnel.close();
-    }
+  await withTunnel(async ({ tunnel, creds }) => {
+    await withProxy({
+      tlsRoutingEnabled: false,
+      ssh: { ssh_tunnel_public_addr: tunnel.addr },
+    }, async (proxy) => {
+      const d = await resolveAuthDialer(proxy.addr, creds, { env: WEB_ENV });
+      try {
+        assert.equal(d.mode, "tunnel");
+        assert.equal(proxy.stats.find, 1);
+        assert.equal(proxy.stats.reverseTunnel, 0);
+        assert.equal(tunnel.connections, 1);
+      } finally {
+        d.close?.();
+      }
+      // Without trust in the Proxy's web certificate every mode fails: one error naming each.
+      await rejectsTeleport(
+        resolveAuthDialer(proxy.addr, creds, { env: {} }),
+        "connection_problem",
+        [
+          /\(tried direct, tls-routing, tunnel\): direct: .*; tls-routing: GET \/webapi\/find failed: .*; tunnel: /,
+        ],
+      );
+    });
   });
 });
 
 Deno.test("resolveAuthDialer() reaches the tunnel behind a TLS-routing Proxy trusted through DENO_CERT over one SSH connection", async () => {
-  await withAuth(async (auth) => {
-    const tunnel = await startTunnelServer({ ca, authAddr: auth.addr });
-    try {
-      const creds = staticCredentials(await identityFor("email", { keyType: "ed25519" }));
-      await withProxy({ onReverseTunnel: (s) => tunnel.handleSocket(s) }, async (proxy) => {
-        const d = await resolveAuthDialer(proxy.addr, creds, { env: { DENO_CERT: webCaFile } });
-        try {
-          assert.equal(d.mode, "tunnel");
-          await talk(await d.dial(), "email");
-          assert.equal(tunnel.dials.length, 2); // the proof, then this dial
-          // The ALPN test dial of the upgrade check, then the tunnel itself.
-          assert.equal(proxy.stats.reverseTunnel, 2);
-          assert.equal(tunnel.authenticated, 1);
-        } finally {
-          d.close?.();
-        }
-      });
-    } finally {
-      await tunnel.close();
-    }
+  await withTunnel(async ({ tunnel, creds }) => {
+    await withProxy({ onReverseTunnel: (s) => tunnel.handleSocket(s) }, async (proxy) => {
+      const d = await resolveAuthDialer(proxy.addr, creds, { env: { DENO_CERT: webCaFile } });
+      try {
+        assert.equal(d.mode, "tunnel");
+        await talk(await d.dial(), "email");
+        assert.equal(tunnel.dials.length, 2); // the proof, then this dial
+        // The ALPN test dial of the upgrade check, then the tunnel itself.
+        assert.equal(proxy.stats.reverseTunnel, 2);
+        assert.equal(tunnel.authenticated, 1);
+      } finally {
+        d.close?.();
+      }
+    });
   });
 });
 
