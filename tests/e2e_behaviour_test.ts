@@ -296,14 +296,9 @@ Deno.test("e2e mailgun: 5xx answers are retried until delivered once; a 4xx reje
 });
 
 Deno.test({
-  // The test server's events reference the live stored request (`create(schema, msg)` returns
-  // `msg` itself) and grpc-js serializes a buffered write later, so the PENDING event of a
-  // request approved right away can reach the plugin already saying APPROVED: the plugin then
-  // never sees it pending and (correctly, as Go) sends nothing. Needs `#emitRequest` in
-  // tests/helpers/teleport_server.ts to send `clone(AccessRequestV3Schema, req)`.
-  name: "e2e smtp: created and approved at once: thread, then resolution " +
-    "(ignored: test server events alias the live request; fix #emitRequest to clone)",
-  ignore: true,
+  // Teleport streams a snapshot per change: PENDING, then APPROVED, even when the approval
+  // follows the creation at once. The plugin must send the thread, then the resolution.
+  name: "e2e smtp: created and approved at once: thread, then resolution",
   async fn() {
     await using env = await E2eEnv.start({ mailer: "smtp" });
     await env.startPlugin();

@@ -19,7 +19,7 @@
  * that outlives its request.
  */
 import * as grpc from "@grpc/grpc-js";
-import { create } from "@bufbuild/protobuf";
+import { clone, create } from "@bufbuild/protobuf";
 import { EmptySchema } from "@bufbuild/protobuf/wkt";
 import tls from "node:tls";
 import type net from "node:net";
@@ -629,7 +629,9 @@ export class TeleportTestServer {
       KIND_ACCESS_REQUEST,
       create(EventSchema, {
         Type: Operation.PUT,
-        Resource: { case: "AccessRequest", value: create(AccessRequestV3Schema, req) },
+        // A snapshot: grpc-js serializes queued writes later, and the stored request may have
+        // changed by then (created and approved at once must still stream PENDING first).
+        Resource: { case: "AccessRequest", value: clone(AccessRequestV3Schema, req) },
       }),
     );
   }
