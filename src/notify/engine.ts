@@ -8,7 +8,11 @@
  * - Each event gets its own deadline (`eventTimeoutMs`, 15 s).
  * - A failure that may pass (a retryable send failure, a busy lease, a Teleport outage) is
  *   retried later with the request's latest event, with exponential backoff, at most
- *   `maxRetries` times; a newer event of the same request replaces a pending retry.
+ *   `maxRetries` times; a newer event of the same request replaces a pending retry. A busy
+ *   lease ({@link RequestBusyError}) is retried just after the lease expires instead (plus up
+ *   to {@link BUSY_JITTER_MS} of jitter, so replicas waiting on the same lease do not collide):
+ *   a live holder releases it sooner and its own engine finishes the job, and a dead holder's
+ *   emails are taken over as soon as that is safe, not after a long backoff.
  * - {@link drain} stops retries, drops queued events (the catch-up after the next start handles
  *   them) and waits for running handlers, aborting them after the timeout.
  */
@@ -22,6 +26,11 @@ import {
   RequestFailure,
   type RequestHandler,
 } from "./handler.ts";
+
+/** Default deadline of one handler call, in ms. */
+export const DEFAULT_EVENT_TIMEOUT_MS = 15_000;
+/** Most jitter added after a busy lease's expiry before retrying, in ms. */
+export const BUSY_JITTER_MS = 250;
 
 /** Options of {@link Engine}. */
 export interface EngineOptions {
@@ -137,7 +146,7 @@ export class Engine {
   private async runOne(ev: RequestEvent): Promise<void> {
     const id = eventRequestId(ev);
     const signal = AbortSignal.any([
-      AbortSignal.timeout(this.o.eventTimeoutMs ?? 15_000),
+      AbortSignal.timeout(this.o.eventTimeoutMs ?? DEFAULT_EVENT_TIMEOUT_MS),
       this.hardStop.signal,
     ]);
     try {
@@ -158,7 +167,7 @@ export class Engine {
           { error: formatError(err) },
         );
       }
-      if (this.shouldRetry(err)) this.scheduleRetry(ev);
+      if (this.shouldRetry(err)) this.scheduleRetry(ev, err);
       else this.retries.delete(id);
     }
   }
@@ -175,7 +184,7 @@ export class Engine {
     return true;
   }
 
-  private scheduleRetry(ev: RequestEvent): void {
+  private scheduleRetry(ev: RequestEvent, err: unknown): void {
     const id = eventRequestId(ev);
     const state = this.retries.get(id) ?? { attempt: 0 };
     state.attempt++;
@@ -190,8 +199,15 @@ export class Engine {
     }
     const base = this.o.retryBaseMs ?? 1000;
     const cap = this.o.retryCapMs ?? 300_000;
-    const exp = Math.min(cap, base * 2 ** (state.attempt - 1));
-    const delay = Math.round(exp / 2 + Math.random() * exp / 2);
+    let delay: number;
+    if (err instanceof RequestBusyError) {
+      // Just after the holder's lease expires (bounded, in case of a far-off clock).
+      const left = Math.min(cap, Math.max(0, err.until - Date.now()));
+      delay = Math.round(left + Math.random() * BUSY_JITTER_MS);
+    } else {
+      const exp = Math.min(cap, base * 2 ** (state.attempt - 1));
+      delay = Math.round(exp / 2 + Math.random() * exp / 2);
+    }
     if (state.timer !== undefined) clearTimeout(state.timer);
     state.timer = setTimeout(() => {
       state.timer = undefined;

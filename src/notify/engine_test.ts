@@ -1,8 +1,16 @@
 import assert from "node:assert/strict";
 import { MailerError } from "../errors.ts";
-import { makeRequest, waitFor } from "../../tests/helpers/fakes.ts";
-import { Engine } from "./engine.ts";
-import { RequestBusyError, type RequestEvent, RequestFailure } from "./handler.ts";
+import { FakeMailer, FakeTeleportClient, makeRequest, waitFor } from "../../tests/helpers/fakes.ts";
+import { DELIVERY_KEY } from "./delivery_state.ts";
+import { DEFAULT_EVENT_TIMEOUT_MS, Engine } from "./engine.ts";
+import {
+  DEFAULT_LEASE_MS,
+  DEFAULT_RECORD_TIMEOUT_MS,
+  RequestBusyError,
+  type RequestEvent,
+  RequestFailure,
+  RequestHandler,
+} from "./handler.ts";
 
 type Handle = (ev: RequestEvent, opts: { signal?: AbortSignal }) => Promise<void>;
 
@@ -84,7 +92,7 @@ Deno.test("Engine retries retryable failures and busy leases, not permanent ones
       const err = new MailerError("try later", { retryable: true });
       return Promise.reject(new RequestFailure("Failed to send emails", [err], true));
     }
-    if (id === "busy" && n < 2) return Promise.reject(new RequestBusyError("busy"));
+    if (id === "busy" && n < 2) return Promise.reject(new RequestBusyError("busy", Date.now()));
     if (id === "perm") {
       const err = new MailerError("no such user", { retryable: false });
       return Promise.reject(new RequestFailure("Failed to send emails", [err], false));
@@ -105,7 +113,7 @@ Deno.test("Engine gives up after maxRetries until the next event", async () => {
   let attempts = 0;
   const engine = engineWith(() => {
     attempts++;
-    return Promise.reject(new RequestBusyError("busy"));
+    return Promise.reject(new RequestBusyError("busy", Date.now()));
   }, { maxRetries: 2 });
   await engine.submit(ev("a"));
   await waitFor(() => attempts === 3 && engine.pendingRetries === 0, "retries to end");
@@ -158,4 +166,76 @@ Deno.test("Engine.drain() aborts handlers that outlive the timeout", async () =>
   await engine.submit(ev("a"));
   assert.equal(await engine.drain(20), false);
   assert.ok(aborted);
+});
+
+Deno.test("Engine retries a busy request just after the holder's lease expires, not after its backoff", async () => {
+  const calls: number[] = [];
+  let until = 0;
+  const engine = engineWith(() => {
+    calls.push(Date.now());
+    if (calls.length === 1) {
+      until = Date.now() + 50;
+      return Promise.reject(new RequestBusyError("busy", until));
+    }
+    return Promise.resolve();
+  }, { retryBaseMs: 60_000, retryCapMs: 300_000 });
+  await engine.submit(ev("a"));
+  // The exponential backoff would wait 30 to 60 s here.
+  await waitFor(() => calls.length === 2, "the retry after the lease", 10_000);
+  await engine.idle();
+  assert.equal(engine.pendingRetries, 0);
+});
+
+Deno.test("Engine bounds the wait on a busy lease far in the future by retryCapMs", async () => {
+  let calls = 0;
+  const engine = engineWith(() => {
+    calls++;
+    if (calls === 1) return Promise.reject(new RequestBusyError("busy", Date.now() + 3_600_000));
+    return Promise.resolve();
+  }, { retryBaseMs: 1, retryCapMs: 20 });
+  await engine.submit(ev("a"));
+  await waitFor(() => calls === 2, "the capped retry", 10_000);
+  await engine.idle();
+});
+
+Deno.test("Engine with the real handler takes over a dead instance's lease as soon as it expires", async () => {
+  // A process died mid-send: its lease is stored, one of two threads recorded.
+  const client = new FakeTeleportClient();
+  const mailer = new FakeMailer();
+  const req = makeRequest({ id: "req-crash", suggestedReviewers: ["r1@example.com"] });
+  client.putRequest(req, false);
+  client.pluginData.set(
+    req.id,
+    new Map([["email", {
+      user: req.user,
+      roles: "editor",
+      request_reason: req.requestReason,
+      email_threads: "all@example.com/2024-05-01T10:00:00Z/m1@x",
+      [DELIVERY_KEY]: JSON.stringify({
+        v: 1,
+        recipients: ["all@example.com", "r1@example.com"],
+        failed: [],
+        threads: { "all@example.com": { reviews: 0, resolved: false } },
+        lock: { owner: "dead-process/1", until: Date.now() + 200 },
+      }),
+    }]]),
+  );
+  const handler = new RequestHandler({
+    client,
+    mailer,
+    clusterName: "c",
+    recipients: () => ["all@example.com", "r1@example.com"],
+  });
+  const engine = new Engine({ handler, retryBaseMs: 60_000 });
+  await engine.submit({ op: "put", request: structuredClone(req) });
+  await waitFor(() => mailer.sent.length === 1, "the unrecorded email", 10_000);
+  await engine.idle();
+  assert.deepEqual(mailer.sent.map((e) => e.to), ["r1@example.com"]);
+  assert.equal(engine.pendingRetries, 0);
+  assert.equal(engine.failed, 1, "one busy attempt before the lease expired");
+});
+
+Deno.test("the default lease outlasts a handler call (event deadline plus a record) with 10 s to spare", () => {
+  assert.ok(DEFAULT_LEASE_MS >= DEFAULT_EVENT_TIMEOUT_MS + DEFAULT_RECORD_TIMEOUT_MS + 10_000);
+  assert.ok(DEFAULT_LEASE_MS <= 30_000, "a crashed holder's requests wait at most 30 s");
 });

@@ -10,10 +10,11 @@
  * Invariants:
  * 1. Recipients are chosen once, when the request is first seen PENDING with no plugin data
  *    (create-if-absent CAS, like Go). Only those recipients ever get a thread.
- * 2. A lease (`email_delivery.lock`, taken by CAS, default 60 s, renewed by every record) lets
- *    one handler invocation in the whole fleet send for a request at a time. An invocation that finds a live lease of
- *    someone else sends nothing and fails with {@link RequestBusyError} (retryable): the caller
- *    retries later, and by then the holder has recorded what it sent.
+ * 2. A lease (`email_delivery.lock`, taken by CAS, default 30 s, renewed by every record) lets
+ *    one handler invocation in the whole fleet send for a request at a time. An invocation that
+ *    finds a live lease of someone else sends nothing and fails with {@link RequestBusyError}
+ *    (retryable, carrying the lease's expiry `until`): the caller retries just after `until`
+ *    (the engine does), and by then the holder has released the lease or died.
  * 3. Every send is recorded by its own CAS right after it succeeds (thread appended, or the
  *    thread's review/resolution progress raised), so at most one email per thread is "sent but
  *    not recorded" at any time. Records use their own short budget, not the event deadline.
@@ -27,6 +28,21 @@
  * 6. The resolution is decided once (first APPROVED/DENIED/PROMOTED/deletion while unresolved)
  *    and is then emailed from the stored request data. No new threads after a resolution.
  * 7. An event that needs nothing reads the plugin data once and writes nothing.
+ *
+ * Lease length (default {@link DEFAULT_LEASE_MS} = 30 s). The lease must outlast everything a
+ * live holder does without renewing it, or a second instance could take over while the first
+ * still sends (duplicates). A holder's invocation runs under the caller's event deadline
+ * (engine: 15 s from before the lease is taken): every send, and every in-event send retry, is
+ * started under that signal and abandoned when it fires, so no send starts or is awaited more
+ * than 15 s after the lease was taken. The record of a send then gets its own budget
+ * ({@link DEFAULT_RECORD_TIMEOUT_MS} = 5 s) and renews the lease to now + 30 s when it lands.
+ * So the longest a live holder goes from taking (or renewing) the lease to its last renewing
+ * write is 15 s + 5 s = 20 s, leaving 10 s for clock skew between replicas (the expiry is the
+ * holder's wall clock, compared with the reader's). What the 30 s does not cover, no lease
+ * length would: Teleport refusing records for longer than their budget (the sent emails stay
+ * unrecorded and are resent: at-least-once) and an SMTP transaction already handed to the server
+ * when the deadline fired. A shorter lease matters after a crash: a new process (or another
+ * replica) retries just after the dead holder's lease expires, so recovery takes at most ~30 s.
  *
  * Trade-off: sending and recording cannot be atomic. If a process dies after a send and before
  * its record (a window of one email), its lease expires and the email is sent again
@@ -87,9 +103,25 @@ export const DEFAULT_COMPOSER: Composer = {
   review: reviewEmail,
 };
 
+/** Default lease length, in ms (see "Lease length" in this file's header). */
+export const DEFAULT_LEASE_MS = 30_000;
+/** Default budget of each bookkeeping write after a send, in ms. */
+export const DEFAULT_RECORD_TIMEOUT_MS = 5000;
+
 /** Thrown when another handler (this or another replica) holds the request's lease. */
 export class RequestBusyError extends TeleportEmailError {
   readonly retryable = true;
+  /**
+   * When the holder's lease expires (unix ms, as stored by the holder): from then on the
+   * request can be taken over, so that is when to try again. The holder renews it while it
+   * records sends and releases it when done.
+   */
+  readonly until: number;
+
+  constructor(message: string, until: number, options: { cause?: unknown; hint?: string } = {}) {
+    super(message, options);
+    this.until = until;
+  }
 }
 
 /** Some emails for a request could not be sent (yet). */
@@ -126,7 +158,10 @@ export interface HandlerOptions {
   sendBackoffMs?: number;
   /** Budget of each bookkeeping write after a send, in ms; default 5000. */
   recordTimeoutMs?: number;
-  /** Lease length, in ms; default 60 000 (must exceed the event deadline plus bookkeeping). */
+  /**
+   * Lease length, in ms; default {@link DEFAULT_LEASE_MS} (30 s). Must exceed the caller's
+   * event deadline plus one record budget, with room for clock skew between replicas.
+   */
   leaseMs?: number;
   /** Identifies this instance in leases; default a random UUID. */
   instanceId?: string;
@@ -333,6 +368,7 @@ export class RequestHandler {
     }
     const warn = (msg: string, attrs: Record<string, unknown>) => log.warn(msg, attrs);
     const owner = `${this.instanceId}/${++this.seq}`;
+    const leaseMs = this.o.leaseMs ?? DEFAULT_LEASE_MS;
     let recipients: string[] | undefined;
     const recipientsOnce = () => {
       if (recipients === undefined) {
@@ -343,6 +379,7 @@ export class RequestHandler {
 
     // 1. Decide and take the lease in one CAS (nothing is written when nothing is needed).
     let outcome = "go" as "noop" | "busy" | "go";
+    let busyUntil = 0;
     let decided: ResolutionInfo | undefined;
     let created = false;
     const acquired = await casPluginDataMap(this.o.client, requestId, this.plugin, (cur) => {
@@ -360,6 +397,7 @@ export class RequestHandler {
       const ours = lock?.owner.startsWith(`${this.instanceId}/`) ?? false;
       if (lock !== undefined && !ours && lock.until > this.now().getTime()) {
         outcome = "busy";
+        busyUntil = lock.until;
         return undefined;
       }
       outcome = "go";
@@ -376,12 +414,17 @@ export class RequestHandler {
           rec.delivery.title = p.decide.accessListTitle;
         }
       }
-      rec.delivery.lock = { owner, until: this.now().getTime() + (this.o.leaseMs ?? 60_000) };
+      rec.delivery.lock = { owner, until: this.now().getTime() + leaseMs };
       return encodeRec(rec, warn);
     }, { signal, expectKeys: [DELIVERY_KEY] });
     if (outcome === "noop") return { sent: 0, noop: true };
     if (outcome === "busy") {
-      throw new RequestBusyError(`Request "${requestId}" is being handled by another instance`);
+      throw new RequestBusyError(
+        `Request "${requestId}" is being handled by another instance (lease until ${
+          new Date(busyUntil).toISOString()
+        })`,
+        busyUntil,
+      );
     }
 
     let rec = decodeRec(acquired.new);
@@ -391,7 +434,7 @@ export class RequestHandler {
 
     // Bookkeeping: one CAS per send, serialised, under our lease, on its own budget.
     let chain: Promise<unknown> = Promise.resolve();
-    const recordTimeout = this.o.recordTimeoutMs ?? 5000;
+    const recordTimeout = this.o.recordTimeoutMs ?? DEFAULT_RECORD_TIMEOUT_MS;
     const record = (mutate: (r: Rec) => void): Promise<void> => {
       const run = chain.then(async () => {
         // A short Teleport outage must not lose the record of an email already sent: retry
@@ -408,7 +451,7 @@ export class RequestHandler {
               }
               mutate(r);
               // Renew the lease with every record, so a slow but live invocation keeps it.
-              r.delivery.lock.until = this.now().getTime() + (this.o.leaseMs ?? 60_000);
+              r.delivery.lock.until = this.now().getTime() + leaseMs;
               return encodeRec(r, warn);
             }, { signal: budget, expectKeys: [DELIVERY_KEY], initial: lastRaw }),
           {

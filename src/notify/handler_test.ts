@@ -390,8 +390,14 @@ Deno.test("handle() a live lease of another instance makes the event busy; an ex
       lock: { owner: "other/1", until },
     }),
   });
-  t.client.pluginData.set(req.id, new Map([["email", lockedData(Date.now() + 60_000)]]));
-  await assert.rejects(t.handler.handle(put(req)), RequestBusyError);
+  const until = Date.now() + 60_000;
+  t.client.pluginData.set(req.id, new Map([["email", lockedData(until)]]));
+  await assert.rejects(
+    t.handler.handle(put(req)),
+    (err) =>
+      err instanceof RequestBusyError && err.until === until &&
+      err.message.includes('Request "req-1" is being handled by another instance'),
+  );
   assert.equal(t.mailer.sent.length, 0);
   t.client.pluginData.set(req.id, new Map([["email", lockedData(Date.now() - 1)]]));
   await t.handler.handle(put(req));
