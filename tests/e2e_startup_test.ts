@@ -108,7 +108,7 @@ Deno.test("e2e: start-up failures exit 1 with one clear fatal error within the s
       {
         name: "Teleport silent (accepts, never answers)",
         env: { config: setAddr(`127.0.0.1:${silent.port}`) },
-        error: [`127.0.0.1:${silent.port}`],
+        error: [`127.0.0.1:${silent.port}`, "no connection mode succeeded in time", "direct:"],
       },
       {
         name: "identity file without its certificates (key material only)",

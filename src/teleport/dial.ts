@@ -492,12 +492,32 @@ export async function resolveAuthDialer(
     }
     return dialer;
   }
-  if (opts.signal?.aborted) {
-    throw new TeleportError("canceled", `Connecting to Teleport at "${addr}" was canceled`, {
-      cause: opts.signal.reason,
-    });
-  }
   failures.sort((a, b) => a.index - b.index);
+  if (budget.aborted) {
+    const reason = opts.signal?.aborted ? opts.signal.reason : budget.reason;
+    const timedOut = (reason as { name?: string })?.name === "TimeoutError" ||
+      (reason instanceof TeleportError && reason.kind === "deadline_exceeded");
+    if (!timedOut) {
+      throw new TeleportError("canceled", `Connecting to Teleport at "${addr}" was canceled`, {
+        cause: reason,
+      });
+    }
+    // The start-up budget ran out: say which modes never answered and how the others failed.
+    const failed = new Set(failures.map((f) => f.index));
+    const silent = candidates.filter((_, i) => !failed.has(i)).map((c) => `${c.label}: no answer`);
+    const detail = [...failures.map((f) => `${f.label}: ${f.failure.message}`), ...silent];
+    throw new TeleportError(
+      "deadline_exceeded",
+      `Cannot connect to Teleport at "${addr}": no connection mode succeeded in time (tried ${
+        candidates.map((c) => c.label).join(", ")
+      }): ${detail.join("; ")}`,
+      {
+        cause: reason,
+        hint: "check teleport.addr and that the Auth Service or Proxy answers there " +
+          "(a firewall that drops packets, or a service that is not Teleport)",
+      },
+    );
+  }
   const kind: TeleportErrorKind = failures.some((f) => f.failure.kind === "access_denied")
     ? "access_denied"
     : "connection_problem";
