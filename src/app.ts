@@ -158,7 +158,12 @@ export async function runAppWith(
     } finally {
       // 4. Shutdown: the watcher has stopped reading; let running handlers finish.
       const drained = await engine.drain(deps.drainTimeoutMs ?? DRAIN_TIMEOUT_MS);
-      if (!drained) log.warn("Some request handlers did not finish before shutdown");
+      if (!drained) {
+        log.warn(
+          "Some request handlers did not finish before shutdown; the next start or another replica will finish them",
+          { drain_timeout_ms: deps.drainTimeoutMs ?? DRAIN_TIMEOUT_MS },
+        );
+      }
     }
   } finally {
     try {

@@ -207,3 +207,45 @@ Deno.test("runAppWith() lets a running send finish on shutdown and records it", 
   const raw = client.pluginData.get("req-1")?.get("email");
   assert.ok(raw?.email_threads?.startsWith("all@example.com/"), raw?.email_threads);
 });
+
+Deno.test("runAppWith() warns which emails a shutdown cut off and that the next start sends them", async () => {
+  await captureLogs(async (records) => {
+    const client = new FakeTeleportClient();
+    const mailer = new FakeMailer();
+    mailer.gate = new Promise(() => {}); // Sends never finish on their own.
+    let ready = false;
+    const ac = new AbortController();
+    const app = runAppWith(
+      config(),
+      { signal: ac.signal, debug: false },
+      deps(client, mailer, { onReady: () => (ready = true), drainTimeoutMs: 20 }).deps,
+    );
+    await waitFor(() => ready, "ready");
+    client.putRequest(makeRequest({ id: "req-cut", roles: ["dev", "editor"] }));
+    await waitFor(() => mailer.inFlight === 2, "two sends in flight");
+    ac.abort();
+    await app;
+    assert.equal(mailer.sent.length, 0);
+    const cut = records.filter((r) => r.properties.request_id === "req-cut" && r.level !== "debug");
+    assert.deepEqual(
+      cut.filter((r) => r.level === "warning").map((r) => [r.properties.email, r.rawMessage])
+        .sort(),
+      ["all@example.com", "dev@example.com"].map((email) => [
+        email,
+        "Email not sent because the plugin is shutting down; the next start or another replica will send it",
+      ]),
+    );
+    assert.deepEqual(cut.filter((r) => r.level === "error").map((r) => r.rawMessage), []);
+    assert.ok(records.some((r) =>
+      r.level === "warning" &&
+      r.rawMessage ===
+        "Some request handlers did not finish before shutdown; the next start or another replica will finish them"
+    ));
+    assert.ok(
+      !records.some((r) => JSON.stringify(r.properties).includes("deadline exceeded")),
+      "no deadline wording",
+    );
+    const data = client.pluginData.get("req-cut")?.get("email");
+    assert.ok(!(data?.email_delivery ?? "").includes('"lock"'), "the lease was released");
+  });
+});

@@ -14,7 +14,9 @@
  *   a live holder releases it sooner and its own engine finishes the job, and a dead holder's
  *   emails are taken over as soon as that is safe, not after a long backoff.
  * - {@link drain} stops retries, drops queued events (the catch-up after the next start handles
- *   them) and waits for running handlers, aborting them after the timeout.
+ *   them) and waits for running handlers, aborting them after the timeout with
+ *   {@link ShutdownAbort}: emails cut off then are logged as warnings (left for the next start or
+ *   another replica), not as failures.
  */
 import { getLogger, type Logger } from "@logtape/logtape";
 import { formatError, TeleportError } from "../errors.ts";
@@ -25,6 +27,8 @@ import {
   type RequestEvent,
   RequestFailure,
   type RequestHandler,
+  RequestInterrupted,
+  ShutdownAbort,
 } from "./handler.ts";
 
 /** Default deadline of one handler call, in ms. */
@@ -157,7 +161,15 @@ export class Engine {
       this.handled++;
       this.failed++;
       const log = this.log.with(this.o.handler.eventContext(ev));
-      if (err instanceof RequestBusyError) {
+      if (err instanceof RequestInterrupted) {
+        // The handler has warned about each unsent email.
+        log.debug("Shutdown interrupted the request", { error: formatError(err) });
+      } else if (this.hardStop.signal.aborted) {
+        log.warn(
+          "Request not handled because the plugin is shutting down; the next start or another replica will handle it",
+          { error: formatError(err) },
+        );
+      } else if (err instanceof RequestBusyError) {
         log.debug("Request is being handled by another instance; will retry", {
           error: formatError(err),
         });
@@ -240,7 +252,7 @@ export class Engine {
     const ok = await Promise.race([all, timeout]);
     clearTimeout(timer);
     if (ok) return true;
-    this.hardStop.abort(new TeleportError("canceled", "Shutting down"));
+    this.hardStop.abort(new ShutdownAbort());
     let timer2: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
       all,

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { configure, type LogRecord, reset } from "@logtape/logtape";
 import { MailerError } from "../errors.ts";
 import { FakeMailer, FakeTeleportClient, makeRequest, waitFor } from "../../tests/helpers/fakes.ts";
 import { DELIVERY_KEY } from "./delivery_state.ts";
@@ -238,4 +239,32 @@ Deno.test("Engine with the real handler takes over a dead instance's lease as so
 Deno.test("the default lease outlasts a handler call (event deadline plus a record) with 10 s to spare", () => {
   assert.ok(DEFAULT_LEASE_MS >= DEFAULT_EVENT_TIMEOUT_MS + DEFAULT_RECORD_TIMEOUT_MS + 10_000);
   assert.ok(DEFAULT_LEASE_MS <= 30_000, "a crashed holder's requests wait at most 30 s");
+});
+
+Deno.test("Engine.drain() logs a handler cut off by shutdown as a warning naming the request", async () => {
+  const records: LogRecord[] = [];
+  await configure({
+    sinks: { mem: (r: LogRecord) => records.push(r) },
+    loggers: [
+      { category: ["teleport-email"], sinks: ["mem"], lowestLevel: "debug" },
+      { category: ["logtape", "meta"], sinks: [], lowestLevel: "warning" },
+    ],
+    reset: true,
+  });
+  try {
+    const engine = engineWith((_e, { signal }) =>
+      new Promise<void>((_resolve, reject) => {
+        // Cut off while reading plugin data: the read rejects with the abort reason.
+        signal?.addEventListener("abort", () => reject(signal.reason));
+      }), { eventTimeoutMs: 60_000 });
+    await engine.submit(ev("req-cut"));
+    assert.equal(await engine.drain(20), false);
+    const mine = records.filter((r) => r.properties.request_id === "req-cut");
+    assert.deepEqual(mine.map((r) => [r.level, r.rawMessage]), [[
+      "warning",
+      "Request not handled because the plugin is shutting down; the next start or another replica will handle it",
+    ]]);
+  } finally {
+    await reset();
+  }
 });

@@ -124,6 +124,33 @@ export class RequestBusyError extends TeleportEmailError {
   }
 }
 
+/**
+ * The abort reason a caller gives the handler's signal when the process shuts down (the engine
+ * does after its drain limit): the handler then reports unsent emails as left for the next start
+ * or another replica, not as failures.
+ */
+export class ShutdownAbort extends TeleportEmailError {
+  constructor() {
+    super("Shutting down");
+  }
+}
+
+/**
+ * Thrown when shutdown ({@link ShutdownAbort}) cut a handler call off before it sent every email;
+ * the handler has already logged each unsent one as a warning.
+ */
+export class RequestInterrupted extends TeleportEmailError {
+  /** Recipients whose email was not sent. */
+  readonly unsent: readonly string[];
+
+  constructor(requestId: string, unsent: readonly string[]) {
+    super(
+      `Shutdown interrupted request "${requestId}" before ${unsent.length} email(s) were sent`,
+    );
+    this.unsent = unsent;
+  }
+}
+
 /** Some emails for a request could not be sent (yet). */
 export class RequestFailure extends TeleportEmailError {
   /** Whether another attempt may succeed (some failures were retryable). */
@@ -470,11 +497,16 @@ export class RequestHandler {
     };
 
     const failures: Error[] = [];
+    /** Emails not sent (yet) for a retryable reason, for the shutdown warning. */
+    const unsent: Array<{ email: string; kind: string }> = [];
     let retryable = false;
     let sent = 0;
-    const fail = (err: unknown) => {
+    const fail = (err: unknown, email?: string, kind?: string) => {
       failures.push(errorOf(err));
-      if (isRetryable(err)) retryable = true;
+      if (isRetryable(err)) {
+        retryable = true;
+        if (email !== undefined && kind !== undefined) unsent.push({ email, kind });
+      }
     };
 
     try {
@@ -513,7 +545,7 @@ export class RequestHandler {
                 if (!r.delivery.failed.includes(email)) r.delivery.failed.push(email);
               });
             }
-            fail(err);
+            fail(err, email, "new threads");
           }
         }, fail);
       }
@@ -601,6 +633,20 @@ export class RequestHandler {
       }
     }
 
+    if (
+      failures.length > 0 && unsent.length === failures.length &&
+      signal.reason instanceof ShutdownAbort
+    ) {
+      // Cut off by shutdown: nothing failed, the emails are simply not sent yet. The lease was
+      // released above, so the next start (or another replica, at once) sends them.
+      for (const u of unsent) {
+        log.warn(
+          "Email not sent because the plugin is shutting down; the next start or another replica will send it",
+          { email: u.email, kind: u.kind },
+        );
+      }
+      throw new RequestInterrupted(requestId, unsent.map((u) => u.email));
+    }
     if (failures.length > 0) {
       const failure = new RequestFailure("Failed to send emails", failures, retryable);
       log.error("Failed send one or more messages", { error: failure.message });
@@ -615,7 +661,7 @@ export class RequestHandler {
     kind: string,
     signal: AbortSignal,
     log: Logger,
-    fail: (err: unknown) => void,
+    fail: (err: unknown, email?: string, kind?: string) => void,
     record: (mutate: (r: Rec) => void) => Promise<void>,
     mark: (r: Rec) => void,
   ): Promise<"sent" | "failed" | "retry"> {
@@ -630,7 +676,7 @@ export class RequestHandler {
       });
       return "sent";
     } catch (err) {
-      fail(err);
+      fail(err, reply.email, kind);
       if (err instanceof MailerError && !err.retryable) {
         // Permanently undeliverable to this thread: count it as handled, move on.
         await record(mark);

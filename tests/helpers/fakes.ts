@@ -321,9 +321,32 @@ export interface FakeFailure {
   textIncludes?: string;
 }
 
+/** What the real mailers throw when the caller's signal aborts a send. */
+function abortError(to: string): MailerError {
+  return new MailerError(
+    `Cannot send email to "${to}": the operation was cancelled (deadline exceeded)`,
+    { recipient: to, code: "EABORT", retryable: true },
+  );
+}
+
+/** Waits for `p`, or until `signal` aborts (then resolves too; the caller checks the signal). */
+function abortable(p: Promise<void>, signal?: AbortSignal): Promise<void> {
+  if (signal === undefined) return p;
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    signal.addEventListener("abort", done, { once: true });
+    if (signal.aborted) done();
+    p.then(done, done);
+  });
+}
+
 /**
  * A mailer that records every email. {@link failFor} makes sends to a recipient throw
- * {@link MailerError}; {@link gate} holds sends until released (to test concurrency and drain).
+ * {@link MailerError}; {@link gate} holds sends until released or aborted (to test concurrency
+ * and drain). An aborted send rejects like the real mailers' (`code: "EABORT"`, retryable).
  */
 export class FakeMailer implements Mailer {
   readonly kind = "smtp" as const;
@@ -357,9 +380,9 @@ export class FakeMailer implements Mailer {
     this.inFlight++;
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
     try {
-      if (this.gate !== undefined) await this.gate;
+      if (this.gate !== undefined) await abortable(this.gate, opts.signal);
       if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
-      opts.signal?.throwIfAborted();
+      if (opts.signal?.aborted) throw abortError(email.to);
       const failure = this.failures.get(email.to);
       if (
         failure !== undefined && failure.times > 0 &&
