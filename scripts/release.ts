@@ -22,6 +22,7 @@
 import { parseArgs } from "node:util";
 import { parse as parseToml } from "smol-toml";
 import { TeleportEmailError } from "../src/errors.ts";
+import { DAEMON_PERMISSIONS } from "../src/permissions.ts";
 
 /** A release step failed; `hint` says what to do. */
 export class ReleaseError extends TeleportEmailError {}
@@ -38,31 +39,8 @@ export type Arch = keyof typeof TARGETS;
 /** ELF `e_machine` of each architecture, to check that a runtime binary is for the right CPU. */
 const ELF_MACHINE: Record<Arch, number> = { amd64: 62, arm64: 183 };
 
-/**
- * Permissions baked into the binary (no `-A`; no `run`, `ffi`, `import`). Measured with
- * `DENO_AUDIT_PERMISSIONS` while sending through nodemailer, mailgun.js and grpc-js, and by
- * running the whole e2e suite (tests/e2e_*) with the daemon under exactly these flags:
- * - net: Teleport, SMTP and Mailgun addresses come from the configuration;
- * - read: the configuration, identity and password files are configuration values;
- * - write: only for `[log] output = "<file>"`, whose path is a configuration value too, so it
- *   cannot be listed at compile time; systemd (`ProtectSystem=strict`) and the container
- *   (non-root user) confine it instead;
- * - env: grpc-js enumerates the whole environment at import (`Object.keys(process.env)`), so a
- *   variable list is not possible;
- * - sys: nodemailer reads the host name (EHLO), and `tls.rootCertificates` (the SMTP `ca_file`
- *   extension, the web API and tunnel dialers add a CA to the default set) needs sys access
- *   "ca", which Deno 2.9.6 does not accept in a list (`--allow-sys=hostname,ca` fails with
- *   `unknown sys descriptor: 'ca'`), so sys access cannot be narrowed.
- * `--no-code-cache` (see {@link compileBinary}): the runtime writes no V8 code cache to the
- * temporary directory (works on a read-only root file system, nothing shared in /tmp).
- */
-export const COMPILE_PERMISSIONS: readonly string[] = [
-  "--allow-net",
-  "--allow-read",
-  "--allow-write",
-  "--allow-env",
-  "--allow-sys",
-];
+/** Permissions baked into the binary: the daemon's, from `src/permissions.ts` (the e2e tests run with them too). */
+export const COMPILE_PERMISSIONS: readonly string[] = DAEMON_PERMISSIONS;
 
 /**
  * npm packages (from deno.json) that only tests and code generation use. Packages reachable only

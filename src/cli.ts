@@ -19,7 +19,13 @@ import { runApp } from "./app.ts";
 import { EXAMPLE_CONFIG } from "./config/example.ts";
 import { DEFAULT_CONFIG_PATH, loadConfig } from "./config/load.ts";
 import type { Config } from "./config/types.ts";
-import { AggregateFailure, ConfigError, formatError, UsageError } from "./errors.ts";
+import {
+  AggregateFailure,
+  ConfigError,
+  formatError,
+  TeleportEmailError,
+  UsageError,
+} from "./errors.ts";
 import { getLogger, resetLogging, setupLogging } from "./log.ts";
 import { GIT_REF, VERSION, versionLine } from "./version.ts";
 
@@ -316,6 +322,21 @@ async function runUntilSignal(
       // SIGTERM cannot be listened to on Windows.
     }
   }
+  // A rejected promise nobody handled is a bug; left alone, Deno would end the process with a
+  // stack trace. Log it as one line, shut down gracefully (in-flight sends finish, a restart
+  // catches up on the rest), and exit 1.
+  let unexpected: { reason: unknown } | undefined;
+  const onUnhandled = (e: PromiseRejectionEvent) => {
+    e.preventDefault();
+    if (unexpected) return;
+    unexpected = { reason: e.reason };
+    log.error("Unexpected internal error, shutting down", { error: e.reason });
+    if (!ac.signal.aborted) {
+      ac.abort(new DOMException("internal error", "AbortError"));
+      timer = setTimeout(force, deps.shutdownTimeoutMs ?? SHUTDOWN_TIMEOUT_MS);
+    }
+  };
+  globalThis.addEventListener("unhandledrejection", onUnhandled);
   try {
     const app = deps.runApp(config, { signal: ac.signal, debug }).then(
       () => "done" as const,
@@ -327,8 +348,19 @@ async function runUntilSignal(
         throw err;
       },
     );
-    return await Promise.race([app, forced]);
+    const result = await Promise.race([app, forced]);
+    if (unexpected) {
+      throw new TeleportEmailError(
+        `Unexpected internal error: ${formatError(unexpected.reason)}`,
+        {
+          cause: unexpected.reason,
+          hint: "this is a bug in teleport-email, please report it; a restart resumes the work",
+        },
+      );
+    }
+    return result;
   } finally {
+    globalThis.removeEventListener("unhandledrejection", onUnhandled);
     if (timer !== undefined) clearTimeout(timer);
     for (const [sig, fn] of added) Deno.removeSignalListener(sig, fn);
   }

@@ -130,3 +130,26 @@ Deno.test("runCli() start: an aggregate failure is logged one error per line wit
     "ERROR Terminating with fatal error error=two error_number=2",
   ]);
 });
+
+Deno.test("runCli() start: an unhandled rejection shuts down gracefully and exits 1 with one line", async () => {
+  let drained = false;
+  const r = await start({
+    runApp: async (_config, { signal }) => {
+      // A bug: a promise that rejects with nobody listening.
+      void Promise.reject(new Error("connection closed during the TLS handshake"));
+      await waitForAbort(signal);
+      drained = true;
+    },
+  });
+  assert.equal(r.code, 1);
+  assert.ok(drained, "runApp's signal was aborted and it could finish");
+  assert.match(
+    r.stderr,
+    /^ERROR: Unexpected internal error: connection closed during the TLS handshake \(hint: this is a bug/,
+  );
+  assert.doesNotMatch(r.stderr, /\n\s+at /);
+  assert.ok(
+    r.log.some((l) => l.startsWith("ERROR Unexpected internal error, shutting down")),
+    r.log.join("\n"),
+  );
+});

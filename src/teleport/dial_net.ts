@@ -139,6 +139,9 @@ export function abortable<T>(
 ): Promise<T> {
   if (!signal) return p;
   if (signal.aborted) {
+    // `p` settles (usually rejects) once `cleanup` closes its socket; nobody awaits it any more,
+    // and an unhandled rejection would end the process.
+    p.catch(() => {});
     cleanup();
     return Promise.reject(signal.reason);
   }

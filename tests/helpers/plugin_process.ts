@@ -10,6 +10,8 @@
  * @module
  */
 
+import { DAEMON_PERMISSIONS } from "../../src/permissions.ts";
+
 const MAIN_TS = new URL("../../main.ts", import.meta.url).pathname;
 
 /** One parsed JSON log line (`[log] format = "json"`). */
@@ -66,10 +68,13 @@ export class PluginProcess {
     });
   }
 
-  /** Starts `deno run --allow-all main.ts <args>`. */
+  /**
+   * Starts `deno run <the daemon's permissions> main.ts <args>`: the same permissions as the
+   * release binary, so a test fails when the daemon needs one it will not have.
+   */
   static start(args: string[], opts: PluginProcessOptions = {}): PluginProcess {
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-all", "--quiet", MAIN_TS, ...args],
+      args: ["run", ...DAEMON_PERMISSIONS, "--quiet", MAIN_TS, ...args],
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
