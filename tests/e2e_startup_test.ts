@@ -35,13 +35,13 @@ interface FailureCase {
   secret?: string;
 }
 
-/** A loopback TCP port nobody listens on. */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
+/**
+ * A loopback TCP port nobody listens on. Not a freed ephemeral port: the other cases of the same
+ * test start servers concurrently and one of them could be given that port again. Port 1
+ * (tcpmux) is outside the ephemeral range and unused on a test machine.
+ */
+function closedPort(): number {
+  return 1;
 }
 
 /** A loopback listener that accepts connections and never answers (a black hole). */
@@ -86,7 +86,7 @@ async function runFailure(c: FailureCase): Promise<void> {
 }
 
 Deno.test("e2e: start-up failures exit 1 with one clear fatal error within the start-up budget", async () => {
-  const port = await closedPort();
+  const port = closedPort();
   const silent = await silentListener();
   try {
     const cases: FailureCase[] = [
