@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { configure, type LogRecord, reset } from "@logtape/logtape";
 import type { Config } from "./config/types.ts";
 import { ConfigError, MailerError, TeleportEmailError } from "./errors.ts";
-import { type AppDeps, runAppWith } from "./app.ts";
+import { type AppDeps, MAX_PARALLEL_SENDS, runAppWith } from "./app.ts";
 import { FakeMailer, FakeTeleportClient, makeRequest, waitFor } from "../tests/helpers/fakes.ts";
 
 function config(): Config {
@@ -248,4 +248,26 @@ Deno.test("runAppWith() warns which emails a shutdown cut off and that the next 
     const data = client.pluginData.get("req-cut")?.get("email");
     assert.ok(!(data?.email_delivery ?? "").includes('"lock"'), "the lease was released");
   });
+});
+
+Deno.test("runAppWith() over SMTP sends at most the pool size of emails at once", async () => {
+  const client = new FakeTeleportClient();
+  const mailer = new FakeMailer();
+  mailer.delayMs = 5;
+  let ready = false;
+  const ac = new AbortController();
+  const app = runAppWith(
+    config(),
+    { signal: ac.signal, debug: false },
+    deps(client, mailer, { onReady: () => (ready = true) }).deps,
+  );
+  await waitFor(() => ready, "ready");
+  for (let i = 0; i < 6; i++) {
+    client.putRequest(makeRequest({ id: `req-${i}`, roles: ["dev", "editor"] }));
+  }
+  await waitFor(() => mailer.sent.length === 12, "12 emails");
+  ac.abort();
+  await app;
+  assert.equal(mailer.maxInFlight, MAX_PARALLEL_SENDS.smtp);
+  assert.equal(MAX_PARALLEL_SENDS.smtp, 5);
 });

@@ -49,7 +49,7 @@ export interface SmtpMailerOptions {
   implicitTls?: boolean;
   /** Extra trusted CA certificates (PEM). Default: the contents of `smtp.ca_file` when set. */
   ca?: string;
-  /** Maximum pooled connections. Default 5. */
+  /** Maximum pooled connections. Default {@link DEFAULT_SMTP_MAX_CONNECTIONS} (5). */
   maxConnections?: number;
   /** TCP connect timeout in ms. Default 10 000 (the Go plugin's dial timeout). */
   connectionTimeoutMs?: number;
@@ -69,6 +69,8 @@ export interface SmtpMailerOptions {
 }
 
 const DEFAULT_TIMEOUT_MS = 10_000;
+/** Default size of the connection pool ({@link SmtpMailerOptions.maxConnections}). */
+export const DEFAULT_SMTP_MAX_CONNECTIONS = 5;
 const NETWORK_CODES = new Set(["ECONNECTION", "ETIMEDOUT", "ESOCKET", "EDNS", "EPROTOCOL"]);
 const CERT_ERROR =
   /certificate|self[- ]signed|altnames|unable to (get|verify)|CERT_|DEPTH_ZERO|UNABLE_TO_/i;
@@ -141,7 +143,7 @@ export class SmtpMailer implements Mailer {
     this.#transporter = nodemailer.createTransport({
       ...this.#connectionOptions,
       pool: true,
-      maxConnections: opts.maxConnections ?? 5,
+      maxConnections: opts.maxConnections ?? DEFAULT_SMTP_MAX_CONNECTIONS,
       maxMessages: 100,
       auth,
     });

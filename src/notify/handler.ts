@@ -179,6 +179,12 @@ export interface HandlerOptions {
   plugin?: string;
   /** Parallel sends per request; default 4. */
   sendConcurrency?: number;
+  /**
+   * Parallel sends over all requests handled by this handler; default unlimited. Set it to what
+   * the transport can do at once (the SMTP pool size): sends beyond it wait here, in arrival
+   * order, where the event deadline can still cancel them, instead of in the transport's queue.
+   */
+  maxParallelSends?: number;
   /** Attempts per email within one event for retryable failures; default 3. */
   sendAttempts?: number;
   /** First backoff between send attempts, in ms; default 250 (doubles, with jitter). */
@@ -258,6 +264,59 @@ function errorOf(err: unknown): Error {
 }
 
 /**
+ * A FIFO counting semaphore. {@link run} waits for a free slot (rejecting with the signal's
+ * reason when it aborts first), runs `fn`, and frees the slot.
+ */
+export class SendLimiter {
+  readonly #limit: number;
+  #active = 0;
+  readonly #waiters: Array<() => void> = [];
+
+  constructor(limit: number) {
+    this.#limit = Math.max(1, limit);
+  }
+
+  /** Sends running now. */
+  get active(): number {
+    return this.#active;
+  }
+
+  /** Sends waiting for a slot. */
+  get waiting(): number {
+    return this.#waiters.length;
+  }
+
+  async run<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    signal?.throwIfAborted();
+    if (this.#active >= this.#limit) {
+      await new Promise<void>((resolve, reject) => {
+        const wake = () => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve();
+        };
+        const onAbort = () => {
+          const i = this.#waiters.indexOf(wake);
+          if (i >= 0) this.#waiters.splice(i, 1);
+          reject(signal!.reason);
+        };
+        signal?.addEventListener("abort", onAbort, { once: true });
+        this.#waiters.push(wake);
+      });
+    } else {
+      this.#active++;
+    }
+    try {
+      return await fn();
+    } finally {
+      // Hand the slot straight to the next waiter (the count stays), or free it.
+      const next = this.#waiters.shift();
+      if (next !== undefined) next();
+      else this.#active--;
+    }
+  }
+}
+
+/**
  * Runs `fn` on every item, at most `limit` at once. Never rejects: an error of one item goes to
  * `onError` and the others go on (so no send is left running unobserved after the lease ends).
  */
@@ -291,6 +350,7 @@ export class RequestHandler {
   private readonly log: Logger;
   private readonly instanceId: string;
   private readonly composer: Composer;
+  private readonly limiter: SendLimiter | undefined;
   private seq = 0;
 
   constructor(opts: HandlerOptions) {
@@ -299,6 +359,8 @@ export class RequestHandler {
     this.log = opts.log ?? getLogger(["teleport-email", "notify"]);
     this.instanceId = opts.instanceId ?? crypto.randomUUID();
     this.composer = opts.composer ?? DEFAULT_COMPOSER;
+    const max = opts.maxParallelSends;
+    this.limiter = max !== undefined && Number.isFinite(max) ? new SendLimiter(max) : undefined;
   }
 
   private now(): Date {
@@ -693,8 +755,13 @@ export class RequestHandler {
     inReplyTo: string | undefined,
     signal: AbortSignal,
   ) {
+    const email = { to, ...content, inReplyTo };
+    const limiter = this.limiter;
     return await withRetry(
-      () => this.o.mailer.send({ to, ...content, inReplyTo }, { signal }),
+      () =>
+        limiter === undefined
+          ? this.o.mailer.send(email, { signal })
+          : limiter.run(() => this.o.mailer.send(email, { signal }), signal),
       {
         signal,
         isRetryable,

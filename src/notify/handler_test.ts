@@ -5,6 +5,7 @@ import {
   FakeTeleportClient,
   makeRequest,
   makeReview,
+  waitFor,
 } from "../../tests/helpers/fakes.ts";
 import type { AccessRequest } from "../teleport/types.ts";
 import { TeleportError } from "../errors.ts";
@@ -600,4 +601,31 @@ Deno.test("handle() a thread that Go's format cannot store is sent once and neve
   await t.handler.handle(put({ ...req, state: "APPROVED", resolveReason: "ok" }));
   assert.equal(t.mailer.to(odd).length, 1);
   assert.equal(t.mailer.to(ALL).length, 2);
+});
+
+Deno.test("handle() with maxParallelSends sends at most that many emails at once over all requests", async () => {
+  const t = setup({ maxParallelSends: 2 });
+  t.mailer.delayMs = 3;
+  const reqs = Array.from(
+    { length: 4 },
+    (_, i) => makeRequest({ id: `lim-${i}`, suggestedReviewers: [R1, R2] }),
+  );
+  for (const r of reqs) t.client.putRequest(r, false);
+  await Promise.all(reqs.map((r) => t.handler.handle(put(r))));
+  assert.equal(t.mailer.sent.length, 12);
+  assert.equal(t.mailer.maxInFlight, 2);
+});
+
+Deno.test("handle() a send still waiting for a slot when the deadline fires never reaches the mailer", async () => {
+  const t = setup({ maxParallelSends: 1, sendAttempts: 1 });
+  t.mailer.gate = new Promise(() => {}); // The first send hangs until the deadline.
+  const req = makeRequest({ id: "req-1", suggestedReviewers: [R1] });
+  t.client.putRequest(req, false);
+  const deadline = new AbortController();
+  const handling = t.handler.handle(put(req), { signal: deadline.signal });
+  await waitFor(() => t.mailer.inFlight === 1, "the first send");
+  deadline.abort(new Error("deadline"));
+  await assert.rejects(handling, (err) => err instanceof RequestFailure && err.retryable);
+  assert.equal(t.mailer.attempts, 1, "the queued send was dropped before the mailer");
+  assert.equal(stored(t.client, req.id).delivery?.lock, undefined, "the lease is released");
 });
