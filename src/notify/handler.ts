@@ -15,9 +15,11 @@
  *    finds a live lease of someone else sends nothing and fails with {@link RequestBusyError}
  *    (retryable, carrying the lease's expiry `until`): the caller retries just after `until`
  *    (the engine does), and by then the holder has released the lease or died.
- * 3. Every send is recorded by its own CAS right after it succeeds (thread appended, or the
- *    thread's review/resolution progress raised), so at most one email per thread is "sent but
- *    not recorded" at any time. Records use their own short budget, not the event deadline.
+ * 3. Every send is recorded by a CAS started right after it succeeds (thread appended, or the
+ *    thread's review/resolution progress raised; sends that succeed while such a write is in
+ *    flight share the next one), and a thread's next email waits for that record, so at most
+ *    one email per thread is "sent but not recorded" at any time. Records use their own short
+ *    budget, not the event deadline.
  * 4. A recipient or thread whose send failed *permanently* is marked handled (failed list, or
  *    progress raised) and never retried. A *retryable* failure (after in-event retries) leaves it
  *    unhandled: the event fails, and the next attempt (retry, next event, catch-up) sends it.
@@ -521,42 +523,60 @@ export class RequestHandler {
     let lastRaw = acquired.new ?? null;
     if (created && rec.delivery.recipients.length === 0) log.warn("No recipients to send");
 
-    // Bookkeeping: one CAS per send, serialised, under our lease, on its own budget.
-    let chain: Promise<unknown> = Promise.resolve();
+    // Bookkeeping: one CAS at a time, under our lease, each on its own budget. Records asked for
+    // while a write is in flight share the next write (group commit): fewer round trips, and
+    // every send is still recorded by the first write that starts after it succeeded.
     const recordTimeout = this.o.recordTimeoutMs ?? DEFAULT_RECORD_TIMEOUT_MS;
-    const record = (mutate: (r: Rec) => void): Promise<void> => {
-      const run = chain.then(async () => {
-        // A short Teleport outage must not lose the record of an email already sent: retry
-        // transient errors within the record budget.
-        const budget = AbortSignal.timeout(recordTimeout);
-        const res = await withRetry(
-          () =>
-            casPluginDataMap(this.o.client, requestId, this.plugin, (cur) => {
-              const r = decodeRec(cur);
-              if (r.delivery.lock?.owner !== owner) {
-                throw new TeleportEmailError(
-                  `Lost the lease on request "${requestId}" while sending; another instance took over`,
-                );
-              }
-              mutate(r);
-              // Renew the lease with every record, so a slow but live invocation keeps it.
-              r.delivery.lock.until = this.now().getTime() + leaseMs;
-              return encodeRec(r, warn);
-            }, { signal: budget, expectKeys: [DELIVERY_KEY], initial: lastRaw }),
-          {
-            signal: budget,
-            isRetryable: (err) =>
-              err instanceof TeleportError && (err.retryable || err.kind === "compare_failed"),
-            baseMs: 50,
-            capMs: 1000,
-          },
-        );
-        rec = decodeRec(res.new);
-        lastRaw = res.new ?? null;
-      });
-      chain = run.catch(() => {});
-      return run;
+    let queued: Array<{ mutate: (r: Rec) => void; done: (err?: unknown) => void }> = [];
+    let writing: Promise<void> | undefined;
+    const write = async (mutates: Array<(r: Rec) => void>): Promise<void> => {
+      // A short Teleport outage must not lose the record of an email already sent: retry
+      // transient errors within the record budget.
+      const budget = AbortSignal.timeout(recordTimeout);
+      const res = await withRetry(
+        () =>
+          casPluginDataMap(this.o.client, requestId, this.plugin, (cur) => {
+            const r = decodeRec(cur);
+            if (r.delivery.lock?.owner !== owner) {
+              throw new TeleportEmailError(
+                `Lost the lease on request "${requestId}" while sending; another instance took over`,
+              );
+            }
+            for (const mutate of mutates) mutate(r);
+            // Renew the lease with every record, so a slow but live invocation keeps it.
+            r.delivery.lock.until = this.now().getTime() + leaseMs;
+            return encodeRec(r, warn);
+          }, { signal: budget, expectKeys: [DELIVERY_KEY], initial: lastRaw }),
+        {
+          signal: budget,
+          isRetryable: (err) =>
+            err instanceof TeleportError && (err.retryable || err.kind === "compare_failed"),
+          baseMs: 50,
+          capMs: 1000,
+        },
+      );
+      rec = decodeRec(res.new);
+      lastRaw = res.new ?? null;
     };
+    const writeQueued = async (): Promise<void> => {
+      while (queued.length > 0) {
+        const batch = queued;
+        queued = [];
+        let error: unknown;
+        try {
+          await write(batch.map((b) => b.mutate));
+        } catch (err) {
+          error = err ?? new Error("record failed");
+        }
+        for (const b of batch) b.done(error);
+      }
+      writing = undefined;
+    };
+    const record = (mutate: (r: Rec) => void): Promise<void> =>
+      new Promise<void>((resolve, reject) => {
+        queued.push({ mutate, done: (err) => err === undefined ? resolve() : reject(err) });
+        writing ??= writeQueued();
+      });
 
     const failures: Error[] = [];
     /** Emails not sent (yet) for a retryable reason, for the shutdown warning. */
@@ -678,7 +698,7 @@ export class RequestHandler {
       }
     } finally {
       // 4. Release the lease (best effort: it expires anyway).
-      await chain;
+      while (writing !== undefined) await writing;
       try {
         await casPluginDataMap(this.o.client, requestId, this.plugin, (cur) => {
           const r = decodeRec(cur);

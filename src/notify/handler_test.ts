@@ -629,3 +629,21 @@ Deno.test("handle() a send still waiting for a slot when the deadline fires neve
   assert.equal(t.mailer.attempts, 1, "the queued send was dropped before the mailer");
   assert.equal(stored(t.client, req.id).delivery?.lock, undefined, "the lease is released");
 });
+
+Deno.test("handle() sends that finish while a record is being written share the next write", async () => {
+  const t = setup();
+  let release!: () => void;
+  t.mailer.gate = new Promise((r) => (release = r));
+  const req = makeRequest({ id: "req-1", suggestedReviewers: [R1, R2] });
+  t.client.putRequest(req, false);
+  const handling = t.handler.handle(put(req));
+  await waitFor(() => t.mailer.inFlight === 3, "three sends");
+  release(); // All three finish together: the first is written alone, the other two together.
+  await handling;
+  // Lease, 2 record writes (1 + 2 sends), release.
+  assert.equal(t.client.writes, 4);
+  const s = stored(t.client, req.id);
+  assert.deepEqual(s.data.threads.map((th) => th.email).sort(), [ALL, R1, R2]);
+  assert.deepEqual(Object.keys(s.delivery?.threads ?? {}).sort(), [ALL, R1, R2]);
+  assert.equal(s.delivery?.lock, undefined);
+});
