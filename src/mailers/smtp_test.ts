@@ -507,3 +507,27 @@ Deno.test("SmtpMailer sends opportunistically with a password to a remote host o
     },
   );
 });
+
+Deno.test("SmtpMailer.send() encodes a content once for all its recipients, keeping at most 32", async () => {
+  await withMailer({ cfg: { starttlsPolicy: "disabled" } }, async (mailer, sink) => {
+    const text = "Grüße ✅ " + "long line ".repeat(20);
+    const html = "<p>Grüße ✅</p>";
+    for (const to of ["a@example.com", "b@example.com", "c@example.com"]) {
+      await mailer.send({ ...email, to, text, html });
+    }
+    assert.equal(mailer.cachedBodies, 1);
+    const msgs = await sink.waitFor(3);
+    for (const msg of msgs) {
+      assert.equal(msg.text?.trim(), text.trim());
+      assert.equal(msg.html?.trim(), html);
+    }
+    assert.deepEqual(msgs.map((m) => m.envelope.to[0]), [
+      "a@example.com",
+      "b@example.com",
+      "c@example.com",
+    ]);
+    for (let i = 0; i < 40; i++) await mailer.send({ ...email, text: `body ${i}` });
+    assert.equal(mailer.cachedBodies, 32);
+    await sink.waitFor(43);
+  });
+});
