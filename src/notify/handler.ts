@@ -242,6 +242,28 @@ function decodeRec(raw: PluginDataMap | undefined): Rec {
   return { exists: raw !== undefined, data, delivery };
 }
 
+/** A deep copy of `r` (cheaper than decoding the stored map again). */
+function cloneRec(r: Rec): Rec {
+  const threads: DeliveryState["threads"] = {};
+  for (const [email, p] of Object.entries(r.delivery.threads)) threads[email] = { ...p };
+  return {
+    exists: r.exists,
+    data: {
+      ...r.data,
+      roles: [...r.data.roles],
+      resolution: { ...r.data.resolution },
+      threads: r.data.threads.map((t) => ({ ...t })),
+    },
+    delivery: {
+      ...r.delivery,
+      recipients: [...r.delivery.recipients],
+      failed: [...r.delivery.failed],
+      threads,
+      ...(r.delivery.lock === undefined ? {} : { lock: { ...r.delivery.lock } }),
+    },
+  };
+}
+
 function encodeRec(r: Rec, warn: (msg: string, attrs: Record<string, unknown>) => void) {
   const min = r.data.threads.length === 0
     ? 0
@@ -519,8 +541,12 @@ export class RequestHandler {
     }
 
     let rec = decodeRec(acquired.new);
-    // What we last wrote: under our lease nobody else writes, so records skip the read.
+    // What we last wrote, raw and decoded: under our lease nobody else writes, so records skip
+    // the read, and start from a copy of the decoded record instead of parsing it again.
     let lastRaw = acquired.new ?? null;
+    let lastRec = rec;
+    const current = (cur: PluginDataMap | undefined): Rec =>
+      cur !== undefined && cur === lastRaw ? cloneRec(lastRec) : decodeRec(cur);
     if (created && rec.delivery.recipients.length === 0) log.warn("No recipients to send");
 
     // Bookkeeping: one CAS at a time, under our lease, each on its own budget. Records asked for
@@ -533,10 +559,11 @@ export class RequestHandler {
       // A short Teleport outage must not lose the record of an email already sent: retry
       // transient errors within the record budget.
       const budget = AbortSignal.timeout(recordTimeout);
+      let written: Rec | undefined;
       const res = await withRetry(
         () =>
           casPluginDataMap(this.o.client, requestId, this.plugin, (cur) => {
-            const r = decodeRec(cur);
+            const r = current(cur);
             if (r.delivery.lock?.owner !== owner) {
               throw new TeleportEmailError(
                 `Lost the lease on request "${requestId}" while sending; another instance took over`,
@@ -545,6 +572,7 @@ export class RequestHandler {
             for (const mutate of mutates) mutate(r);
             // Renew the lease with every record, so a slow but live invocation keeps it.
             r.delivery.lock.until = this.now().getTime() + leaseMs;
+            written = r;
             return encodeRec(r, warn);
           }, { signal: budget, expectKeys: [DELIVERY_KEY], initial: lastRaw }),
         {
@@ -555,7 +583,9 @@ export class RequestHandler {
           capMs: 1000,
         },
       );
-      rec = decodeRec(res.new);
+      // `written` is what the successful attempt encoded (modify ran last for it).
+      rec = written!;
+      lastRec = written!;
       lastRaw = res.new ?? null;
     };
     const writeQueued = async (): Promise<void> => {
@@ -701,7 +731,7 @@ export class RequestHandler {
       while (writing !== undefined) await writing;
       try {
         await casPluginDataMap(this.o.client, requestId, this.plugin, (cur) => {
-          const r = decodeRec(cur);
+          const r = current(cur);
           if (r.delivery.lock?.owner !== owner) return undefined;
           delete r.delivery.lock;
           return encodeRec(r, warn);

@@ -647,3 +647,37 @@ Deno.test("handle() sends that finish while a record is being written share the 
   assert.deepEqual(Object.keys(s.delivery?.threads ?? {}).sort(), [ALL, R1, R2]);
   assert.equal(s.delivery?.lock, undefined);
 });
+
+Deno.test("handle() parses the stored email_delivery when taking the lease, not again for every record", async () => {
+  const t = setup();
+  const req = makeRequest({ id: "req-1", suggestedReviewers: [R1, R2] });
+  t.client.putRequest(req, false);
+  await t.handler.handle(put(req));
+  const parse = JSON.parse;
+  let parses = 0;
+  JSON.parse = (text: string, reviver?: Parameters<typeof JSON.parse>[1]) => {
+    if (typeof text === "string" && text.startsWith('{"v":1')) parses++;
+    return parse(text, reviver);
+  };
+  try {
+    const approved = {
+      ...req,
+      state: "APPROVED" as const,
+      reviews: [makeReview(R1, "APPROVED", "ok"), makeReview(R2, "APPROVED", "ok")],
+    };
+    await t.handler.handle(put(approved));
+  } finally {
+    JSON.parse = parse;
+  }
+  // 3 threads x (2 reviews + resolution) sent and recorded.
+  assert.equal(t.mailer.sent.length, 3 + 9);
+  assert.ok(t.client.writes >= 4, "several record writes");
+  // Once when taking the lease, once for the record it wrote; none per record.
+  assert.equal(parses, 2);
+  const s = stored(t.client, req.id);
+  for (const r of [ALL, R1, R2]) {
+    assert.deepEqual(s.delivery?.threads[r], { reviews: 2, resolved: true });
+  }
+  assert.equal(s.data.reviewsCount, 2);
+  assert.equal(s.delivery?.lock, undefined);
+});
