@@ -507,7 +507,7 @@ export async function resolveAuthDialer(
     const silent = candidates.filter((_, i) => !failed.has(i)).map((c) => `${c.label}: no answer`);
     const detail = [...failures.map((f) => `${f.label}: ${f.failure.message}`), ...silent];
     throw new TeleportError(
-      "deadline_exceeded",
+      "connection_problem",
       `Cannot connect to Teleport at "${addr}": no connection mode succeeded in time (tried ${
         candidates.map((c) => c.label).join(", ")
       }): ${detail.join("; ")}`,

@@ -324,45 +324,6 @@ Deno.test("resolveAuthDialer() reports a client certificate the server refuses a
   });
 });
 
-Deno.test("resolveAuthDialer() against a server that accepts and never answers reports the timeout and each mode", async () => {
-  const held: net.Socket[] = [];
-  const l = net.createServer((s) => held.push(s));
-  await new Promise<void>((r) => l.listen(0, "127.0.0.1", r));
-  const addr = `127.0.0.1:${(l.address() as net.AddressInfo).port}`;
-  try {
-    const creds = staticCredentials(await identityFor("email", { keyType: "ed25519" }));
-    const err = await rejectsTeleport(
-      resolveAuthDialer(addr, creds, { env: WEB_ENV, timeoutMs: 400 }),
-      "deadline_exceeded",
-      [`"${addr}"`, "no connection mode succeeded in time", "direct:", "tls-routing:", "tunnel:"],
-    );
-    assert.match(err.hint ?? "", /check teleport\.addr/);
-  } finally {
-    for (const s of held) s.destroy();
-    await new Promise<void>((r) => l.close(() => r()));
-  }
-});
-
-Deno.test("resolveAuthDialer() aborted by its caller says it was canceled", async () => {
-  const held: net.Socket[] = [];
-  const l = net.createServer((s) => held.push(s));
-  await new Promise<void>((r) => l.listen(0, "127.0.0.1", r));
-  const addr = `127.0.0.1:${(l.address() as net.AddressInfo).port}`;
-  try {
-    const creds = staticCredentials(await identityFor("email"));
-    const ac = new AbortController();
-    setTimeout(() => ac.abort(new DOMException("shutting down", "AbortError")), 100);
-    await rejectsTeleport(
-      resolveAuthDialer(addr, creds, { env: WEB_ENV, timeoutMs: 5000, signal: ac.signal }),
-      "canceled",
-      [`"${addr}"`, "was canceled"],
-    );
-  } finally {
-    for (const s of held) s.destroy();
-    await new Promise<void>((r) => l.close(() => r()));
-  }
-});
-
 Deno.test("resolveAuthDialer() fails fast on an unreachable address, naming the modes", async () => {
   const l = net.createServer();
   await new Promise<void>((r) => l.listen(0, "127.0.0.1", r));
@@ -383,11 +344,18 @@ Deno.test("resolveAuthDialer() gives up within its budget on a silent server", a
   const addr = `127.0.0.1:${(silent.address() as net.AddressInfo).port}`;
   try {
     const creds = staticCredentials(await identityFor("email"));
-    await rejectsTeleport(
+    const err = await rejectsTeleport(
       resolveAuthDialer(addr, creds, { env: WEB_ENV, timeoutMs: 300 }),
       "connection_problem",
-      [`"${addr}"`, "timed out after 300 ms"],
+      [
+        `"${addr}"`,
+        "timed out after 300 ms",
+        "no connection mode succeeded in time",
+        "direct:",
+        "tls-routing:",
+      ],
     );
+    assert.match(err.hint ?? "", /check teleport\.addr/);
     const ac = new AbortController();
     const p = resolveAuthDialer(addr, creds, { env: WEB_ENV, signal: ac.signal });
     ac.abort();
