@@ -9,13 +9,13 @@
  * Fatal errors reject with typed errors; `cli.ts` logs them and exits 1.
  */
 import type { Config } from "./config/types.ts";
-import { formatError, TeleportEmailError } from "./errors.ts";
+import { ConfigError, formatError, TeleportEmailError } from "./errors.ts";
 import { getLogger } from "./log.ts";
 import { createMailer } from "./mailers/create.ts";
 import { DEFAULT_SMTP_MAX_CONNECTIONS } from "./mailers/smtp.ts";
 import type { Mailer } from "./mailers/mailer.ts";
 import { Engine } from "./notify/engine.ts";
-import { RequestHandler } from "./notify/handler.ts";
+import { DEFAULT_WATERMARK_MARGIN_MS, RequestHandler, Watermark } from "./notify/handler.ts";
 import { computeRecipients } from "./notify/recipients.ts";
 import { AccessMonitoringRuleCache } from "./notify/rules.ts";
 import { connectTeleport, type TeleportConnection } from "./teleport/connect.ts";
@@ -45,6 +45,29 @@ export const MAX_PARALLEL_SENDS: Readonly<Record<Mailer["kind"], number | undefi
 };
 /** Plugin name for plugin data and rule notifications. */
 export const PLUGIN_NAME = "email";
+
+/**
+ * Environment variable overriding the clock-skew margin of the watermark that decides which
+ * requests first seen already resolved are notified (ms, default 120 000; see
+ * `notify/handler.ts`).
+ */
+export const WATERMARK_MARGIN_ENV = "TELEPORT_EMAIL_WATERMARK_MARGIN_MS";
+
+/**
+ * Parses {@link WATERMARK_MARGIN_ENV} (unset or "" = the default). Throws {@link ConfigError}
+ * unless it is a non-negative integer.
+ */
+export function parseWatermarkMargin(value: string | undefined): number {
+  if (value === undefined || value === "") return DEFAULT_WATERMARK_MARGIN_MS;
+  if (!/^[0-9]{1,12}$/.test(value)) {
+    throw new ConfigError(
+      WATERMARK_MARGIN_ENV,
+      `Invalid ${WATERMARK_MARGIN_ENV} value "${value}"`,
+      { hint: "use a number of milliseconds, e.g. 120000" },
+    );
+  }
+  return Number(value);
+}
 
 /** What {@link runAppWith} builds its parts with; tests substitute fakes. */
 export interface AppDeps {
@@ -91,6 +114,7 @@ export async function runAppWith(
   deps: AppDeps,
 ): Promise<void> {
   const failFast = parseFailFast(deps.env("TELEPORT_PLUGIN_FAIL_FAST"));
+  const watermarkMarginMs = parseWatermarkMargin(deps.env(WATERMARK_MARGIN_ENV));
   const initMs = deps.initTimeoutMs ?? INIT_TIMEOUT_MS;
   const initSignal = AbortSignal.any([opts.signal, AbortSignal.timeout(initMs)]);
 
@@ -127,6 +151,7 @@ export async function runAppWith(
     const notifyLog = getLogger(["notify"]);
     const warn = (msg: string, attrs: Record<string, unknown>) => notifyLog.warn(msg, attrs);
     const rules = new AccessMonitoringRuleCache({ warn });
+    const watermark = new Watermark({ marginMs: watermarkMarginMs });
     const handler = new RequestHandler({
       client,
       mailer,
@@ -142,6 +167,7 @@ export async function runAppWith(
           pluginName: PLUGIN_NAME,
           warn,
         }).recipients,
+      watermark,
       log: notifyLog,
     });
     const engine = new Engine({
@@ -156,6 +182,7 @@ export async function runAppWith(
       rules,
       plugin: PLUGIN_NAME,
       failFast,
+      watermark,
       signal: opts.signal,
       log: getLogger(["watcher"]),
       onReady: (info) => {

@@ -2,7 +2,14 @@ import assert from "node:assert/strict";
 import { configure, type LogRecord, reset } from "@logtape/logtape";
 import type { Config } from "./config/types.ts";
 import { ConfigError, MailerError, TeleportEmailError } from "./errors.ts";
-import { type AppDeps, MAX_PARALLEL_SENDS, runAppWith } from "./app.ts";
+import {
+  type AppDeps,
+  MAX_PARALLEL_SENDS,
+  parseWatermarkMargin,
+  runAppWith,
+  WATERMARK_MARGIN_ENV,
+} from "./app.ts";
+import { DEFAULT_WATERMARK_MARGIN_MS } from "./notify/handler.ts";
 import { FakeMailer, FakeTeleportClient, makeRequest, waitFor } from "../tests/helpers/fakes.ts";
 
 function config(): Config {
@@ -158,7 +165,10 @@ Deno.test("runAppWith() with fail-fast exits when the stream breaks", async () =
     const client = new FakeTeleportClient();
     const mailer = new FakeMailer();
     let ready = false;
-    const d = deps(client, mailer, { env: () => "true", onReady: () => (ready = true) });
+    const d = deps(client, mailer, {
+      env: (name) => name === "TELEPORT_PLUGIN_FAIL_FAST" ? "true" : undefined,
+      onReady: () => (ready = true),
+    });
     const app = runAppWith(
       config(),
       { signal: new AbortController().signal, debug: false },
@@ -270,4 +280,65 @@ Deno.test("runAppWith() over SMTP sends at most the pool size of emails at once"
   await app;
   assert.equal(mailer.maxInFlight, MAX_PARALLEL_SENDS.smtp);
   assert.equal(MAX_PARALLEL_SENDS.smtp, 5);
+});
+
+Deno.test("parseWatermarkMargin() defaults to 2 min, accepts milliseconds and rejects anything else", () => {
+  assert.equal(parseWatermarkMargin(undefined), DEFAULT_WATERMARK_MARGIN_MS);
+  assert.equal(parseWatermarkMargin(""), 120_000);
+  assert.equal(parseWatermarkMargin("0"), 0);
+  assert.equal(parseWatermarkMargin("30000"), 30_000);
+  for (const bad of ["-1", "2m", "1.5", " 5"]) {
+    assert.throws(
+      () => parseWatermarkMargin(bad),
+      (err) =>
+        err instanceof ConfigError && err.key === WATERMARK_MARGIN_ENV &&
+        err.message.includes(`"${bad}"`),
+      bad,
+    );
+  }
+});
+
+Deno.test("runAppWith() rejects an invalid watermark margin before connecting", async () => {
+  const client = new FakeTeleportClient();
+  const d = deps(client, new FakeMailer(), {
+    env: (name) => name === WATERMARK_MARGIN_ENV ? "soon" : undefined,
+  });
+  await assert.rejects(
+    runAppWith(config(), { signal: new AbortController().signal, debug: false }, d.deps),
+    (err) => err instanceof ConfigError && err.message.includes(WATERMARK_MARGIN_ENV),
+  );
+  assert.equal(client.calls.get("ping") ?? 0, 0);
+});
+
+Deno.test("runAppWith() announces a request created and approved after start whose PENDING event was missed", async () => {
+  const client = new FakeTeleportClient();
+  const mailer = new FakeMailer();
+  // Resolved before the plugin started: stays silent.
+  client.putRequest(makeRequest({ id: "req-old", state: "APPROVED", resolveReason: "old" }), false);
+  let ready = false;
+  const ac = new AbortController();
+  const app = runAppWith(
+    config(),
+    { signal: ac.signal, debug: false },
+    deps(client, mailer, { onReady: () => (ready = true) }).deps,
+  );
+  try {
+    await waitFor(() => ready, "ready");
+    await waitFor(() => (client.calls.get("listAccessRequests") ?? 0) >= 1, "catch-up");
+    client.putRequest(
+      makeRequest({ id: "req-new", created: new Date(), state: "APPROVED", resolveReason: "ok" }),
+    );
+    await waitFor(() => mailer.sent.length >= 2, "new-request and resolution emails");
+    // Let anything extra (a duplicate) show up before stopping.
+    await new Promise((r) => setTimeout(r, 100));
+  } finally {
+    ac.abort();
+    await app;
+  }
+  assert.equal(mailer.sent.filter((e) => e.subject.endsWith("req-old")).length, 0);
+  const mine = mailer.sent.filter((e) => e.subject.endsWith("req-new"));
+  assert.equal(mine.length, 2);
+  assert.deepEqual(mine.map((e) => e.to), ["all@example.com", "all@example.com"]);
+  assert.ok(mine[0].text.includes("You have a new Role Request"), mine[0].text);
+  assert.ok(mine[1].text.includes("APPROVED (ok)"), mine[1].text);
 });

@@ -11,6 +11,12 @@
  *   idempotent, so only missing emails go out. Requests already up to date are skipped without
  *   a read each, using one `listPluginData` snapshot taken *before* listing the requests (so a
  *   request created in between is never mistaken for a deleted one).
+ * - The {@link Watermark} (which requests first seen resolved are notified, see
+ *   `notify/handler.ts`): the time of the first successful INIT is noted before anything is
+ *   dispatched, and each catch-up notes the newest thread timestamp of the plugin data it listed
+ *   before submitting any request, so requests created and resolved while the plugin or its
+ *   stream was down (after the watermark) are announced, while on a first install the resolved
+ *   requests that predate the plugin stay silent.
  * - Stream loss or EOF: reconnect after a decorrelated-jitter backoff (20 ms … 5 s, ×3), or
  *   fail when `TELEPORT_PLUGIN_FAIL_FAST` is true. Access denied and other permanent errors are
  *   fatal (no hot loop on a revoked identity).
@@ -18,7 +24,7 @@
 import { getLogger, type Logger } from "@logtape/logtape";
 import { ConfigError, formatError, TeleportError } from "./errors.ts";
 import type { Engine } from "./notify/engine.ts";
-import type { RequestEvent } from "./notify/handler.ts";
+import type { RequestEvent, Watermark } from "./notify/handler.ts";
 import type { TeleportClient } from "./teleport/client.ts";
 import {
   type AccessMonitoringRule,
@@ -63,6 +69,8 @@ export interface WatcherOptions {
    * a request whose retries ran out, or an event Teleport dropped, is still handled.
    */
   resyncIntervalMs?: number;
+  /** Fed with INIT times and listed plugin data (see the file header); read by the handler. */
+  watermark?: Pick<Watermark, "noteInit" | "noteThreads">;
   /** Called once, after the first INIT (the catch-up has started). */
   onReady?: (info: WatcherReadyInfo) => void;
   log?: Logger;
@@ -187,13 +195,21 @@ export async function runWatcher(opts: WatcherOptions): Promise<void> {
         }
       }
       log.debug("Watcher connected");
+      opts.watermark?.noteInit(new Date());
       delay = base;
       let resync: ReturnType<typeof setInterval> | undefined;
       if (opts.catchUp ?? true) {
         let running: Promise<unknown> | undefined;
         const startCatchUp = () => {
           if (running !== undefined || stream.signal.aborted) return;
-          const run: Promise<unknown> = catchUp(client, engine, plugin, log, stream.signal)
+          const run: Promise<unknown> = catchUp(
+            client,
+            engine,
+            plugin,
+            log,
+            stream.signal,
+            opts.watermark,
+          )
             .catch((err) => {
               if (!stream.signal.aborted) {
                 log.error("Failed to catch up on access requests", { error: formatError(err) });
@@ -323,6 +339,7 @@ export async function catchUp(
   plugin: string,
   log: Logger,
   signal?: AbortSignal,
+  watermark?: Pick<Watermark, "noteThreads">,
 ): Promise<{ queued: number; requests: number }> {
   // Plugin data first: anything in this snapshot belonged to a request that existed before
   // the request listing below started, so "absent from the listing" really means deleted.
@@ -330,6 +347,7 @@ export async function catchUp(
   try {
     const entries = await client.listPluginData(plugin, { signal });
     data = new Map(entries.map((e) => [e.requestId, e.data]));
+    watermark?.noteThreads(data.values());
   } catch (err) {
     if (err instanceof TeleportError && err.kind === "access_denied") throw err;
     log.warn("Cannot list plugin data; catching up on existing requests only", {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { ConfigError, TeleportError } from "./errors.ts";
 import { Engine } from "./notify/engine.ts";
-import { RequestHandler } from "./notify/handler.ts";
+import { RequestHandler, Watermark } from "./notify/handler.ts";
 import type { AccessMonitoringRule } from "./teleport/types.ts";
 import {
   FakeMailer,
@@ -15,13 +15,18 @@ import { parseFailFast, runWatcher, type WatcherOptions } from "./watcher.ts";
 const ALL = "all@example.com";
 const R1 = "reviewer1@example.com";
 
-function rig(client = new FakeTeleportClient(), mailer = new FakeMailer()) {
+function rig(
+  client = new FakeTeleportClient(),
+  mailer = new FakeMailer(),
+  watermark?: Watermark,
+) {
   const handler = new RequestHandler({
     client,
     mailer,
     clusterName: "teleport.example.com",
     recipients: (req) => [ALL, ...req.suggestedReviewers],
     sendBackoffMs: 1,
+    watermark,
   });
   const engine = new Engine({ handler, retryBaseMs: 5, retryCapMs: 20 });
   return { client, mailer, handler, engine };
@@ -349,6 +354,108 @@ Deno.test("runWatcher() periodic catch-up handles a request whose event never ar
     await waitFor(() => (r.client.calls.get("listAccessRequests") ?? 0) >= 4, "more resyncs");
     await r.engine.idle();
     assert.equal(r.mailer.sent.length, 1);
+  } finally {
+    await w.stop();
+  }
+});
+
+Deno.test("runWatcher() notifies requests created and resolved while the stream was down, not those that predate the first INIT", async () => {
+  const watermark = new Watermark({ marginMs: 0 });
+  const r = rig(new FakeTeleportClient(), new FakeMailer(), watermark);
+  // First install: resolved before the plugin ever ran (created long ago), no plugin data.
+  r.client.putRequest(
+    makeRequest({
+      id: "req-old",
+      state: "APPROVED",
+      resolveReason: "old",
+      suggestedReviewers: [R1],
+    }),
+    false,
+  );
+  const w = start(r, { watermark });
+  try {
+    await w.ready;
+    await waitFor(() => (r.client.calls.get("listAccessRequests") ?? 0) >= 1, "1st catch-up");
+    await r.engine.idle();
+    assert.equal(r.mailer.sent.length, 0, "the old resolved request stays silent");
+    r.client.calls.set("watchEvents", 0);
+    r.client.sendInit = false;
+    r.client.breakStreams();
+    // While the stream is down: created, reviewed and approved.
+    r.client.putRequest(
+      makeRequest({
+        id: "req-away",
+        created: new Date(),
+        state: "APPROVED",
+        resolveReason: "fine",
+        suggestedReviewers: [R1],
+        reviews: [makeReview(R1, "APPROVED", "fine")],
+      }),
+      false,
+    );
+    await waitFor(() => (r.client.calls.get("watchEvents") ?? 0) >= 1, "a reconnect attempt");
+    r.client.sendInit = true;
+    await waitFor(() => r.mailer.sent.length === 6, "catch-up emails", 10_000);
+    // Live: a request whose PENDING event was missed, resolved after the stream came back.
+    r.client.putRequest(
+      makeRequest({ id: "req-live", created: new Date(), state: "DENIED", resolveReason: "no" }),
+    );
+    await waitFor(() => r.mailer.sent.length === 8, "live emails", 10_000);
+    await r.engine.idle();
+    for (const to of [ALL, R1]) {
+      const mine = r.mailer.to(to).filter((e) => e.subject.endsWith("req-away"));
+      assert.equal(mine.length, 3, to);
+      assert.ok(mine[0].text.includes("You have a new Role Request"), mine[0].text);
+      assert.ok(mine[1].text.includes(`${R1} reviewed the request`), mine[1].text);
+      assert.ok(mine[2].text.includes("Status: ✅ APPROVED (fine)"), mine[2].text);
+    }
+    const live = r.mailer.sent.filter((e) => e.subject.endsWith("req-live"));
+    assert.deepEqual(live.map((e) => e.to), [ALL, ALL]);
+    assert.ok(live[1].text.includes("Status: ❌ DENIED (no)"), live[1].text);
+    assert.equal(r.mailer.sent.filter((e) => e.subject.endsWith("req-old")).length, 0);
+  } finally {
+    await w.stop();
+  }
+});
+
+Deno.test("runWatcher() takes the watermark back to the newest stored thread: requests created since are caught up", async () => {
+  const watermark = new Watermark({ marginMs: 60_000 });
+  const r = rig(new FakeTeleportClient(), new FakeMailer(), watermark);
+  // A previous run (Go's format) sent its last thread at 09:30; the plugin was down since.
+  r.client.pluginData.set(
+    "req-prev",
+    new Map([["email", {
+      user: "u",
+      roles: "editor",
+      request_reason: "",
+      reviews_count: "",
+      resolution: "APPROVED",
+      resolve_reason: "",
+      email_threads: "a@example.com/2024-05-01 09:30:00.5 +0000 UTC m=+3.1/m1",
+    }]]),
+  );
+  r.client.putRequest(
+    makeRequest({ id: "req-prev", created: new Date("2024-05-01T09:00:00Z"), state: "APPROVED" }),
+    false,
+  );
+  // Created at 09:00 (before 09:29), at 09:29:30 (within the margin) and at 10:00.
+  r.client.putRequest(
+    makeRequest({ id: "req-before", created: new Date("2024-05-01T09:00:00Z"), state: "DENIED" }),
+    false,
+  );
+  r.client.putRequest(
+    makeRequest({ id: "req-margin", created: new Date("2024-05-01T09:29:30Z"), state: "DENIED" }),
+    false,
+  );
+  r.client.putRequest(makeRequest({ id: "req-after", state: "APPROVED" }), false);
+  const w = start(r, { watermark });
+  try {
+    await w.ready;
+    await waitFor(() => r.mailer.sent.length === 4, "catch-up emails", 10_000);
+    await r.engine.idle();
+    assert.equal(watermark.value(), Date.parse("2024-05-01T09:29:00.500Z"));
+    const ids = r.mailer.sent.map((e) => e.subject.split(" ").at(-1)).sort();
+    assert.deepEqual(ids, ["req-after", "req-after", "req-margin", "req-margin"]);
   } finally {
     await w.stop();
   }

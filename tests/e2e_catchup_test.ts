@@ -76,6 +76,7 @@ Deno.test("e2e smtp: Teleport outage: requests created, reviewed, approved and d
   await env.waitForEmailsFor(reviewMe.id, 6);
   await env.waitForEmailsFor(fresh.id, 1);
   await env.waitForEmailsFor(freshReviewed.id, 4);
+  await env.waitForEmailsFor(neverSeen.id, 2);
   await env.waitForNoMoreEmails();
 
   assert.deepEqual(texts(env, approveMe.id), [
@@ -104,11 +105,19 @@ Deno.test("e2e smtp: Teleport outage: requests created, reviewed, approved and d
     assert.ok(mine[0].includes("You have a new Role Request"), mine[0]);
     assert.ok(mine[1].includes(`${R1} reviewed the request`), mine[1]);
   }
-  // Resolved or deleted before the plugin ever saw them pending: never announced (as in Go).
-  assert.equal(env.emailsFor(neverSeen.id).length, 0);
+  // Created and approved while the plugin was away (after it first connected): announced, then
+  // resolved, in one thread. Created and deleted meanwhile: nothing is known, never announced.
+  assert.deepEqual(texts(env, neverSeen.id), [
+    "all@example.com: Role Request has been resolved:",
+    "all@example.com: You have a new Role Request:",
+  ]);
+  assert.ok(env.emailsFor(neverSeen.id)[0].text.includes("You have a new Role Request"));
+  assert.ok(env.emailsFor(neverSeen.id)[1].text.includes("APPROVED (never announced)"));
   assert.equal(env.emailsFor(gone.id).length, 0);
-  for (const id of [approveMe.id, deleteMe.id, reviewMe.id]) checkThreading(env.emailsFor(id));
-  assert.equal(env.emails.length, 4 + 2 + 6 + 1 + 4);
+  for (const id of [approveMe.id, deleteMe.id, reviewMe.id, neverSeen.id]) {
+    checkThreading(env.emailsFor(id));
+  }
+  assert.equal(env.emails.length, 4 + 2 + 6 + 1 + 4 + 2);
   assert.equal(await plugin.stop(), 0);
 });
 
@@ -151,6 +160,62 @@ Deno.test("e2e smtp: stalled watch stream, then a reconnect and late stale event
     assert.ok(mine[2].includes("reviewer2@example.com reviewed the request"), mine[2]);
     assert.ok(mine[3].includes("Status: ✅ APPROVED"), mine[3]);
   }
+  assert.equal(await plugin.stop(), 0);
+});
+
+Deno.test("e2e smtp: first install stays silent about old resolved requests; ones created and resolved while the stream was stalled are announced once", async () => {
+  await using env = await E2eEnv.start({ mailer: "smtp" });
+  const t = env.teleport;
+  // Resolved before the plugin ever ran: no plugin data anywhere.
+  const old = t.createAccessRequest({ user: OSS, roles: ["editor"], suggestedReviewers: [R1] });
+  t.setState(old.id, "APPROVED", "long ago");
+  const oldDenied = t.createAccessRequest({
+    user: OSS,
+    roles: ["editor"],
+    suggestedReviewers: [R1],
+  });
+  t.submitReview(oldDenied.id, { author: R1, proposedState: "DENIED", reason: "old" });
+  const oldPending = t.createAccessRequest({ user: OSS, roles: ["editor"], reason: "old pending" });
+  await new Promise((r) => setTimeout(r, 50));
+  // No clock-skew margin (everything runs on this host), so "before the first INIT" is exact.
+  const plugin = await env.startPlugin({ env: { TELEPORT_EMAIL_WATERMARK_MARGIN_MS: "0" } });
+  await plugin.waitForLog((l) => l.msg === "Caught up on access requests");
+  await env.waitForEmailsFor(oldPending.id, 1);
+  const before = watcherConnections(plugin);
+
+  t.pauseEvents(true);
+  const away = t.createAccessRequest({
+    user: OSS,
+    roles: ["editor"],
+    suggestedReviewers: [R1],
+    thresholds: { approve: 2, deny: 2 },
+  });
+  t.submitReview(away.id, { author: R1, proposedState: "APPROVED", reason: "first" });
+  t.submitReview(away.id, { author: "reviewer2@example.com", proposedState: "APPROVED" });
+  t.dropStreams();
+  await plugin.waitForLog((l) => l.msg === "Caught up on access requests", { count: before + 1 });
+  await env.waitForEmailsFor(away.id, 8);
+  // The held events (PENDING, then each review) arrive late: all already handled.
+  t.pauseEvents(false);
+  await env.waitForNoMoreEmails();
+
+  assert.equal(env.emailsFor(old.id).length, 0);
+  assert.equal(env.emailsFor(oldDenied.id).length, 0);
+  assert.equal(env.emailsFor(oldPending.id).length, 1, "pending requests are always announced");
+  assert.equal(t.getPluginData(old.id, "email"), undefined, "nothing written for skipped ones");
+  checkThreading(env.emailsFor(away.id));
+  for (const to of ["all@example.com", R1]) {
+    const mine = env.emailsFor(away.id).filter((e) => e.to === to).map((e) => e.text);
+    assert.equal(mine.length, 4, to);
+    assert.ok(mine[0].includes("You have a new Role Request"), mine[0]);
+    assert.ok(mine[1].includes(`${R1} reviewed the request`), mine[1]);
+    assert.ok(mine[2].includes("reviewer2@example.com reviewed the request"), mine[2]);
+    assert.ok(mine[3].includes("Status: ✅ APPROVED"), mine[3]);
+  }
+  const data = t.getPluginData(away.id, "email");
+  assert.equal(data?.resolution, "APPROVED");
+  assert.equal(data?.reviews_count, "2");
+  assert.equal(env.emails.length, 1 + 8);
   assert.equal(await plugin.stop(), 0);
 });
 

@@ -7,9 +7,29 @@
  *
  * Format (version 1):
  * `{"v":1,"recipients":[...],"failed":[...],"threads":{"<email>":{"reviews":N,"resolved":B}},
- *   "lock":{"owner":"...","until":<unix ms>},"title":"..."}`
+ *   "lock":{"owner":"...","until":<unix ms>},"title":"...","decided":"APPROVED","rc":N,
+ *   "late":true}`
+ * `decided`, `rc` and `late` were added compatibly (older versions of our code neither write nor
+ * need them; they keep the other fields when rewriting, but drop these, which is safe: see
+ * {@link reconcileDelivery}).
+ *
+ * Taking over after the Go plugin advanced our data ({@link reconcileDelivery}, applied on every
+ * decode): Go never reads or writes `email_delivery`, it only raises `reviews_count` after
+ * sending reviews to every thread, and sets `resolution` (once) before sending it to every
+ * thread. So:
+ * - Reviews: `rc` is the `reviews_count` we last wrote. A stored `reviews_count` above it was
+ *   written by someone else, who sent the reviews up to it to every thread: each thread's
+ *   progress becomes at least the stored value. Without `rc` (older data), a stored value above
+ *   every thread's progress is taken as Go's (our writer never stores more than the largest
+ *   progress); otherwise the progress is trusted.
+ * - Resolution: `decided` is the resolution tag we decided. A stored `resolution` we did not
+ *   decide was decided, and sent to every thread, by Go: every thread counts as resolved.
+ *   Without `decided` (older data), a stored resolution with at least one of our threads marked
+ *   resolved is ours (Go never marks threads); with none marked resolved it is ambiguous (ours
+ *   with every resolution email still pending, or Go's): it is taken as sent, so there is never
+ *   a duplicate, at the risk of a missing resolution email in that rare case.
  */
-import type { EmailPluginData } from "./plugin_data.ts";
+import type { EmailPluginData, ResolutionTag } from "./plugin_data.ts";
 
 /** The plugin data key holding {@link DeliveryState} as JSON. */
 export const DELIVERY_KEY = "email_delivery";
@@ -34,7 +54,18 @@ export interface DeliveryState {
   lock?: { owner: string; until: number };
   /** Access List title of a PROMOTED request, for its resolution email. */
   title?: string;
+  /** The resolution tag we decided (absent: none yet, or data of an older version). */
+  decided?: Exclude<ResolutionTag, "">;
+  /** The `reviews_count` we last wrote (absent: not yet, or data of an older version). */
+  rc?: number;
+  /**
+   * The request was first seen already resolved (created while the plugin was away): its
+   * recipients still get their thread (the new-request email) although it is resolved.
+   */
+  late?: boolean;
 }
+
+const DECIDED_TAGS: ReadonlySet<string> = new Set(["APPROVED", "DENIED", "EXPIRED", "PROMOTED"]);
 
 function isStringArray(v: unknown): v is string[] {
   return Array.isArray(v) && v.every((x) => typeof x === "string");
@@ -74,6 +105,11 @@ export function decodeDelivery(raw: string | undefined): DeliveryState | undefin
     }
   }
   if (typeof o.title === "string") state.title = o.title;
+  if (typeof o.decided === "string" && DECIDED_TAGS.has(o.decided)) {
+    state.decided = o.decided as Exclude<ResolutionTag, "">;
+  }
+  if (typeof o.rc === "number" && Number.isSafeInteger(o.rc) && o.rc >= 0) state.rc = o.rc;
+  if (o.late === true) state.late = true;
   return state;
 }
 
@@ -87,7 +123,42 @@ export function encodeDelivery(state: DeliveryState): string {
   };
   if (state.lock !== undefined) out.lock = state.lock;
   if (state.title !== undefined) out.title = state.title;
+  if (state.decided !== undefined) out.decided = state.decided;
+  if (state.rc !== undefined) out.rc = state.rc;
+  if (state.late === true) out.late = true;
   return JSON.stringify(out);
+}
+
+/**
+ * Folds into `state` (our `email_delivery`, decoded) what another writer (the Go plugin) did to
+ * the 7 keys `data` since we last wrote them (see the file header). Mutates and returns `state`;
+ * afterwards `decided` is the stored resolution, if any.
+ */
+export function reconcileDelivery(state: DeliveryState, data: EmailPluginData): DeliveryState {
+  const stored = data.reviewsCount;
+  const progress = data.threads.map((t) => state.threads[t.email]?.reviews ?? stored);
+  const othersSentReviews = state.rc !== undefined
+    ? stored > state.rc
+    : progress.length > 0 && stored > Math.max(...progress);
+  if (othersSentReviews) {
+    for (const t of data.threads) {
+      const p = state.threads[t.email];
+      if (p !== undefined && p.reviews < stored) state.threads[t.email] = { ...p, reviews: stored };
+    }
+  }
+  const tag = data.resolution.tag;
+  if (tag !== "" && state.decided !== tag) {
+    const oursFromOlderVersion = state.decided === undefined &&
+      data.threads.some((t) => state.threads[t.email]?.resolved === true);
+    if (!oursFromOlderVersion) {
+      for (const t of data.threads) {
+        const p = state.threads[t.email];
+        if (p !== undefined) state.threads[t.email] = { ...p, resolved: true };
+      }
+    }
+    state.decided = tag;
+  }
+  return state;
 }
 
 /**

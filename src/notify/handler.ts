@@ -8,8 +8,9 @@
  * planned recipients, permanently failed recipients, per-thread progress and a lease.
  *
  * Invariants:
- * 1. Recipients are chosen once, when the request is first seen PENDING with no plugin data
- *    (create-if-absent CAS, like Go). Only those recipients ever get a thread.
+ * 1. Recipients are chosen once, when the request is first seen with no plugin data
+ *    (create-if-absent CAS, like Go): PENDING, or resolved but created after the watermark (see
+ *    "Requests first seen resolved" below). Only those recipients ever get a thread.
  * 2. A lease (`email_delivery.lock`, taken by CAS, default 30 s, renewed by every record) lets
  *    one handler invocation in the whole fleet send for a request at a time. An invocation that
  *    finds a live lease of someone else sends nothing and fails with {@link RequestBusyError}
@@ -28,8 +29,27 @@
  *    when the reviews are no longer known). `reviews_count` = the minimum review progress over
  *    all threads, so the Go plugin reading our data would not resend.
  * 6. The resolution is decided once (first APPROVED/DENIED/PROMOTED/deletion while unresolved)
- *    and is then emailed from the stored request data. No new threads after a resolution.
+ *    and is then emailed from the stored request data. No new threads after a resolution,
+ *    except for a request first seen resolved (`email_delivery.late`, below).
  * 7. An event that needs nothing reads the plugin data once and writes nothing.
+ *
+ * Requests first seen resolved (APPROVED/DENIED/PROMOTED with no plugin data: created and
+ * resolved while the plugin, or its watch stream, was down). Such a request is notified as if
+ * the plugin had been up, but only when the plugin was responsible for it: when its `created`
+ * time is at or after the {@link Watermark} (the earlier of this process's first successful
+ * INIT and the newest thread timestamp stored in any `email` plugin data at the first catch-up,
+ * minus a 2 min margin for clock skew). Then, once and under the same CAS/lease guarantees: the
+ * recipients are computed as for a pending request, the record is created with the resolution
+ * already decided and `late: true`, each recipient gets the new-request email (starting the
+ * thread), then every review in Teleport's order, then the resolution. Otherwise (created before
+ * the watermark, no `created` time, or no watermark known yet) nothing is sent and nothing is
+ * written (debug log `Request first seen resolved predates the plugin; not notifying`): on a
+ * first install, the resolved requests that predate the plugin stay silent. This holds for the
+ * catch-up and for live events alike. Pending requests are always notified; a request deleted
+ * before it was ever seen stays silent (nothing is known about it).
+ *
+ * Taking over from the Go plugin: every decode reconciles our `email_delivery` with the 7 keys
+ * (a `reviews_count` or `resolution` that Go advanced counts as sent; see `delivery_state.ts`).
  *
  * Lease length (default {@link DEFAULT_LEASE_MS} = 30 s). The lease must outlast everything a
  * live holder does without renewing it, or a second instance could take over while the first
@@ -75,6 +95,7 @@ import {
   deliveryFromGo,
   type DeliveryState,
   encodeDelivery,
+  reconcileDelivery,
 } from "./delivery_state.ts";
 import {
   decodePluginData,
@@ -108,6 +129,78 @@ export const DEFAULT_COMPOSER: Composer = {
   resolution: resolutionEmail,
   review: reviewEmail,
 };
+
+/** Default margin subtracted from the {@link Watermark} for clock skew, in ms (2 min). */
+export const DEFAULT_WATERMARK_MARGIN_MS = 120_000;
+
+const GO_TIME =
+  /^(-?\d{4,})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))? ([+-])(\d{2})(\d{2})(?: |$)/;
+
+/**
+ * Parses a thread timestamp written by Go's `time.Time.String()`
+ * (`2024-05-01 10:11:12.123456789 +0000 UTC m=+42.000000001`, any zone offset) or by us
+ * ({@link formatGoTimestamp}) into unix ms; undefined when it is not in that format.
+ */
+export function parseGoTimestamp(text: string): number | undefined {
+  const m = GO_TIME.exec(text);
+  if (m === null) return undefined;
+  const [y, mo, d, h, mi, s] = m.slice(1, 7).map(Number);
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return undefined;
+  const ms = Number((m[7] ?? "").padEnd(3, "0").slice(0, 3));
+  const offset = (m[8] === "-" ? -1 : 1) * (Number(m[9]) * 60 + Number(m[10])) * 60_000;
+  const date = new Date(0);
+  date.setUTCFullYear(y, mo - 1, d);
+  date.setUTCHours(h, mi, s, ms);
+  const t = date.getTime() - offset;
+  return Number.isFinite(t) ? t : undefined;
+}
+
+/**
+ * Since when the plugin is responsible for requests (see "Requests first seen resolved" in this
+ * file's header): the earlier of this process's first successful INIT ({@link noteInit}) and the
+ * newest thread timestamp in the plugin data listed by the first catch-up that saw any
+ * ({@link noteThreads}), minus a margin. Unknown (undefined) before the first INIT. Shared by
+ * the watcher (which feeds it) and the handler (which reads it).
+ */
+export class Watermark {
+  readonly #marginMs: number;
+  #init: number | undefined;
+  #thread: number | undefined;
+
+  constructor(opts: { marginMs?: number } = {}) {
+    this.#marginMs = Math.max(0, opts.marginMs ?? DEFAULT_WATERMARK_MARGIN_MS);
+  }
+
+  /** Records a successful INIT at `at` (only the first one counts). */
+  noteInit(at: Date): void {
+    this.#init ??= at.getTime();
+  }
+
+  /**
+   * Records the newest thread timestamp found in `data` (plugin data of every request, as
+   * listed). Only the earliest such value over all calls counts, so the watermark never moves
+   * forward once known.
+   */
+  noteThreads(data: Iterable<PluginDataMap>): void {
+    let newest: number | undefined;
+    for (const raw of data) {
+      for (const t of decodePluginData(raw).threads) {
+        const at = parseGoTimestamp(t.timestamp);
+        if (at !== undefined && (newest === undefined || at > newest)) newest = at;
+      }
+    }
+    if (newest !== undefined && (this.#thread === undefined || newest < this.#thread)) {
+      this.#thread = newest;
+    }
+  }
+
+  /** The watermark (unix ms), or undefined before the first INIT. */
+  value(): number | undefined {
+    if (this.#init === undefined) return undefined;
+    const since = this.#thread === undefined ? this.#init : Math.min(this.#init, this.#thread);
+    return since - this.#marginMs;
+  }
+}
 
 /** Default lease length, in ms (see "Lease length" in this file's header). */
 export const DEFAULT_LEASE_MS = 30_000;
@@ -202,6 +295,11 @@ export interface HandlerOptions {
    * event deadline plus one record budget, with room for clock skew between replicas.
    */
   leaseMs?: number;
+  /**
+   * Decides which requests first seen resolved are notified (see the file header); default
+   * none (a resolved request with no plugin data is never notified).
+   */
+  watermark?: Pick<Watermark, "value">;
   /** Identifies this instance in leases; default a random UUID. */
   instanceId?: string;
   log?: Logger;
@@ -233,6 +331,10 @@ interface Reply {
 
 interface Plan {
   create: boolean;
+  /** Created already resolved (`email_delivery.late`). */
+  late?: boolean;
+  /** First seen resolved, but created before the watermark: skipped. */
+  predates?: boolean;
   decide?: ResolutionInfo;
   newThreads: string[];
   replies: Reply[];
@@ -242,7 +344,8 @@ const RESOLVED_STATES: ReadonlySet<string> = new Set(["APPROVED", "DENIED", "PRO
 
 function decodeRec(raw: PluginDataMap | undefined): Rec {
   const data = decodePluginData(raw);
-  const delivery = decodeDelivery(raw?.[DELIVERY_KEY]) ?? deliveryFromGo(data);
+  const ours = decodeDelivery(raw?.[DELIVERY_KEY]);
+  const delivery = ours === undefined ? deliveryFromGo(data) : reconcileDelivery(ours, data);
   return { exists: raw !== undefined, data, delivery };
 }
 
@@ -273,6 +376,7 @@ function encodeRec(r: Rec, warn: (msg: string, attrs: Record<string, unknown>) =
     ? 0
     : Math.min(...r.data.threads.map((t) => r.delivery.threads[t.email]?.reviews ?? 0));
   r.data.reviewsCount = Math.max(r.data.reviewsCount, min);
+  r.delivery.rc = r.data.reviewsCount;
   return { ...encodePluginData(r.data, { warn }), [DELIVERY_KEY]: encodeDelivery(r.delivery) };
 }
 
@@ -419,9 +523,19 @@ export class RequestHandler {
     const p: Plan = { create: false, newThreads: [], replies: [] };
     const state = ev.op === "put" ? ev.request.state : "DELETED";
     if (!rec.exists) {
-      // Never seen: only a pending request starts threads (resolved or deleted ones were never
-      // announced, so there is nothing to reply to, as in Go).
-      if (state !== "PENDING") return p;
+      // Never seen: a pending request starts threads; a resolved one only when the plugin was
+      // responsible for it (see the file header); a deleted one stays silent (nothing known).
+      if (ev.op === "delete") return p;
+      if (state !== "PENDING") {
+        const since = this.o.watermark?.value();
+        const created = ev.request.created?.getTime();
+        if (since === undefined || created === undefined || !(created >= since)) {
+          p.predates = true;
+          return p;
+        }
+        p.late = true;
+        p.decide = this.decision(ev.request);
+      }
       p.create = true;
       p.newThreads = [...new Set(recipients())];
       return p;
@@ -431,17 +545,12 @@ export class RequestHandler {
       if (ev.op === "delete") {
         p.decide = { tag: "EXPIRED", reason: "" };
       } else if (RESOLVED_STATES.has(state)) {
-        const req = ev.request;
-        p.decide = {
-          tag: state as "APPROVED" | "DENIED" | "PROMOTED",
-          reason: req.resolveReason,
-          accessListTitle: state === "PROMOTED" ? req.promotedAccessList?.title : undefined,
-        };
+        p.decide = this.decision(ev.request);
       }
       if (p.decide) tag = p.decide.tag;
     }
     const d = rec.delivery;
-    if (tag === "") {
+    if (tag === "" || (d.late === true && ev.op === "put")) {
       const have = new Set(rec.data.threads.map((t) => t.email));
       const failed = new Set(d.failed);
       p.newThreads = d.recipients.filter((r) => !have.has(r) && !failed.has(r));
@@ -463,6 +572,15 @@ export class RequestHandler {
       }
     }
     return p;
+  }
+
+  private decision(req: AccessRequest): ResolutionInfo {
+    const state = req.state;
+    return {
+      tag: state as "APPROVED" | "DENIED" | "PROMOTED",
+      reason: req.resolveReason,
+      accessListTitle: state === "PROMOTED" ? req.promotedAccessList?.title : undefined,
+    };
   }
 
   private isNoop(p: Plan): boolean {
@@ -499,11 +617,13 @@ export class RequestHandler {
     let busyUntil = 0;
     let decided: ResolutionInfo | undefined;
     let created = false;
+    let predates = false;
     const acquired = await casPluginDataMap(this.o.client, requestId, this.plugin, (cur) => {
       const rec = decodeRec(cur);
       const p = this.plan(rec, ev, recipientsOnce);
       decided = p.decide;
       created = p.create;
+      predates = p.predates === true;
       if (this.isNoop(p)) {
         outcome = "noop";
         return undefined;
@@ -524,9 +644,11 @@ export class RequestHandler {
         rec.data.roles = [...req.roles];
         rec.data.requestReason = req.requestReason;
         rec.delivery = { recipients: p.newThreads, failed: [], threads: {} };
+        if (p.late) rec.delivery.late = true;
       }
       if (p.decide) {
         rec.data.resolution = { tag: p.decide.tag, reason: p.decide.reason };
+        rec.delivery.decided = p.decide.tag;
         if (p.decide.accessListTitle !== undefined) {
           rec.delivery.title = p.decide.accessListTitle;
         }
@@ -534,7 +656,17 @@ export class RequestHandler {
       rec.delivery.lock = { owner, until: this.now().getTime() + leaseMs };
       return encodeRec(rec, warn);
     }, { signal, expectKeys: [DELIVERY_KEY] });
-    if (outcome === "noop") return { sent: 0, noop: true };
+    if (outcome === "noop") {
+      if (predates) {
+        log.debug("Request first seen resolved predates the plugin; not notifying", {
+          created: ev.op === "put" ? ev.request.created?.toISOString() ?? "" : "",
+          watermark: ((w) => w === undefined ? "unknown" : new Date(w).toISOString())(
+            this.o.watermark?.value(),
+          ),
+        });
+      }
+      return { sent: 0, noop: true };
+    }
     if (outcome === "busy") {
       throw new RequestBusyError(
         `Request "${requestId}" is being handled by another instance (lease until ${

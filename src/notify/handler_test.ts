@@ -12,10 +12,12 @@ import { TeleportError } from "../errors.ts";
 import { decodeDelivery, DELIVERY_KEY } from "./delivery_state.ts";
 import {
   type HandlerOptions,
+  parseGoTimestamp,
   RequestBusyError,
   type RequestEvent,
   RequestFailure,
   RequestHandler,
+  Watermark,
 } from "./handler.ts";
 import { decodePluginData } from "./plugin_data.ts";
 
@@ -680,4 +682,189 @@ Deno.test("handle() parses the stored email_delivery when taking the lease, not 
   }
   assert.equal(s.data.reviewsCount, 2);
   assert.equal(s.delivery?.lock, undefined);
+});
+
+// ---- Requests first seen resolved (the watermark) ----
+
+/** A watermark at 09:00 on the day of {@link makeRequest}'s `created` (10:00). */
+const BEFORE_CREATED = { value: () => Date.parse("2024-05-01T09:00:00Z") };
+/** A watermark at 11:00, after {@link makeRequest}'s `created`. */
+const AFTER_CREATED = { value: () => Date.parse("2024-05-01T11:00:00Z") };
+
+function resolvedUnseen(id: string, state: "APPROVED" | "DENIED" = "APPROVED"): AccessRequest {
+  return makeRequest({
+    id,
+    state,
+    resolveReason: "while away",
+    suggestedReviewers: [R1],
+    reviews: [makeReview(R1, "APPROVED", "first"), makeReview(R2, state, "second")],
+  });
+}
+
+Deno.test("parseGoTimestamp() reads our format and Go's time.String() with zone and monotonic clock", () => {
+  assert.equal(
+    parseGoTimestamp("2024-05-01 10:11:12.123456789 +0000 UTC m=+42.000000001"),
+    Date.parse("2024-05-01T10:11:12.123Z"),
+  );
+  assert.equal(
+    parseGoTimestamp("2024-05-01 10:11:12.5 +0000 UTC"),
+    Date.parse("2024-05-01T10:11:12.500Z"),
+  );
+  assert.equal(
+    parseGoTimestamp("2024-05-01 10:11:12 +0000 UTC"),
+    Date.parse("2024-05-01T10:11:12Z"),
+  );
+  assert.equal(
+    parseGoTimestamp("2024-05-01 12:11:12.1 +0200 CEST"),
+    Date.parse("2024-05-01T10:11:12.100Z"),
+  );
+  assert.equal(
+    parseGoTimestamp("2024-05-01 05:11:12 -0500 EST"),
+    Date.parse("2024-05-01T10:11:12Z"),
+  );
+  for (const bad of ["0000001", "", "2024-13-01 10:11:12 +0000 UTC", "2024-05-01T10:11:12Z"]) {
+    assert.equal(parseGoTimestamp(bad), undefined, bad);
+  }
+});
+
+Deno.test("Watermark is unknown before INIT, then the earlier of INIT and the first newest thread, minus the margin", () => {
+  const w = new Watermark({ marginMs: 60_000 });
+  const thread = (ts: string) => ({ email_threads: `a@example.com/${ts}/m1` });
+  w.noteThreads([thread("2024-05-01 08:00:00 +0000 UTC")]);
+  assert.equal(w.value(), undefined, "no INIT yet");
+  w.noteInit(new Date("2024-05-01T10:00:00Z"));
+  w.noteInit(new Date("2024-05-01T12:00:00Z"));
+  assert.equal(w.value(), Date.parse("2024-05-01T07:59:00Z"));
+  // A later listing sees newer threads (ours): the watermark does not move forward.
+  w.noteThreads([
+    thread("2024-05-01 08:00:00 +0000 UTC"),
+    thread("2024-05-01 10:30:00 +0000 UTC m=+1.5"),
+  ]);
+  assert.equal(w.value(), Date.parse("2024-05-01T07:59:00Z"));
+
+  const fresh = new Watermark({ marginMs: 60_000 });
+  fresh.noteInit(new Date("2024-05-01T10:00:00Z"));
+  fresh.noteThreads([{ email_threads: "" }, { email_threads: "a/0000001/m" }]);
+  assert.equal(fresh.value(), Date.parse("2024-05-01T09:59:00Z"), "no parsable thread: INIT only");
+  fresh.noteThreads([thread("2024-05-01 11:00:00 +0000 UTC")]);
+  assert.equal(fresh.value(), Date.parse("2024-05-01T09:59:00Z"), "a newer thread changes nothing");
+  assert.equal(new Watermark().value(), undefined);
+});
+
+Deno.test("handle() a request first seen resolved after the watermark gets its thread, reviews and resolution once", async () => {
+  const t = setup({ watermark: BEFORE_CREATED });
+  const req = resolvedUnseen("req-late");
+  t.client.putRequest(req, false);
+  assert.equal(t.handler.needsWork(put(req), undefined), true);
+  const res = await t.handler.handle(put(req));
+  assert.deepEqual(res, { sent: 8, noop: false });
+  for (const to of [ALL, R1]) {
+    const mine = t.mailer.to(to);
+    assert.equal(mine.length, 4, to);
+    assert.ok(mine[0].text.includes("You have a new Role Request"), mine[0].text);
+    assert.equal(mine[0].inReplyTo, undefined);
+    assert.ok(mine[1].text.includes(`${R1} reviewed the request`), mine[1].text);
+    assert.ok(mine[2].text.includes(`${R2} reviewed the request`), mine[2].text);
+    assert.ok(mine[3].text.includes("Status: ✅ APPROVED (while away)"), mine[3].text);
+    for (const reply of mine.slice(1)) assert.equal(reply.inReplyTo, mine[0].messageId);
+  }
+  const s = stored(t.client, req.id);
+  assert.equal(s.data.resolution.tag, "APPROVED");
+  assert.equal(s.data.reviewsCount, 2);
+  assert.equal(s.data.threads.length, 2);
+  assert.equal(s.delivery?.late, true);
+  assert.equal(s.delivery?.decided, "APPROVED");
+  assert.equal(s.delivery?.lock, undefined);
+  // Again, and a held stale PENDING event of the same request: nothing more.
+  const writes = t.client.writes;
+  assert.equal(t.handler.needsWork(put(req), s.raw), false);
+  assert.deepEqual(await t.handler.handle(put(req)), { sent: 0, noop: true });
+  assert.deepEqual(
+    await t.handler.handle(put({ ...req, state: "PENDING", reviews: [] })),
+    { sent: 0, noop: true },
+  );
+  assert.equal(t.client.writes, writes);
+  assert.equal(t.mailer.sent.length, 8);
+});
+
+Deno.test("handle() a request first seen resolved before the watermark, or without created time, or with no watermark, sends and writes nothing", async () => {
+  const records: LogRecord[] = [];
+  await configure({
+    sinks: { mem: (r: LogRecord) => records.push(r) },
+    loggers: [
+      { category: ["teleport-email"], sinks: ["mem"], lowestLevel: "debug" },
+      { category: ["logtape", "meta"], sinks: [], lowestLevel: "warning" },
+    ],
+    reset: true,
+  });
+  try {
+    const cases: Array<[Partial<HandlerOptions>, AccessRequest]> = [
+      [{ watermark: AFTER_CREATED }, resolvedUnseen("req-old")],
+      [{ watermark: BEFORE_CREATED }, { ...resolvedUnseen("req-no-time"), created: undefined }],
+      [{ watermark: { value: () => undefined } }, resolvedUnseen("req-no-init")],
+      [{}, resolvedUnseen("req-no-watermark")],
+    ];
+    for (const [over, req] of cases) {
+      const t = setup(over);
+      t.client.putRequest(req, false);
+      assert.equal(t.handler.needsWork(put(req), undefined), false, req.id);
+      assert.deepEqual(await t.handler.handle(put(req)), { sent: 0, noop: true }, req.id);
+      assert.equal(t.mailer.sent.length, 0, req.id);
+      assert.equal(t.client.writes, 0, req.id);
+    }
+    const skipped = records.filter((r) =>
+      r.rawMessage === "Request first seen resolved predates the plugin; not notifying"
+    );
+    assert.equal(skipped.length, 4);
+    assert.ok(skipped.every((r) => r.level === "debug"));
+  } finally {
+    await reset();
+  }
+});
+
+Deno.test("handle() a request deleted before it was ever seen stays silent whatever the watermark", async () => {
+  const t = setup({ watermark: BEFORE_CREATED });
+  assert.equal(t.handler.needsWork({ op: "delete", requestId: "req-gone" }, undefined), false);
+  assert.deepEqual(await t.handler.handle({ op: "delete", requestId: "req-gone" }), {
+    sent: 0,
+    noop: true,
+  });
+  assert.equal(t.mailer.sent.length, 0);
+  assert.equal(t.client.writes, 0);
+});
+
+Deno.test("handle() first seen resolved: a retryable failure of one thread is finished by the next attempt without duplicates", async () => {
+  const t = setup({ watermark: BEFORE_CREATED, sendAttempts: 1 });
+  const req = resolvedUnseen("req-late", "DENIED");
+  t.client.putRequest(req, false);
+  t.mailer.failFor(R1, { retryable: true, times: 1 });
+  await assert.rejects(
+    t.handler.handle(put(req)),
+    (err) => err instanceof RequestFailure && err.retryable,
+  );
+  assert.equal(t.mailer.to(ALL).length, 4);
+  assert.equal(t.mailer.to(R1).length, 0);
+  t.mailer.heal(R1);
+  // The recipients were chosen once: a later event does not recompute them.
+  const later = new RequestHandler({
+    client: t.client,
+    mailer: t.mailer,
+    clusterName: "teleport.example.com",
+    recipients: () => ["someone-else@example.com"],
+    watermark: BEFORE_CREATED,
+  });
+  assert.deepEqual(await later.handle(put(req)), { sent: 4, noop: false });
+  const mine = t.mailer.to(R1);
+  assert.deepEqual(
+    mine.map((e) => e.text.split("\n")[0]),
+    [
+      "You have a new Role Request:",
+      ...mine.slice(1, 3).map((e) => e.text.split("\n")[0]),
+      "Role Request has been resolved:",
+    ],
+  );
+  assert.ok(mine[3].text.includes("DENIED (while away)"), mine[3].text);
+  assert.equal(t.mailer.to(ALL).length, 4);
+  assert.equal(t.mailer.sent.length, 8);
+  assert.deepEqual(await later.handle(put(req)), { sent: 0, noop: true });
 });
