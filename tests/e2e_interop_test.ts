@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import type { DeliveredEmail } from "./helpers/e2e_env.ts";
-import { E2eEnv } from "./helpers/e2e_env.ts";
+import { checkThreading, E2eEnv } from "./helpers/e2e_env.ts";
 import type { PluginDataMap } from "../src/teleport/types.ts";
 
 const GO_TIME = "2024-05-01 10:11:12.123456789 +0000 UTC m=+42.000000001";
@@ -141,3 +141,73 @@ for (const mailer of ["smtp", "mailgun"] as const) {
     assert.equal(await plugin.stop(), 0);
   });
 }
+
+Deno.test("e2e smtp: taking back over after the Go plugin advanced our data: what Go sent is not resent", async () => {
+  await using env = await E2eEnv.start({ mailer: "smtp" });
+  const t = env.teleport;
+  const R2 = "reviewer2@example.com";
+  const R3 = "reviewer3@example.com";
+  const p1 = await env.startPlugin();
+  // Ours: two threads each, one review each.
+  const resolved = t.createAccessRequest({
+    user: "requester1@example.com",
+    roles: ["editor"],
+    suggestedReviewers: [R1],
+    thresholds: { approve: 3, deny: 3 },
+  });
+  const reviewed = t.createAccessRequest({
+    user: "requester1@example.com",
+    roles: ["editor"],
+    suggestedReviewers: [R1],
+    thresholds: { approve: 3, deny: 3 },
+  });
+  for (const id of [resolved.id, reviewed.id]) {
+    await env.waitForEmailsFor(id, 2);
+    t.submitReview(id, { author: R1, proposedState: "APPROVED", reason: "one" });
+    await env.waitForEmailsFor(id, 4);
+  }
+  await env.waitForNoMoreEmails(300);
+  assert.equal(await p1.stop(), 0);
+  const ours = t.getPluginData(resolved.id, "email")!;
+  assert.ok(ours.email_delivery, "our delivery state is stored");
+
+  // The Go plugin runs meanwhile: it emails the second review to every thread (raising
+  // reviews_count), and for `resolved` also the resolution (setting `resolution`). It rewrites
+  // its 7 keys and leaves our `email_delivery` as it was.
+  for (const id of [resolved.id, reviewed.id]) {
+    t.submitReview(id, { author: R2, proposedState: "APPROVED", reason: "two" });
+    t.putPluginData(id, "email", { ...t.getPluginData(id, "email")!, reviews_count: "2" });
+  }
+  t.setState(resolved.id, "APPROVED", "go approved");
+  t.putPluginData(resolved.id, "email", {
+    ...t.getPluginData(resolved.id, "email")!,
+    resolution: "APPROVED",
+    resolve_reason: "go approved",
+  });
+  assert.equal(t.getPluginData(resolved.id, "email")!.email_delivery, ours.email_delivery);
+
+  // Ours again: the catch-up finds nothing to send; then only what is new.
+  const p2 = await env.startPlugin();
+  await p2.waitForLog((l) => l.msg === "Caught up on access requests");
+  await env.waitForNoMoreEmails(500);
+  assert.equal(env.emails.length, 8, "nothing the Go plugin sent is resent");
+  t.submitReview(reviewed.id, { author: R3, proposedState: "APPROVED", reason: "three" });
+  await env.waitForEmailsFor(reviewed.id, 8);
+  await env.waitForNoMoreEmails();
+
+  assert.equal(env.emailsFor(resolved.id).length, 4);
+  const after = env.emailsFor(reviewed.id).slice(4).map((e) => `${e.to}: ${e.text}`);
+  assert.equal(after.length, 4);
+  for (const to of ["all@example.com", R1]) {
+    const mine = after.filter((x) => x.startsWith(`${to}: `));
+    assert.equal(mine.length, 2, to);
+    assert.ok(mine[0].includes(`${R3} reviewed the request`), mine[0]);
+    assert.ok(mine[1].includes("Status: ✅ APPROVED (three)"), mine[1]);
+  }
+  assert.ok(!after.some((x) => x.includes(`${R2} reviewed`)), "Go's review is not resent");
+  checkThreading(env.emailsFor(reviewed.id));
+  const data = t.getPluginData(reviewed.id, "email")!;
+  assert.equal(data.reviews_count, "3");
+  assert.equal(data.resolution, "APPROVED");
+  assert.equal(await p2.stop(), 0);
+});

@@ -868,3 +868,141 @@ Deno.test("handle() first seen resolved: a retryable failure of one thread is fi
   assert.equal(t.mailer.sent.length, 8);
   assert.deepEqual(await later.handle(put(req)), { sent: 0, noop: true });
 });
+
+// ---- Taking over from the Go plugin after it advanced our data ----
+
+/** Rewrites the stored `email` data like the Go plugin would (our `email_delivery` kept). */
+function goUpdate(
+  client: FakeTeleportClient,
+  id: string,
+  change: Record<string, string>,
+  stripDelivery: string[] = [],
+) {
+  const raw = { ...client.pluginData.get(id)!.get("email")!, ...change };
+  if (stripDelivery.length > 0) {
+    const d = JSON.parse(raw[DELIVERY_KEY]) as Record<string, unknown>;
+    for (const k of stripDelivery) delete d[k];
+    raw[DELIVERY_KEY] = JSON.stringify(d);
+  }
+  client.pluginData.get(id)!.set("email", raw);
+}
+
+const REV = [
+  makeReview(R1, "APPROVED", "one"),
+  makeReview(R2, "APPROVED", "two"),
+  makeReview("reviewer3@example.com", "APPROVED", "three"),
+];
+
+Deno.test("handle() reviews the Go plugin sent on our data (reviews_count raised) are not resent", async () => {
+  const t = setup();
+  const req = await newRequest(t, "req-1", [R1]);
+  await t.handler.handle(put({ ...req, reviews: REV.slice(0, 1) }));
+  assert.equal(t.mailer.sent.length, 4);
+  assert.equal(stored(t.client, req.id).delivery?.rc, 1);
+  // The Go plugin took over and emailed the second review to both threads.
+  goUpdate(t.client, req.id, { reviews_count: "2" });
+  assert.equal(
+    t.handler.needsWork(put({ ...req, reviews: REV.slice(0, 2) }), stored(t.client, req.id).raw),
+    false,
+  );
+  assert.deepEqual(await t.handler.handle(put({ ...req, reviews: REV.slice(0, 2) })), {
+    sent: 0,
+    noop: true,
+  });
+  await t.handler.handle(put({ ...req, reviews: REV }));
+  const replies = t.mailer.sent.slice(4);
+  assert.deepEqual(replies.map((e) => e.to).sort(), [ALL, R1]);
+  for (const e of replies) assert.ok(e.text.includes("reviewer3@example.com reviewed"), e.text);
+  assert.equal(stored(t.client, req.id).data.reviewsCount, 3);
+});
+
+Deno.test("handle() a resolution the Go plugin stored (and sent) on our data is not resent, also on deletion", async () => {
+  for (const strip of [[], ["decided", "rc"]]) {
+    const t = setup();
+    const req = await newRequest(t, "req-1", [R1]);
+    goUpdate(t.client, req.id, { resolution: "DENIED", resolve_reason: "go said no" }, strip);
+    const denied = { ...req, state: "DENIED" as const, resolveReason: "go said no" };
+    assert.deepEqual(await t.handler.handle(put(denied)), { sent: 0, noop: true }, `${strip}`);
+    assert.deepEqual(await t.handler.handle({ op: "delete", requestId: req.id }), {
+      sent: 0,
+      noop: true,
+    });
+    assert.equal(t.mailer.sent.length, 2, `${strip}`);
+  }
+});
+
+Deno.test("handle() our own resolution still pending for a thread is sent, with or without the decided marker (older data)", async () => {
+  for (const strip of [[], ["decided", "rc"]]) {
+    const t = setup({ sendAttempts: 1 });
+    const req = await newRequest(t, "req-1", [R1]);
+    t.mailer.failFor(R1, { retryable: true, times: Infinity });
+    const approved = { ...req, state: "APPROVED" as const, resolveReason: "ok" };
+    await assert.rejects(t.handler.handle(put(approved)), RequestFailure);
+    assert.equal(stored(t.client, req.id).delivery?.decided, "APPROVED");
+    // Rewritten by an older version of our code: no `decided`, no `rc`; one thread resolved.
+    if (strip.length > 0) goUpdate(t.client, req.id, {}, strip);
+    t.mailer.heal(R1);
+    assert.deepEqual(await t.handler.handle(put(approved)), { sent: 1, noop: false }, `${strip}`);
+    const last = t.mailer.sent.at(-1)!;
+    assert.equal(last.to, R1);
+    assert.ok(last.text.includes("Status: ✅ APPROVED (ok)"), last.text);
+    assert.equal(t.mailer.to(ALL).length, 2, `${strip}`);
+  }
+});
+
+Deno.test("handle() older data (no decided marker) with a resolution and no thread resolved counts it as sent: no duplicate", async () => {
+  const t = setup({ sendAttempts: 1 });
+  const req = await newRequest(t, "req-1", [R1]);
+  goUpdate(t.client, req.id, { resolution: "APPROVED", resolve_reason: "ok" }, ["rc"]);
+  const approved = { ...req, state: "APPROVED" as const, resolveReason: "ok" };
+  assert.deepEqual(await t.handler.handle(put(approved)), { sent: 0, noop: true });
+  assert.equal(t.mailer.sent.length, 2);
+});
+
+Deno.test("handle() a thread behind the stored reviews_count through our own bookkeeping still gets its review", async () => {
+  for (const strip of [[], ["rc"]]) {
+    const t = setup({ sendAttempts: 1 });
+    const req = makeRequest({ id: "req-1", suggestedReviewers: [R1] });
+    t.client.putRequest(req, false);
+    // R1's new-request email fails (retryable); ALL gets its thread and the first review, so
+    // reviews_count becomes 1 (the minimum over the stored threads).
+    t.mailer.failFor(R1, { retryable: true, times: 2 });
+    await assert.rejects(t.handler.handle(put(req)), RequestFailure);
+    await assert.rejects(
+      t.handler.handle(put({ ...req, reviews: REV.slice(0, 1) })),
+      RequestFailure,
+    );
+    assert.equal(t.mailer.to(ALL).length, 2);
+    assert.equal(t.mailer.to(R1).length, 0);
+    // R1's thread is created, but its review fails (retryable): progress 0, reviews_count 1.
+    t.mailer.failFor(R1, { retryable: true, times: 1, textIncludes: "reviewed the request" });
+    await assert.rejects(
+      t.handler.handle(put({ ...req, reviews: REV.slice(0, 1) })),
+      RequestFailure,
+    );
+    const s = stored(t.client, req.id);
+    assert.equal(s.data.reviewsCount, 1);
+    assert.equal(s.delivery?.threads[R1]?.reviews, 0);
+    if (strip.length > 0) goUpdate(t.client, req.id, {}, strip);
+    // Not someone else's progress: R1 still gets the review, ALL nothing more.
+    assert.deepEqual(await t.handler.handle(put({ ...req, reviews: REV.slice(0, 1) })), {
+      sent: 1,
+      noop: false,
+    }, `${strip}`);
+    const mine = t.mailer.to(R1);
+    assert.equal(mine.length, 2);
+    assert.ok(mine[1].text.includes(`${R1} reviewed the request`), mine[1].text);
+    assert.equal(t.mailer.to(ALL).length, 2);
+  }
+});
+
+Deno.test("handle() older data (no rc) whose reviews_count is above every thread's progress counts those reviews as sent", async () => {
+  const t = setup();
+  const req = await newRequest(t, "req-1", [R1]);
+  await t.handler.handle(put({ ...req, reviews: REV.slice(0, 1) }));
+  goUpdate(t.client, req.id, { reviews_count: "2" }, ["rc"]);
+  await t.handler.handle(put({ ...req, reviews: REV }));
+  const replies = t.mailer.sent.slice(4);
+  assert.equal(replies.length, 2);
+  for (const e of replies) assert.ok(e.text.includes("reviewer3@example.com reviewed"), e.text);
+});
