@@ -1006,3 +1006,25 @@ Deno.test("handle() older data (no rc) whose reviews_count is above every thread
   assert.equal(replies.length, 2);
   for (const e of replies) assert.ok(e.text.includes("reviewer3@example.com reviewed"), e.text);
 });
+
+Deno.test("handle() two replicas first seeing the same resolved request at once: each email once", async () => {
+  const t = setup({ watermark: BEFORE_CREATED });
+  const other = new RequestHandler({
+    client: t.client,
+    mailer: t.mailer,
+    clusterName: "teleport.example.com",
+    recipients: (req) => [ALL, ...req.suggestedReviewers],
+    watermark: BEFORE_CREATED,
+  });
+  const req = resolvedUnseen("req-late");
+  t.client.putRequest(req, false);
+  const results = await Promise.allSettled([t.handler.handle(put(req)), other.handle(put(req))]);
+  for (const r of results) {
+    if (r.status === "rejected") assert.ok(r.reason instanceof RequestBusyError, String(r.reason));
+  }
+  // Whoever was busy retries after the holder released the lease: nothing left to send.
+  assert.deepEqual(await other.handle(put(req)), { sent: 0, noop: true });
+  assert.deepEqual(await t.handler.handle(put(req)), { sent: 0, noop: true });
+  assert.equal(t.mailer.sent.length, 8);
+  assert.equal(new Set(t.mailer.sent.map((e) => `${e.to} ${e.text}`)).size, 8);
+});
