@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
+import { captureLogs } from "../tests/helpers/logs.ts";
 import type { Config } from "./config/types.ts";
 import { ConfigError, MailerError, TeleportEmailError } from "./errors.ts";
 import {
@@ -56,23 +56,6 @@ function deps(client: FakeTeleportClient, mailer: FakeMailer, over: Partial<AppD
     ...over,
   };
   return { deps: d, closed: () => closed };
-}
-
-async function captureLogs<T>(fn: (records: LogRecord[]) => Promise<T>): Promise<T> {
-  const records: LogRecord[] = [];
-  await configure({
-    sinks: { mem: (r: LogRecord) => records.push(r) },
-    loggers: [
-      { category: ["teleport-email"], sinks: ["mem"], lowestLevel: "debug" },
-      { category: ["logtape", "meta"], sinks: [], lowestLevel: "warning" },
-    ],
-    reset: true,
-  });
-  try {
-    return await fn(records);
-  } finally {
-    await reset();
-  }
 }
 
 Deno.test("runAppWith() starts, routes by role, sends, and shuts down on abort", async () => {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
+import { captureLogs } from "../../tests/helpers/logs.ts";
 import { MailerError } from "../errors.ts";
 import { FakeMailer, FakeTeleportClient, makeRequest, waitFor } from "../../tests/helpers/fakes.ts";
 import { DELIVERY_KEY } from "./delivery_state.ts";
@@ -242,16 +242,7 @@ Deno.test("the default lease outlasts a handler call (event deadline plus a reco
 });
 
 Deno.test("Engine.drain() logs a handler cut off by shutdown as a warning naming the request", async () => {
-  const records: LogRecord[] = [];
-  await configure({
-    sinks: { mem: (r: LogRecord) => records.push(r) },
-    loggers: [
-      { category: ["teleport-email"], sinks: ["mem"], lowestLevel: "debug" },
-      { category: ["logtape", "meta"], sinks: [], lowestLevel: "warning" },
-    ],
-    reset: true,
-  });
-  try {
+  await captureLogs(async (records) => {
     const engine = engineWith((_e, { signal }) =>
       new Promise<void>((_resolve, reject) => {
         // Cut off while reading plugin data: the read rejects with the abort reason.
@@ -264,7 +255,5 @@ Deno.test("Engine.drain() logs a handler cut off by shutdown as a warning naming
       "warning",
       "Request not handled because the plugin is shutting down; the next start or another replica will handle it",
     ]]);
-  } finally {
-    await reset();
-  }
+  });
 });

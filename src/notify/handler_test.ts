@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
+import { captureLogs } from "../../tests/helpers/logs.ts";
 import {
   FakeMailer,
   FakeTeleportClient,
@@ -478,16 +478,7 @@ Deno.test("handle() race: N concurrent requests get 12 emails each with unique M
 });
 
 Deno.test("handle() logs Go's messages with the request context", async () => {
-  const records: LogRecord[] = [];
-  await configure({
-    sinks: { mem: (r: LogRecord) => records.push(r) },
-    loggers: [
-      { category: ["teleport-email"], sinks: ["mem"], lowestLevel: "debug" },
-      { category: ["logtape", "meta"], sinks: [], lowestLevel: "warning" },
-    ],
-    reset: true,
-  });
-  try {
+  await captureLogs(async (records) => {
     const t = setup();
     const req = await newRequest(t, "req-log", [R1]);
     req.reviews = [makeReview(R1, "APPROVED", "okay")];
@@ -527,9 +518,7 @@ Deno.test("handle() logs Go's messages with the request context", async () => {
     assert.equal(unknown?.level, "warning");
     assert.equal(unknown?.properties.request_id, "req-none");
     assert.ok(msgs.length > 0);
-  } finally {
-    await reset();
-  }
+  });
 });
 
 Deno.test("handle() a short Teleport outage while recording loses and duplicates nothing", async () => {
@@ -788,16 +777,7 @@ Deno.test("handle() a request first seen resolved after the watermark gets its t
 });
 
 Deno.test("handle() a request first seen resolved before the watermark, or without created time, or with no watermark, sends and writes nothing", async () => {
-  const records: LogRecord[] = [];
-  await configure({
-    sinks: { mem: (r: LogRecord) => records.push(r) },
-    loggers: [
-      { category: ["teleport-email"], sinks: ["mem"], lowestLevel: "debug" },
-      { category: ["logtape", "meta"], sinks: [], lowestLevel: "warning" },
-    ],
-    reset: true,
-  });
-  try {
+  await captureLogs(async (records) => {
     const cases: Array<[Partial<HandlerOptions>, AccessRequest]> = [
       [{ watermark: AFTER_CREATED }, resolvedUnseen("req-old")],
       [{ watermark: BEFORE_CREATED }, { ...resolvedUnseen("req-no-time"), created: undefined }],
@@ -817,9 +797,7 @@ Deno.test("handle() a request first seen resolved before the watermark, or witho
     );
     assert.equal(skipped.length, 4);
     assert.ok(skipped.every((r) => r.level === "debug"));
-  } finally {
-    await reset();
-  }
+  });
 });
 
 Deno.test("handle() a request deleted before it was ever seen stays silent whatever the watermark", async () => {
