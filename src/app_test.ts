@@ -58,25 +58,47 @@ function deps(client: FakeTeleportClient, mailer: FakeMailer, over: Partial<AppD
   return { deps: d, closed: () => closed };
 }
 
+/**
+ * Starts the app on fakes and waits until it is ready. `stop()` aborts it and waits for it
+ * to end; if it never becomes ready it is stopped before the wait's error is rethrown.
+ */
+async function startApp(
+  client: FakeTeleportClient,
+  mailer: FakeMailer,
+  over: Partial<AppDeps> = {},
+  readyWhat = "ready",
+) {
+  let ready = false;
+  const d = deps(client, mailer, { onReady: () => (ready = true), ...over });
+  const ac = new AbortController();
+  const app = runAppWith(config(), { signal: ac.signal, debug: false }, d.deps);
+  const stop = async () => {
+    ac.abort();
+    await app;
+  };
+  try {
+    await waitFor(() => ready, readyWhat);
+  } catch (err) {
+    await stop().catch(() => {});
+    throw err;
+  }
+  return { app, closed: d.closed, abort: () => ac.abort(), stop };
+}
+
 Deno.test("runAppWith() starts, routes by role, sends, and shuts down on abort", async () => {
   await captureLogs(async (records) => {
     const client = new FakeTeleportClient();
     const mailer = new FakeMailer();
-    let ready = false;
-    const d = deps(client, mailer, { onReady: () => (ready = true) });
-    const ac = new AbortController();
-    const app = runAppWith(config(), { signal: ac.signal, debug: false }, d.deps);
-    await waitFor(() => ready, "the plugin to be ready");
+    const s = await startApp(client, mailer, {}, "the plugin to be ready");
     assert.equal(mailer.healthChecks, 1);
     client.putRequest(makeRequest({ id: "req-1", roles: ["dev"] }));
     await waitFor(() => mailer.sent.length === 1, "the new-request email");
     assert.equal(mailer.sent[0].to, "dev@example.com");
     // OSS cluster: tsh commands, no link.
     assert.ok(mailer.sent[0].text.includes("tsh request review --approve req-1"));
-    ac.abort();
-    await app;
+    await s.stop();
     assert.equal(mailer.closed, true);
-    assert.equal(d.closed(), 1);
+    assert.equal(s.closed(), 1);
     const msgs = records.map((r) => r.rawMessage);
     for (
       const m of [
@@ -97,15 +119,8 @@ Deno.test("runAppWith() links to the web UI only with AdvancedAccessWorkflows", 
   client.ping_.advancedAccessWorkflows = true;
   client.ping_.proxyPublicAddr = "proxy.example.com:443";
   const mailer = new FakeMailer();
-  let ready = false;
-  const ac = new AbortController();
-  const app = runAppWith(
-    config(),
-    { signal: ac.signal, debug: false },
-    deps(client, mailer, { onReady: () => (ready = true) }).deps,
-  );
+  const s = await startApp(client, mailer);
   try {
-    await waitFor(() => ready, "ready");
     client.putRequest(makeRequest({ id: "req-1" }));
     await waitFor(() => mailer.sent.length === 1, "an email");
     assert.ok(
@@ -113,8 +128,7 @@ Deno.test("runAppWith() links to the web UI only with AdvancedAccessWorkflows", 
       mailer.sent[0].text,
     );
   } finally {
-    ac.abort();
-    await app;
+    await s.stop();
   }
 });
 
@@ -147,20 +161,12 @@ Deno.test("runAppWith() with fail-fast exits when the stream breaks", async () =
   await captureLogs(async (records) => {
     const client = new FakeTeleportClient();
     const mailer = new FakeMailer();
-    let ready = false;
-    const d = deps(client, mailer, {
+    const s = await startApp(client, mailer, {
       env: (name) => name === "TELEPORT_PLUGIN_FAIL_FAST" ? "true" : undefined,
-      onReady: () => (ready = true),
     });
-    const app = runAppWith(
-      config(),
-      { signal: new AbortController().signal, debug: false },
-      d.deps,
-    );
-    await waitFor(() => ready, "ready");
     client.breakStreams();
-    await assert.rejects(app, /Connection problem detected\. Exiting as fail fast is on\./);
-    assert.equal(d.closed(), 1);
+    await assert.rejects(s.app, /Connection problem detected\. Exiting as fail fast is on\./);
+    assert.equal(s.closed(), 1);
     assert.ok(!records.some((r) => r.rawMessage === "Plugin is not ready"));
   });
 });
@@ -183,19 +189,12 @@ Deno.test("runAppWith() lets a running send finish on shutdown and records it", 
   const mailer = new FakeMailer();
   let release!: () => void;
   mailer.gate = new Promise((r) => (release = r));
-  let ready = false;
-  const ac = new AbortController();
-  const app = runAppWith(
-    config(),
-    { signal: ac.signal, debug: false },
-    deps(client, mailer, { onReady: () => (ready = true) }).deps,
-  );
-  await waitFor(() => ready, "ready");
+  const s = await startApp(client, mailer);
   client.putRequest(makeRequest({ id: "req-1" }));
   await waitFor(() => mailer.inFlight === 1, "a send in flight");
-  ac.abort();
+  s.abort();
   setTimeout(release, 20);
-  await app;
+  await s.app;
   assert.equal(mailer.sent.length, 1);
   const raw = client.pluginData.get("req-1")?.get("email");
   assert.ok(raw?.email_threads?.startsWith("all@example.com/"), raw?.email_threads);
@@ -206,18 +205,10 @@ Deno.test("runAppWith() warns which emails a shutdown cut off and that the next 
     const client = new FakeTeleportClient();
     const mailer = new FakeMailer();
     mailer.gate = new Promise(() => {}); // Sends never finish on their own.
-    let ready = false;
-    const ac = new AbortController();
-    const app = runAppWith(
-      config(),
-      { signal: ac.signal, debug: false },
-      deps(client, mailer, { onReady: () => (ready = true), drainTimeoutMs: 20 }).deps,
-    );
-    await waitFor(() => ready, "ready");
+    const s = await startApp(client, mailer, { drainTimeoutMs: 20 });
     client.putRequest(makeRequest({ id: "req-cut", roles: ["dev", "editor"] }));
     await waitFor(() => mailer.inFlight === 2, "two sends in flight");
-    ac.abort();
-    await app;
+    await s.stop();
     assert.equal(mailer.sent.length, 0);
     const cut = records.filter((r) => r.properties.request_id === "req-cut" && r.level !== "debug");
     assert.deepEqual(
@@ -247,20 +238,12 @@ Deno.test("runAppWith() over SMTP sends at most the pool size of emails at once"
   const client = new FakeTeleportClient();
   const mailer = new FakeMailer();
   mailer.delayMs = 5;
-  let ready = false;
-  const ac = new AbortController();
-  const app = runAppWith(
-    config(),
-    { signal: ac.signal, debug: false },
-    deps(client, mailer, { onReady: () => (ready = true) }).deps,
-  );
-  await waitFor(() => ready, "ready");
+  const s = await startApp(client, mailer);
   for (let i = 0; i < 6; i++) {
     client.putRequest(makeRequest({ id: `req-${i}`, roles: ["dev", "editor"] }));
   }
   await waitFor(() => mailer.sent.length === 12, "12 emails");
-  ac.abort();
-  await app;
+  await s.stop();
   assert.equal(mailer.maxInFlight, MAX_PARALLEL_SENDS.smtp);
   assert.equal(MAX_PARALLEL_SENDS.smtp, 5);
 });
@@ -298,15 +281,8 @@ Deno.test("runAppWith() announces a request created and approved after start who
   const mailer = new FakeMailer();
   // Resolved before the plugin started: stays silent.
   client.putRequest(makeRequest({ id: "req-old", state: "APPROVED", resolveReason: "old" }), false);
-  let ready = false;
-  const ac = new AbortController();
-  const app = runAppWith(
-    config(),
-    { signal: ac.signal, debug: false },
-    deps(client, mailer, { onReady: () => (ready = true) }).deps,
-  );
+  const s = await startApp(client, mailer);
   try {
-    await waitFor(() => ready, "ready");
     await waitFor(() => (client.calls.get("listAccessRequests") ?? 0) >= 1, "catch-up");
     client.putRequest(
       makeRequest({ id: "req-new", created: new Date(), state: "APPROVED", resolveReason: "ok" }),
@@ -315,8 +291,7 @@ Deno.test("runAppWith() announces a request created and approved after start who
     // Let anything extra (a duplicate) show up before stopping.
     await new Promise((r) => setTimeout(r, 100));
   } finally {
-    ac.abort();
-    await app;
+    await s.stop();
   }
   assert.equal(mailer.sent.filter((e) => e.subject.endsWith("req-old")).length, 0);
   const mine = mailer.sent.filter((e) => e.subject.endsWith("req-new"));
