@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { ConfigError, TeleportError } from "./errors.ts";
 import { Engine } from "./notify/engine.ts";
-import { RequestHandler, Watermark } from "./notify/handler.ts";
+import { Watermark } from "./notify/handler.ts";
 import type { AccessMonitoringRule } from "./teleport/types.ts";
 import {
   FakeMailer,
@@ -10,9 +10,9 @@ import {
   makeReview,
   waitFor,
 } from "../tests/helpers/fakes.ts";
+import { ALL, fakeHandler } from "../tests/helpers/notify_rig.ts";
 import { parseFailFast, runWatcher, type WatcherOptions } from "./watcher.ts";
 
-const ALL = "all@example.com";
 const R1 = "reviewer1@example.com";
 
 function rig(
@@ -20,14 +20,7 @@ function rig(
   mailer = new FakeMailer(),
   watermark?: Watermark,
 ) {
-  const handler = new RequestHandler({
-    client,
-    mailer,
-    clusterName: "teleport.example.com",
-    recipients: (req) => [ALL, ...req.suggestedReviewers],
-    sendBackoffMs: 1,
-    watermark,
-  });
+  const handler = fakeHandler(client, mailer, { sendBackoffMs: 1, watermark });
   const engine = new Engine({ handler, retryBaseMs: 5, retryCapMs: 20 });
   return { client, mailer, handler, engine };
 }
@@ -320,13 +313,7 @@ Deno.test("runWatcher() two replicas against one Teleport send each email exactl
 Deno.test("runWatcher() retries a request whose sends all failed retryably, without a new event", async () => {
   const client = new FakeTeleportClient();
   const mailer = new FakeMailer();
-  const handler = new RequestHandler({
-    client,
-    mailer,
-    clusterName: "c",
-    recipients: (req) => [ALL, ...req.suggestedReviewers],
-    sendAttempts: 1,
-  });
+  const handler = fakeHandler(client, mailer, { clusterName: "c", sendAttempts: 1 });
   const engine = new Engine({ handler, retryBaseMs: 5, retryCapMs: 20 });
   const r = { client, mailer, handler, engine };
   for (const to of [ALL, R1]) mailer.failFor(to, { retryable: true, times: 2 });

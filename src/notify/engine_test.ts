@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { captureLogs } from "../../tests/helpers/logs.ts";
+import { fakeHandler } from "../../tests/helpers/notify_rig.ts";
 import { MailerError } from "../errors.ts";
 import { FakeMailer, FakeTeleportClient, makeRequest, waitFor } from "../../tests/helpers/fakes.ts";
 import { DELIVERY_KEY } from "./delivery_state.ts";
@@ -10,7 +11,6 @@ import {
   RequestBusyError,
   type RequestEvent,
   RequestFailure,
-  RequestHandler,
 } from "./handler.ts";
 
 type Handle = (ev: RequestEvent, opts: { signal?: AbortSignal }) => Promise<void>;
@@ -221,9 +221,7 @@ Deno.test("Engine with the real handler takes over a dead instance's lease as so
       }),
     }]]),
   );
-  const handler = new RequestHandler({
-    client,
-    mailer,
+  const handler = fakeHandler(client, mailer, {
     clusterName: "c",
     recipients: () => ["all@example.com", "r1@example.com"],
   });

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { captureLogs } from "../../tests/helpers/logs.ts";
+import { ALL, fakeHandler } from "../../tests/helpers/notify_rig.ts";
 import {
   FakeMailer,
   FakeTeleportClient,
@@ -16,26 +17,17 @@ import {
   RequestBusyError,
   type RequestEvent,
   RequestFailure,
-  RequestHandler,
   Watermark,
 } from "./handler.ts";
 import { decodePluginData } from "./plugin_data.ts";
 
-const ALL = "all@example.com";
 const R1 = "reviewer1@example.com";
 const R2 = "reviewer2@example.com";
 
 function setup(over: Partial<HandlerOptions> = {}) {
   const client = new FakeTeleportClient();
   const mailer = new FakeMailer();
-  const handler = new RequestHandler({
-    client,
-    mailer,
-    clusterName: "teleport.example.com",
-    recipients: (req) => [ALL, ...req.suggestedReviewers],
-    sendBackoffMs: 1,
-    ...over,
-  });
+  const handler = fakeHandler(client, mailer, { sendBackoffMs: 1, ...over });
   return { client, mailer, handler };
 }
 
@@ -411,13 +403,7 @@ Deno.test("handle() two replicas handling the same events send each email exactl
   const client = new FakeTeleportClient();
   const mailer = new FakeMailer();
   mailer.delayMs = 2;
-  const mk = () =>
-    new RequestHandler({
-      client,
-      mailer,
-      clusterName: "c",
-      recipients: (req) => [ALL, ...req.suggestedReviewers],
-    });
+  const mk = () => fakeHandler(client, mailer, { clusterName: "c" });
   const replicas = [mk(), mk()];
   const req = makeRequest({ id: "req-1", suggestedReviewers: [R1, R2] });
   client.putRequest(req, false);
@@ -824,10 +810,7 @@ Deno.test("handle() first seen resolved: a retryable failure of one thread is fi
   assert.equal(t.mailer.to(R1).length, 0);
   t.mailer.heal(R1);
   // The recipients were chosen once: a later event does not recompute them.
-  const later = new RequestHandler({
-    client: t.client,
-    mailer: t.mailer,
-    clusterName: "teleport.example.com",
+  const later = fakeHandler(t.client, t.mailer, {
     recipients: () => ["someone-else@example.com"],
     watermark: BEFORE_CREATED,
   });
@@ -987,13 +970,7 @@ Deno.test("handle() older data (no rc) whose reviews_count is above every thread
 
 Deno.test("handle() two replicas first seeing the same resolved request at once: each email once", async () => {
   const t = setup({ watermark: BEFORE_CREATED });
-  const other = new RequestHandler({
-    client: t.client,
-    mailer: t.mailer,
-    clusterName: "teleport.example.com",
-    recipients: (req) => [ALL, ...req.suggestedReviewers],
-    watermark: BEFORE_CREATED,
-  });
+  const other = fakeHandler(t.client, t.mailer, { watermark: BEFORE_CREATED });
   const req = resolvedUnseen("req-late");
   t.client.putRequest(req, false);
   const results = await Promise.allSettled([t.handler.handle(put(req)), other.handle(put(req))]);
