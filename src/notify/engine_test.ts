@@ -31,6 +31,19 @@ function engineWith(handle: Handle, over: Partial<ConstructorParameters<typeof E
   });
 }
 
+/** An engine whose handler waits until its signal aborts; `aborted()` says whether it did. */
+function engineWaitingForAbort(eventTimeoutMs: number) {
+  let aborted = false;
+  const engine = engineWith((_e, { signal }) =>
+    new Promise<void>((resolve) => {
+      signal?.addEventListener("abort", () => {
+        aborted = true;
+        resolve();
+      });
+    }), { eventTimeoutMs });
+  return { engine, aborted: () => aborted };
+}
+
 function ev(id: string, reason = ""): RequestEvent {
   return { op: "put", request: makeRequest({ id, requestReason: reason }) };
 }
@@ -123,17 +136,10 @@ Deno.test("Engine gives up after maxRetries until the next event", async () => {
 });
 
 Deno.test("Engine gives each event its own deadline", async () => {
-  let aborted = false;
-  const engine = engineWith((_e, { signal }) =>
-    new Promise<void>((resolve) => {
-      signal?.addEventListener("abort", () => {
-        aborted = true;
-        resolve();
-      });
-    }), { eventTimeoutMs: 20 });
+  const { engine, aborted } = engineWaitingForAbort(20);
   await engine.submit(ev("a"));
   await engine.idle();
-  assert.ok(aborted);
+  assert.ok(aborted());
 });
 
 Deno.test("Engine.drain() waits for running handlers, drops queued ones and stops retries", async () => {
@@ -156,17 +162,10 @@ Deno.test("Engine.drain() waits for running handlers, drops queued ones and stop
 });
 
 Deno.test("Engine.drain() aborts handlers that outlive the timeout", async () => {
-  let aborted = false;
-  const engine = engineWith((_e, { signal }) =>
-    new Promise<void>((resolve) => {
-      signal?.addEventListener("abort", () => {
-        aborted = true;
-        resolve();
-      });
-    }), { eventTimeoutMs: 60_000 });
+  const { engine, aborted } = engineWaitingForAbort(60_000);
   await engine.submit(ev("a"));
   assert.equal(await engine.drain(20), false);
-  assert.ok(aborted);
+  assert.ok(aborted());
 });
 
 Deno.test("Engine retries a busy request just after the holder's lease expires, not after its backoff", async () => {
