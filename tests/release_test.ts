@@ -4,6 +4,8 @@
  */
 import assert from "node:assert/strict";
 import {
+  type Arch,
+  type Artifact,
   assembleRelease,
   checkCompiledBinary,
   COMPILE_PERMISSIONS,
@@ -54,6 +56,17 @@ async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
   }
 }
 
+/** Packs `binary` as `version` for `arch` into `outDir` (entry mtimes `mtime`, now by default). */
+function assemble(
+  binary: string,
+  version: string,
+  arch: Arch,
+  outDir: string,
+  mtime?: number,
+): Promise<Artifact> {
+  return assembleRelease({ binaryPath: binary, version, arch, outDir, mtime });
+}
+
 /** A shell script standing in for the binary; `body` is its code. */
 async function fakeBinary(dir: string, body: string): Promise<string> {
   const path = `${dir}/teleport-email`;
@@ -66,12 +79,7 @@ Deno.test("assembleRelease() packs teleport-access-email/ with the six files, mo
   await withTempDir(async (dir) => {
     const binary = await fakeBinary(dir, "echo fake");
     const out = `${dir}/dist`;
-    const artifact = await assembleRelease({
-      binaryPath: binary,
-      version: "1.2.3",
-      arch: "arm64",
-      outDir: out,
-    });
+    const artifact = await assemble(binary, "1.2.3", "arm64", out);
     assert.equal(
       artifact.path,
       `${await Deno.realPath(out)}/teleport-access-email-v1.2.3-linux-arm64-bin.tar.gz`,
@@ -117,20 +125,8 @@ Deno.test("assembleRelease() packs teleport-access-email/ with the six files, mo
 Deno.test("assembleRelease() is reproducible for the same inputs and mtime", async () => {
   await withTempDir(async (dir) => {
     const binary = await fakeBinary(dir, "echo fake");
-    const a = await assembleRelease({
-      binaryPath: binary,
-      version: "1.0.0",
-      arch: "amd64",
-      outDir: `${dir}/a`,
-      mtime: 1700000000,
-    });
-    const b = await assembleRelease({
-      binaryPath: binary,
-      version: "1.0.0",
-      arch: "amd64",
-      outDir: `${dir}/b`,
-      mtime: 1700000000,
-    });
+    const a = await assemble(binary, "1.0.0", "amd64", `${dir}/a`, 1700000000);
+    const b = await assemble(binary, "1.0.0", "amd64", `${dir}/b`, 1700000000);
     assert.equal(a.sha256, b.sha256);
   });
 });
@@ -138,12 +134,7 @@ Deno.test("assembleRelease() is reproducible for the same inputs and mtime", asy
 Deno.test("assembleRelease() names the missing file when a source is absent", async () => {
   await withTempDir(async (dir) => {
     await assert.rejects(
-      assembleRelease({
-        binaryPath: `${dir}/nope`,
-        version: "1.0.0",
-        arch: "amd64",
-        outDir: `${dir}/out`,
-      }),
+      assemble(`${dir}/nope`, "1.0.0", "amd64", `${dir}/out`),
       (err: unknown) =>
         err instanceof ReleaseError && err.message.includes(`Cannot copy "${dir}/nope"`),
     );
@@ -154,13 +145,8 @@ Deno.test("writeChecksums() writes a SHA256SUMS that sha256sum -c accepts, and r
   await withTempDir(async (dir) => {
     const binary = await fakeBinary(dir, "echo fake");
     const out = `${dir}/dist`;
-    const amd = await assembleRelease({
-      binaryPath: binary,
-      version: "2.0.0",
-      arch: "amd64",
-      outDir: out,
-    });
-    await assembleRelease({ binaryPath: binary, version: "2.0.0", arch: "arm64", outDir: out });
+    const amd = await assemble(binary, "2.0.0", "amd64", out);
+    await assemble(binary, "2.0.0", "arm64", out);
     await Deno.writeTextFile(
       `${out}/teleport-access-email-v1.0.0-linux-amd64-bin.tar.gz`,
       "old version",
