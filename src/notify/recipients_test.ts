@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { AccessMonitoringRule, AccessRequest } from "../teleport/types.ts";
+import type { AccessMonitoringRule } from "../teleport/types.ts";
 import {
   computeRecipients,
   INVALID_REVIEWER_WARNING,
@@ -8,22 +8,9 @@ import {
   type RecipientOptions,
 } from "./recipients.ts";
 import { AccessMonitoringRuleCache } from "./rules.ts";
+import { makeBareRequest } from "../../tests/helpers/fakes.ts";
 
-function req(over: Partial<AccessRequest> = {}): AccessRequest {
-  return {
-    id: "req-1",
-    user: "requester@example.com",
-    roles: ["dev"],
-    state: "PENDING",
-    requestReason: "",
-    resolveReason: "",
-    reviews: [],
-    suggestedReviewers: [],
-    systemAnnotations: {},
-    requestedResources: [],
-    ...over,
-  };
-}
+const req = makeBareRequest;
 
 function setup(over: Partial<RecipientOptions> = {}) {
   const warnings: Array<[string, Record<string, unknown>]> = [];

@@ -6,19 +6,9 @@ import {
   RULE_PARSE_WARNING,
   ruleApplies,
 } from "./rules.ts";
+import { makeBareRequest } from "../../tests/helpers/fakes.ts";
 
-const REQ: AccessRequest = {
-  id: "req-1",
-  user: "alice@example.com",
-  roles: ["dev"],
-  state: "PENDING",
-  requestReason: "",
-  resolveReason: "",
-  reviews: [],
-  suggestedReviewers: [],
-  systemAnnotations: {},
-  requestedResources: [],
-};
+const REQ: AccessRequest = makeBareRequest({ user: "alice@example.com" });
 
 function rule(name: string, over: Partial<AccessMonitoringRule> = {}): AccessMonitoringRule {
   return {

@@ -33,6 +33,26 @@ export function makeRequest(over: Partial<AccessRequest> & { id: string }): Acce
   };
 }
 
+/**
+ * A PENDING request `req-1` by `requester@example.com` for role `dev`, with empty reasons,
+ * reviews, reviewers, annotations and resources and no created time; `over` replaces fields.
+ */
+export function makeBareRequest(over: Partial<AccessRequest> = {}): AccessRequest {
+  return {
+    id: "req-1",
+    user: "requester@example.com",
+    roles: ["dev"],
+    state: "PENDING",
+    requestReason: "",
+    resolveReason: "",
+    reviews: [],
+    suggestedReviewers: [],
+    systemAnnotations: {},
+    requestedResources: [],
+    ...over,
+  };
+}
+
 /** A review with defaults. */
 export function makeReview(
   author: string,
