@@ -29,22 +29,40 @@ const DENO_JSON = JSON.parse(await Deno.readTextFile(`${REPO_ROOT}/deno.json`)) 
 };
 const DENO_CLI = Deno.execPath();
 
+/** How {@link run} starts its child: directory, environment and deadline (default 300 s). */
+interface RunOptions {
+  cwd?: string;
+  env?: Record<string, string>;
+  /** Start from `env` alone instead of adding it to this process's environment. */
+  clearEnv?: boolean;
+  timeoutMs?: number;
+}
+
 async function run(
   cmd: string,
   args: string[],
-  options: { cwd?: string; env?: Record<string, string> } = {},
+  options: RunOptions = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const out = await new Deno.Command(cmd, {
     args,
     cwd: options.cwd,
     env: options.env,
+    clearEnv: options.clearEnv,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-    signal: AbortSignal.timeout(300_000),
+    signal: AbortSignal.timeout(options.timeoutMs ?? 300_000),
   }).output();
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/** Runs `scripts/release.ts` with `args` under the deno CLI from the repository root. */
+function runRelease(args: string[], options: Omit<RunOptions, "cwd"> = {}) {
+  return run(DENO_CLI, ["run", "--allow-all", `${REPO_ROOT}/scripts/release.ts`, ...args], {
+    cwd: REPO_ROOT,
+    ...options,
+  });
 }
 
 async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -330,27 +348,13 @@ Deno.test("deno task release stops before compiling when no denort is available,
       HTTPS_PROXY: `http://127.0.0.1:${port}`,
       NO_COLOR: "1",
     });
-    const out = await new Deno.Command(DENO_CLI, {
-      args: [
-        "run",
-        "--allow-all",
-        `${REPO_ROOT}/scripts/release.ts`,
-        "--target",
-        "arm64",
-        "--out",
-        `${dir}/dist`,
-      ],
-      cwd: REPO_ROOT,
+    const out = await runRelease(["--target", "arm64", "--out", `${dir}/dist`], {
       env,
       clearEnv: true,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      signal: AbortSignal.timeout(120_000),
-    }).output();
-    const stderr = new TextDecoder().decode(out.stderr);
-    assert.equal(out.code, 1, stderr);
-    const message = stderr.trim().split("\n").pop()!;
+      timeoutMs: 120_000,
+    });
+    assert.equal(out.code, 1, out.stderr);
+    const message = out.stderr.trim().split("\n").pop()!;
     const expected = denortMissingMessage("arm64", denoDir, "REASON");
     const [before, after] = ("release: " + expected).split("REASON");
     assert.ok(message.startsWith(before), message);
@@ -547,29 +551,12 @@ Deno.test({
   async fn() {
     await withTempDir(async (dir) => {
       const before = await Deno.readTextFile(`${REPO_ROOT}/src/build_info.json`);
-      const out = await new Deno.Command(DENO_CLI, {
-        args: [
-          "run",
-          "--allow-all",
-          `${REPO_ROOT}/scripts/release.ts`,
-          "--target",
-          HOST!,
-          "--version",
-          "3.4.5",
-          "--git-ref",
-          "test-ref",
-          "--out",
-          dir,
-        ],
-        cwd: REPO_ROOT,
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-        signal: AbortSignal.timeout(600_000),
-      }).output();
-      const dec = new TextDecoder();
-      assert.equal(out.code, 0, dec.decode(out.stderr));
-      assert.match(dec.decode(out.stdout), new RegExp(`smoke test ${HOST}: ok`));
+      const out = await runRelease(
+        ["--target", HOST!, "--version", "3.4.5", "--git-ref", "test-ref", "--out", dir],
+        { timeoutMs: 600_000 },
+      );
+      assert.equal(out.code, 0, out.stderr);
+      assert.match(out.stdout, new RegExp(`smoke test ${HOST}: ok`));
       assert.equal(await Deno.readTextFile(`${REPO_ROOT}/src/build_info.json`), before);
       const sums = await run("sha256sum", ["-c", "SHA256SUMS"], { cwd: dir });
       assert.equal(sums.code, 0, sums.stdout);
