@@ -16,6 +16,20 @@ import type {
   WatchEvent,
 } from "../../src/teleport/types.ts";
 
+/** Fresh empty values for the request fields every test request starts without. */
+function emptyRequestParts(): Pick<
+  AccessRequest,
+  "resolveReason" | "reviews" | "suggestedReviewers" | "systemAnnotations" | "requestedResources"
+> {
+  return {
+    resolveReason: "",
+    reviews: [],
+    suggestedReviewers: [],
+    systemAnnotations: {},
+    requestedResources: [],
+  };
+}
+
 /** A request with defaults for every field not given. */
 export function makeRequest(over: Partial<AccessRequest> & { id: string }): AccessRequest {
   return {
@@ -24,11 +38,7 @@ export function makeRequest(over: Partial<AccessRequest> & { id: string }): Acce
     state: "PENDING",
     created: new Date("2024-05-01T10:00:00Z"),
     requestReason: "because of",
-    resolveReason: "",
-    reviews: [],
-    suggestedReviewers: [],
-    systemAnnotations: {},
-    requestedResources: [],
+    ...emptyRequestParts(),
     ...over,
   };
 }
@@ -44,11 +54,7 @@ export function makeBareRequest(over: Partial<AccessRequest> = {}): AccessReques
     roles: ["dev"],
     state: "PENDING",
     requestReason: "",
-    resolveReason: "",
-    reviews: [],
-    suggestedReviewers: [],
-    systemAnnotations: {},
-    requestedResources: [],
+    ...emptyRequestParts(),
     ...over,
   };
 }
