@@ -5,14 +5,25 @@
  * @module
  */
 
-/** Waits for `p`, rejecting with `timed out waiting: <what>` after `ms` (default 10 s). */
-export async function bounded<T>(p: Promise<T>, what: string, ms = 10_000): Promise<T> {
+/**
+ * Waits for `p`, rejecting with `timed out waiting: <what>` after `ms` (default 10 s). `what` may
+ * be a function, evaluated when the time is up (to report the state at that moment).
+ */
+export async function bounded<T>(
+  p: Promise<T>,
+  what: string | (() => string),
+  ms = 10_000,
+): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     return await Promise.race([
       p,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out waiting: ${what}`)), ms);
+        timer = setTimeout(
+          () =>
+            reject(new Error(`timed out waiting: ${typeof what === "function" ? what() : what}`)),
+          ms,
+        );
       }),
     ]);
   } finally {

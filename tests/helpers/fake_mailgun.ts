@@ -10,6 +10,7 @@
  * - Anything outside `basePath` gets 401 "Forbidden", as real Mailgun does for a domain of the
  *   other region; so `basePath: "/eu/v3"` simulates an EU-only domain.
  */
+import { bounded } from "./bounded.ts";
 
 /** A message the fake accepted. */
 export interface FakeMailgunMessage {
@@ -116,25 +117,17 @@ export class FakeMailgun {
   /** Resolves once at least `n` messages arrived; rejects after `timeoutMs` (default 5000). */
   async waitFor(n: number, opts: { timeoutMs?: number } = {}): Promise<FakeMailgunMessage[]> {
     const timeoutMs = opts.timeoutMs ?? 5000;
-    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      await Promise.race([
+      await bounded(
         (async () => {
           while (this.messages.length < n) {
             await new Promise<void>((resolve) => this.#waiters.push(resolve));
           }
         })(),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() =>
-            reject(
-              new Error(
-                `FakeMailgun: ${this.messages.length} of ${n} messages after ${timeoutMs} ms`,
-              ),
-            ), timeoutMs);
-        }),
-      ]);
+        () => `FakeMailgun: ${this.messages.length} of ${n} messages after ${timeoutMs} ms`,
+        timeoutMs,
+      );
     } finally {
-      clearTimeout(timer);
       this.#wake();
     }
     return this.messages.slice(0, n);

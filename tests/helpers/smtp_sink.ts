@@ -11,6 +11,7 @@
 import { SMTPServer } from "smtp-server";
 import type { SMTPServerDataStream, SMTPServerSession } from "smtp-server";
 import { simpleParser } from "mailparser";
+import { bounded } from "./bounded.ts";
 
 /** A message the sink accepted. */
 export interface SinkMessage {
@@ -168,28 +169,17 @@ export class SmtpSink {
   /** Resolves once at least `n` messages arrived; rejects after `timeoutMs` (default 5000). */
   async waitFor(n: number, opts: { timeoutMs?: number } = {}): Promise<SinkMessage[]> {
     const timeoutMs = opts.timeoutMs ?? 5000;
-    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      await Promise.race([
+      await bounded(
         (async () => {
           while (this.messages.length < n) {
             await new Promise<void>((resolve) => this.#waiters.push(resolve));
           }
         })(),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () =>
-              reject(
-                new Error(
-                  `SmtpSink: ${this.messages.length} of ${n} messages after ${timeoutMs} ms`,
-                ),
-              ),
-            timeoutMs,
-          );
-        }),
-      ]);
+        () => `SmtpSink: ${this.messages.length} of ${n} messages after ${timeoutMs} ms`,
+        timeoutMs,
+      );
     } finally {
-      clearTimeout(timer);
       this.#wake();
     }
     return this.messages.slice(0, n);
