@@ -9,6 +9,8 @@
  * Fatal errors reject with typed errors; `cli.ts` logs them and exits 1.
  */
 import type { Config } from "./config/types.ts";
+import { instrumentMailer } from "./diag/instrument.ts";
+import { NOOP_OBSERVER, type PluginObserver } from "./diag/metrics.ts";
 import { ConfigError, formatError, TeleportEmailError } from "./errors.ts";
 import { getLogger } from "./log.ts";
 import { createMailer } from "./mailers/create.ts";
@@ -27,6 +29,8 @@ export interface RunAppOptions {
   signal: AbortSignal;
   /** `start --debug` was given (logging is already set up accordingly). */
   debug: boolean;
+  /** Told about readiness, events and sends (`start --diag-addr`); default: nothing. */
+  observer?: PluginObserver;
 }
 
 /** Bound on start-up: Teleport connection, mailer and health check (Go `initTimeout`). */
@@ -134,7 +138,11 @@ export async function runAppWith(
       : undefined;
 
     // 2. Mailer (logs `Using SMTP/Mailgun as email transport`) and its health check.
-    mailer = deps.createMailer(config);
+    const observer = opts.observer ?? NOOP_OBSERVER;
+    observer.trackIdentityExpiry(() => conn.identityExpiry?.());
+    mailer = opts.observer
+      ? instrumentMailer(deps.createMailer(config), observer)
+      : deps.createMailer(config);
     log.debug("Starting client connection health check");
     try {
       await mailer.healthCheck({ signal: initSignal });
@@ -175,6 +183,7 @@ export async function runAppWith(
       eventTimeoutMs: deps.eventTimeoutMs,
       log: notifyLog,
     });
+    observer.trackInFlight(() => engine.inFlight);
     let ready = false;
     const watcher = runWatcher({
       client,
@@ -185,6 +194,9 @@ export async function runAppWith(
       watermark,
       signal: opts.signal,
       log: getLogger(["watcher"]),
+      onInit: () => observer.watching(),
+      onReconnect: (reason) => observer.reconnecting(reason),
+      onEvent: () => observer.eventReceived(),
       onReady: (info) => {
         ready = true;
         log.info("Plugin is ready");

@@ -16,6 +16,8 @@
  */
 import { parseArgs } from "node:util";
 import { runApp } from "./app.ts";
+import { PromMetrics } from "./diag/metrics.ts";
+import { type DiagAddr, parseDiagAddr, startDiagServer } from "./diag/server.ts";
 import { EXAMPLE_CONFIG } from "./config/example.ts";
 import { DEFAULT_CONFIG_PATH, loadConfig } from "./config/load.ts";
 import type { Config } from "./config/types.ts";
@@ -67,6 +69,10 @@ const COMMANDS: Record<string, CommandSpec> = {
     flags: [
       { left: `-c, --config="${DEFAULT_CONFIG_PATH}"`, help: "TOML config file path" },
       { left: "-d, --debug", help: "Enable verbose logging to stderr" },
+      {
+        left: "--diag-addr=DIAG-ADDR",
+        help: "Serve /healthz, /readyz and /metrics on HOST:PORT (off by default)",
+      },
     ],
   },
 };
@@ -123,6 +129,8 @@ interface ParsedArgs {
   help: boolean;
   config: string;
   debug: boolean;
+  /** `--diag-addr`: where to serve diagnostics; undefined = off. */
+  diagAddr?: DiagAddr;
 }
 
 /** Parses the arguments; throws UsageError (exit 2) on an unknown command, flag or argument. */
@@ -136,6 +144,7 @@ export function parseCliArgs(args: string[]): ParsedArgs {
       options: {
         config: { type: "string", short: "c" },
         debug: { type: "boolean", short: "d" },
+        "diag-addr": { type: "string" },
         help: { type: "boolean" },
         "help-long": { type: "boolean" },
         "help-man": { type: "boolean" },
@@ -166,6 +175,9 @@ export function parseCliArgs(args: string[]): ParsedArgs {
   if (command !== "start") {
     if (values.config !== undefined) throw new UsageError("unknown short flag '-c'");
     if (values.debug !== undefined) throw new UsageError("unknown short flag '-d'");
+    if (values["diag-addr"] !== undefined) {
+      throw new UsageError("unknown long flag '--diag-addr'");
+    }
   }
   if (command === "help") {
     for (const name of rest) {
@@ -182,6 +194,7 @@ export function parseCliArgs(args: string[]): ParsedArgs {
     help,
     config: values.config ?? DEFAULT_CONFIG_PATH,
     debug: values.debug ?? false,
+    diagAddr: values["diag-addr"] === undefined ? undefined : parseDiagAddr(values["diag-addr"]),
   };
 }
 
@@ -224,7 +237,7 @@ export async function runCli(
         io.stdout(`${versionLine()}\n`);
         return 0;
       case "start":
-        return await start(parsed.config, parsed.debug, io, deps);
+        return await start(parsed.config, parsed.debug, io, deps, parsed.diagAddr);
     }
   } catch (err) {
     io.stderr(`ERROR: ${oneLine(formatError(err))}\n`);
@@ -248,6 +261,7 @@ async function start(
   debug: boolean,
   io: CliIo,
   deps: CliDeps,
+  diagAddr?: DiagAddr,
 ): Promise<number> {
   const config: Config = await loadConfig(configPath);
   try {
@@ -257,10 +271,15 @@ async function start(
   }
   const log = getLogger();
   const toStderrToo = config.log.output !== "stderr";
+  let diag: { metrics: PromMetrics; close(): Promise<void> } | undefined;
   try {
     for (const warning of config.warnings) log.warn(literal(warning));
     log.info("Starting Teleport Access Email Plugin", { version: VERSION, git_ref: GIT_REF });
-    const result = await runUntilSignal(config, debug, deps);
+    if (diagAddr !== undefined) {
+      const metrics = new PromMetrics();
+      diag = { metrics, ...startDiagServer(diagAddr, metrics, { log: getLogger(["diag"]) }) };
+    }
+    const result = await runUntilSignal(config, debug, deps, diag?.metrics);
     if (result === "forced") {
       if (toStderrToo) io.stderr("ERROR: Graceful shutdown failed, attempting fast shutdown\n");
       return 1;
@@ -278,6 +297,7 @@ async function start(
     if (toStderrToo) io.stderr(`ERROR: ${oneLine(formatError(err))}\n`);
     return 1;
   } finally {
+    await diag?.close();
     await resetLogging();
   }
 }
@@ -290,6 +310,7 @@ async function runUntilSignal(
   config: Config,
   debug: boolean,
   deps: CliDeps,
+  observer?: PromMetrics,
 ): Promise<"done" | "forced"> {
   const log = getLogger();
   const ac = new AbortController();
@@ -338,7 +359,7 @@ async function runUntilSignal(
   };
   globalThis.addEventListener("unhandledrejection", onUnhandled);
   try {
-    const app = deps.runApp(config, { signal: ac.signal, debug }).then(
+    const app = deps.runApp(config, { signal: ac.signal, debug, observer }).then(
       () => "done" as const,
       (err) => {
         // An abort-caused rejection after a signal is a graceful shutdown.

@@ -73,6 +73,12 @@ export interface WatcherOptions {
   watermark?: Pick<Watermark, "noteInit" | "noteThreads">;
   /** Called once, after the first INIT (the catch-up has started). */
   onReady?: (info: WatcherReadyInfo) => void;
+  /** Called after every INIT (first and after each reconnect), for diagnostics. */
+  onInit?: () => void;
+  /** Called before each reconnect with why the stream was lost, for diagnostics. */
+  onReconnect?: (reason: string) => void;
+  /** Called for every event received (INIT included), for diagnostics. */
+  onEvent?: () => void;
   log?: Logger;
   signal?: AbortSignal;
 }
@@ -154,6 +160,7 @@ export async function runWatcher(opts: WatcherOptions): Promise<void> {
       ]();
       const init = await firstEvent(it, opts.initTimeoutMs ?? 15_000, stream);
       if (init === undefined) throw new StreamClosed();
+      opts.onEvent?.();
       if (init.type !== "init") {
         throw new TeleportError("connection_problem", `unexpected event type "${init.type}"`);
       }
@@ -195,6 +202,7 @@ export async function runWatcher(opts: WatcherOptions): Promise<void> {
         }
       }
       log.debug("Watcher connected");
+      opts.onInit?.();
       opts.watermark?.noteInit(new Date());
       delay = base;
       let resync: ReturnType<typeof setInterval> | undefined;
@@ -236,6 +244,7 @@ export async function runWatcher(opts: WatcherOptions): Promise<void> {
       while (true) {
         const next = await it.next();
         if (next.done) break;
+        opts.onEvent?.();
         await dispatch(next.value, engine, opts.rules, rulesEnabled, log, stream.signal);
       }
       if (!signal.aborted) problem = new StreamClosed();
@@ -259,6 +268,7 @@ export async function runWatcher(opts: WatcherOptions): Promise<void> {
         { cause: closed ? undefined : problem },
       );
     }
+    opts.onReconnect?.(closed ? "watch stream closed" : formatError(problem));
     if (closed) log.warn("Watcher stream closed attempting to reconnect");
     else {
       log.error("Connection problem detected, attempting to reconnect", {

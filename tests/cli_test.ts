@@ -72,11 +72,11 @@ Deno.test("teleport-email help, --help and no command print usage to stderr and 
   const startHelp = results[3].stderr;
   assert.ok(startHelp.includes('-c, --config="/etc/teleport-email.toml"'));
   assert.ok(startHelp.includes("TOML config file path"));
-  assert.ok(startHelp.includes("-d, --debug  Enable verbose logging to stderr"));
-  assert.ok(
-    startHelp.includes(
-      "--help   Show context-sensitive help (also try --help-long and --help-man).",
-    ),
+  assert.match(startHelp, /-d, --debug +Enable verbose logging to stderr\n/);
+  assert.match(startHelp, /--diag-addr=DIAG-ADDR +Serve \/healthz, \/readyz and \/metrics on/);
+  assert.match(
+    startHelp,
+    /--help +Show context-sensitive help \(also try --help-long and --help-man\)\./,
   );
   const appHelp = results[0].stderr;
   for (

@@ -2,6 +2,9 @@
  * The mail transport interface. Templates build the content; a mailer only delivers it.
  * Implementations: `smtp.ts` (nodemailer) and `mailgun.ts`.
  */
+import type { EmailKind } from "../templates/common.ts";
+
+export type { EmailKind };
 
 export interface OutgoingEmail {
   /** One bare recipient address. */
@@ -15,6 +18,11 @@ export interface OutgoingEmail {
    * the mailer adds one pair only when missing.
    */
   inReplyTo?: string;
+  /**
+   * Which email this is (`new`, `review`, `resolution`), as the template set it; for metrics
+   * only, not sent.
+   */
+  kind?: EmailKind;
 }
 
 export interface SentEmail {

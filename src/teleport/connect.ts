@@ -97,6 +97,8 @@ export interface ConnectTeleportOptions extends ConnectOptions {
 export interface TeleportConnection {
   client: TeleportClient;
   ping: PingResult;
+  /** When the identity in use expires (it changes when the identity file is refreshed). */
+  identityExpiry?: () => Date;
   /** Closes the client and stops the credentials refresh. */
   close(): void;
 }
@@ -203,6 +205,7 @@ export async function connectTeleport(
     return {
       client,
       ping,
+      identityExpiry: () => c.current().notAfter,
       close() {
         client.close();
         // A tunnel-mode dialer keeps its SSH connection open until closed.

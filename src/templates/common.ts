@@ -15,7 +15,12 @@ export interface EmailContent {
   subject: string;
   text: string;
   html: string;
+  /** Which email this is (bounded: for metrics labels, never shown to recipients). */
+  kind?: EmailKind;
 }
+
+/** The three emails the plugin sends: a thread's first, a review reply, the resolution reply. */
+export type EmailKind = "new" | "review" | "resolution";
 
 /** What the new-request and resolution emails show about a request. */
 export interface RequestContext {

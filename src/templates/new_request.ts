@@ -9,5 +9,5 @@ import { requestEmail } from "./request_body.ts";
  * `tsh request review` commands, and `Status: ⏳ PENDING`.
  */
 export function newRequestEmail(ctx: RequestContext): EmailContent {
-  return requestEmail(ctx, "You have a new Role Request", undefined);
+  return { ...requestEmail(ctx, "You have a new Role Request", undefined), kind: "new" };
 }

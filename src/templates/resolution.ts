@@ -12,5 +12,5 @@ import { requestEmail } from "./request_body.ts";
  * `Status: 🎉 PROMOTED to Access List "<title>"`.
  */
 export function resolutionEmail(ctx: RequestContext, resolution: ResolutionInfo): EmailContent {
-  return requestEmail(ctx, "Role Request has been resolved", resolution);
+  return { ...requestEmail(ctx, "Role Request has been resolved", resolution), kind: "resolution" };
 }

@@ -49,5 +49,5 @@ export function reviewEmail(
     body += `<p style="margin:0 0 8px 0">Reason: ${htmlMultiline(review.reason)}.</p>\n`;
   }
   const subject = subjectFor(ctx.clusterName, ctx.requestId);
-  return { subject, text, html: htmlPage(subject, body) };
+  return { subject, text, html: htmlPage(subject, body), kind: "review" };
 }

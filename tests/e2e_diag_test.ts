@@ -1,0 +1,269 @@
+/**
+ * End-to-end diagnostics endpoint (`start --diag-addr`): the real CLI against the test Teleport
+ * server and the real SMTP server, queried over real HTTP. `/readyz` follows the plugin's state
+ * (starting, watching, Teleport down, back), the counters match the emails the SMTP server
+ * received, unknown paths are 404, and without the flag the process has no listening socket.
+ */
+import assert from "node:assert/strict";
+import { E2eEnv } from "./helpers/e2e_env.ts";
+import type { PluginProcess } from "./helpers/plugin_process.ts";
+
+const OSS = "requester-oss@example.com";
+const R1 = "reviewer1@example.com";
+
+/** Starts the plugin with `--diag-addr=127.0.0.1:0` and returns it with the served base URL. */
+async function startWithDiag(
+  env: E2eEnv,
+  waitReady = true,
+): Promise<{ plugin: PluginProcess; base: string }> {
+  const plugin = await env.startPlugin({
+    waitReady,
+    args: ["start", "-c", env.configPath, "--diag-addr=127.0.0.1:0"],
+  });
+  const [line] = await plugin.waitForLog((l) => l.msg === "Serving diagnostics");
+  return { plugin, base: `http://${line.address}` };
+}
+
+async function get(base: string, path: string, method = "GET") {
+  const res = await fetch(base + path, { method });
+  return { status: res.status, body: await res.text(), type: res.headers.get("content-type") };
+}
+
+/** Polls `/readyz` until its status is `status` (and its body matches `body`); bounded. */
+async function waitForReadyz(base: string, status: number, body?: RegExp, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  let last = { status: 0, body: "" };
+  while (Date.now() < deadline) {
+    last = await get(base, "/readyz");
+    if (last.status === status && (body === undefined || body.test(last.body))) return last;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`timed out waiting for /readyz ${status}; last: ${last.status} ${last.body}`);
+}
+
+/** Parses the Prometheus text format into `name{labels}` → value. */
+function parseMetrics(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    if (line === "" || line.startsWith("#")) continue;
+    const m = /^(\S+?(?:\{.*\})?) (\S+)$/.exec(line);
+    if (!m) throw new Error(`bad metrics line: ${line}`);
+    out.set(m[1], Number(m[2]));
+  }
+  return out;
+}
+
+async function metrics(base: string): Promise<Map<string, number>> {
+  const res = await get(base, "/metrics");
+  assert.equal(res.status, 200);
+  assert.match(res.type ?? "", /^text\/plain; version=0\.0\.4/);
+  return parseMetrics(res.body);
+}
+
+Deno.test("e2e diag: /readyz is 503 until INIT, 200 when watching, 503 while Teleport is down, 200 after", async () => {
+  // No INIT at first: the plugin connects and checks the mailer, then waits on the stream.
+  await using env = await E2eEnv.start({ server: { sendInit: false } });
+  const { plugin, base } = await startWithDiag(env, false);
+  await waitForReadyz(base, 503, /^not ready: starting: waiting for the watch stream's INIT/);
+  assert.deepEqual(await get(base, "/healthz"), {
+    status: 200,
+    body: "ok\n",
+    type: "text/plain; charset=utf-8",
+  });
+  assert.equal((await metrics(base)).get("teleport_email_ready"), 0);
+
+  env.teleport.sendInit = true;
+  env.teleport.dropStreams(); // the plugin reconnects and now gets its INIT
+  await plugin.ready();
+  assert.deepEqual(await waitForReadyz(base, 200), {
+    status: 200,
+    body: "ready\n",
+    type: "text/plain; charset=utf-8",
+  });
+  const up = await metrics(base);
+  assert.equal(up.get("teleport_email_ready"), 1);
+  assert.ok(up.get("teleport_email_last_event_timestamp_seconds")! > 0);
+  const reconnects = up.get("teleport_email_watch_reconnects_total")!;
+  assert.ok(reconnects >= 1, "the dropped stream was counted");
+
+  await env.teleport.stop();
+  const down = await waitForReadyz(base, 503, /^not ready: reconnecting to Teleport/);
+  assert.equal(down.body.split("\n").length, 2, "one line");
+  assert.equal((await get(base, "/healthz")).status, 200, "alive while not ready");
+  const during = await metrics(base);
+  assert.equal(during.get("teleport_email_ready"), 0);
+  assert.ok(during.get("teleport_email_watch_reconnects_total")! > reconnects);
+
+  await env.teleport.restart();
+  await waitForReadyz(base, 200);
+  assert.equal((await metrics(base)).get("teleport_email_ready"), 1);
+  assert.equal(await plugin.stop(), 0);
+});
+
+Deno.test("e2e diag: the counters rise by exactly the emails the SMTP server received, by kind", async () => {
+  await using env = await E2eEnv.start({ mailer: "smtp" });
+  const { plugin, base } = await startWithDiag(env);
+  const before = await metrics(base);
+  for (const kind of ["new", "review", "resolution"]) {
+    assert.equal(before.get(`teleport_email_emails_sent_total{kind="${kind}"}`), 0, kind);
+  }
+  assert.equal(before.get("teleport_email_requests_in_flight"), 0);
+  const expiry = before.get("teleport_email_identity_expiry_timestamp_seconds")!;
+  assert.ok(expiry > Date.now() / 1000, `identity expiry ${expiry} is in the future`);
+
+  const t = env.teleport;
+  const a = t.createAccessRequest({ user: OSS, roles: ["editor"], suggestedReviewers: [R1] });
+  const b = t.createAccessRequest({ user: OSS, roles: ["editor"] });
+  const c = t.createAccessRequest({
+    user: OSS,
+    roles: ["editor"],
+    thresholds: { approve: 2, deny: 2 },
+  });
+  await env.waitForEmailsFor(a.id, 2);
+  await env.waitForEmailsFor(b.id, 1);
+  await env.waitForEmailsFor(c.id, 1);
+  t.submitReview(c.id, { author: R1, proposedState: "APPROVED", reason: "fine" });
+  t.setState(a.id, "APPROVED", "ok");
+  t.setState(b.id, "DENIED", "no");
+  await env.waitForEmailsFor(c.id, 2);
+  await env.waitForEmailsFor(a.id, 4);
+  await env.waitForEmailsFor(b.id, 2);
+  const emails = await env.waitForNoMoreEmails();
+
+  const count = (re: RegExp) => emails.filter((e) => re.test(e.text)).length;
+  const sent = {
+    new: count(/^You have a new Role Request:/),
+    review: count(/ reviewed the request at /),
+    resolution: count(/^Role Request has been resolved:/),
+  };
+  assert.deepEqual(sent, { new: 4, review: 1, resolution: 3 });
+  const after = await metrics(base);
+  for (const [kind, n] of Object.entries(sent)) {
+    assert.equal(after.get(`teleport_email_emails_sent_total{kind="${kind}"}`), n, kind);
+  }
+  assert.equal(after.get('teleport_email_emails_sent_total{kind="other"}'), 0);
+  assert.equal(after.get("teleport_email_send_duration_seconds_count"), emails.length);
+  for (const [key, value] of after) {
+    if (key.startsWith("teleport_email_send_failures_total")) assert.equal(value, 0, key);
+  }
+  assert.equal(after.get("teleport_email_requests_in_flight"), 0);
+  assert.ok(after.get("process_resident_memory_bytes")! > 0, "memory from Deno.memoryUsage()");
+  assert.ok(after.has("nodejs_eventloop_lag_seconds"));
+  // Bounded labels only: no recipient address, request ID or password in the scrape.
+  const text = (await get(base, "/metrics")).body;
+  for (const secret of [OSS, R1, "all@example.com", a.id, "e2e-smtp-secret"]) {
+    assert.equal(text.includes(secret), false, secret);
+  }
+  assert.equal(await plugin.stop(), 0);
+});
+
+Deno.test("e2e diag: unknown paths and methods are 404", async () => {
+  await using env = await E2eEnv.start();
+  const { plugin, base } = await startWithDiag(env);
+  for (
+    const [path, method] of [
+      ["/", "GET"],
+      ["/metricsx", "GET"],
+      ["/readyz/", "GET"],
+      [
+        "/debug/pprof",
+        "GET",
+      ],
+      ["/healthz", "POST"],
+      ["/metrics", "DELETE"],
+    ]
+  ) {
+    const res = await get(base, path, method);
+    assert.equal(res.status, 404, `${method} ${path}`);
+  }
+  assert.equal((await get(base, "/healthz")).status, 200);
+  assert.equal(await plugin.stop(), 0);
+});
+
+/** The TCP sockets in LISTEN state that process `pid` holds (from /proc: its fds, net/tcp*). */
+async function listeners(pid: number): Promise<{ ip: string; port: number }[]> {
+  const inodes = new Set<string>();
+  for await (const fd of Deno.readDir(`/proc/${pid}/fd`)) {
+    const target = await Deno.readLink(`/proc/${pid}/fd/${fd.name}`).catch(() => "");
+    const m = /^socket:\[(\d+)\]$/.exec(target);
+    if (m) inodes.add(m[1]);
+  }
+  const found: { ip: string; port: number }[] = [];
+  for (const table of ["tcp", "tcp6"]) {
+    const text = await Deno.readTextFile(`/proc/${pid}/net/${table}`);
+    for (const row of text.split("\n").slice(1)) {
+      const f = row.trim().split(/\s+/);
+      // local_address is HEX_IP:HEX_PORT; st 0A is LISTEN; the inode is the 10th field.
+      if (f.length > 9 && f[3] === "0A" && inodes.has(f[9])) {
+        const [hexIp, hexPort] = f[1].split(":");
+        const ip = hexIp.length === 8
+          ? hexIp.match(/../g)!.reverse().map((b) => parseInt(b, 16)).join(".")
+          : hexIp;
+        found.push({ ip, port: parseInt(hexPort, 16) });
+      }
+    }
+  }
+  return found.sort((a, b) => a.port - b.port);
+}
+
+/** Whether something answers HTTP on 127.0.0.1:`port`. */
+async function servesHttp(port: number): Promise<boolean> {
+  try {
+    await (await fetch(`http://127.0.0.1:${port}/healthz`)).body?.cancel();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test("e2e diag: without --diag-addr nothing is served; with it, one more listener: the endpoint", async () => {
+  await using env = await E2eEnv.start();
+  const plain = await env.startPlugin();
+  // The gRPC transport's internal loopback target (accepts and closes every connection) is the
+  // only listener: nothing on it answers, and nothing listens beyond loopback.
+  const without = await listeners(plain.pid);
+  assert.ok(without.length <= 1, JSON.stringify(without));
+  for (const l of without) {
+    assert.equal(l.ip, "127.0.0.1");
+    assert.equal(await servesHttp(l.port), false, `port ${l.port} serves nothing`);
+  }
+  assert.equal(plain.logs.some((l) => l.msg === "Serving diagnostics"), false);
+  assert.equal(await plain.stop(), 0);
+
+  // The same check sees the endpoint when the flag is given (so the answer above means it).
+  const { plugin, base } = await startWithDiag(env);
+  const diagPort = Number(new URL(base).port);
+  const withFlag = await listeners(plugin.pid);
+  assert.deepEqual(withFlag.filter((l) => l.port === diagPort), [
+    { ip: "127.0.0.1", port: diagPort },
+  ]);
+  assert.equal(withFlag.length, without.length + 1, JSON.stringify(withFlag));
+  assert.equal(await servesHttp(diagPort), true);
+  assert.equal(await plugin.stop(), 0);
+});
+
+Deno.test("e2e diag: a bad --diag-addr is a usage error and a busy one a one-line error, both naming the flag", async () => {
+  await using env = await E2eEnv.start();
+  const bad = await env.startPlugin({
+    waitReady: false,
+    args: ["start", "-c", env.configPath, "--diag-addr=localhost"],
+  });
+  assert.equal(await bad.exited, 2);
+  assert.match(
+    bad.stderrLines[0],
+    /^teleport-email: error: invalid value "localhost" for flag '--diag-addr': expected HOST:PORT/,
+  );
+
+  using busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const taken = await env.startPlugin({
+    waitReady: false,
+    args: ["start", "-c", env.configPath, `--diag-addr=127.0.0.1:${busy.addr.port}`],
+  });
+  assert.equal(await taken.exited, 1);
+  const fatal = taken.logs.find((l) => l.msg === "Terminating with fatal error");
+  assert.match(
+    String(fatal?.error),
+    new RegExp(`^Cannot listen on --diag-addr "127\\.0\\.0\\.1:${busy.addr.port}": `),
+  );
+  assert.equal(taken.logs.some((l) => l.msg === "Plugin is ready"), false);
+});
