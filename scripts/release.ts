@@ -52,6 +52,8 @@ export const DEV_ONLY_PACKAGES: readonly string[] = [
   "smtp-server",
   "mailparser",
   "@types/",
+  // scripts/render_helm.ts only.
+  "yaml",
 ];
 
 /**

@@ -1,11 +1,11 @@
 /**
  * A small stand-in for `helm template`, used because no `helm` binary is available here (not in
  * Debian, not on npm). It interprets the subset of Go templates and Sprig functions that
- * `deploy/helm/teleport-plugin-email/templates/` uses, and the subset of YAML its values files
- * use, and renders the chart's manifests.
+ * `deploy/helm/teleport-plugin-email/templates/` uses, reads values files with `npm:yaml` (as
+ * YAML 1.1, like Helm), and renders the chart's manifests.
  *
  * ```text
- * deno run --allow-read scripts/render_helm.ts [CHART_DIR] [-f values.yaml]... [--release-name NAME] [--namespace NS]
+ * deno run --allow-read --allow-env=LOG_STREAM,LOG_TOKENS scripts/render_helm.ts [CHART_DIR] [-f values.yaml]... [--release-name NAME] [--namespace NS]
  * ```
  *
  * Supported template syntax: text and `{{ }}` actions with `{{-`/`-}}` trimming, comments,
@@ -15,285 +15,55 @@
  */
 import { createHash } from "node:crypto";
 import { parseArgs } from "node:util";
+import { parse, parseAllDocuments } from "yaml";
 import { TeleportEmailError } from "../src/errors.ts";
 
 /** The chart or a values file cannot be read, parsed or rendered. */
 export class RenderError extends TeleportEmailError {}
 
 // ---------------------------------------------------------------------------------------------
-// YAML subset
+// YAML
 
 type Yaml = null | boolean | number | string | Yaml[] | { [key: string]: Yaml };
 
-interface Line {
-  indent: number;
-  text: string;
-  no: number;
+/**
+ * Values and manifests are read as YAML 1.1, like Helm (sigs.k8s.io/yaml): `0600` is octal,
+ * `yes`/`on` are booleans.
+ */
+const YAML_OPTIONS = { version: "1.1" } as const;
+
+function yamlError(err: unknown): RenderError {
+  const message = err instanceof Error ? err.message.split("\n")[0] : String(err);
+  return new RenderError(`Invalid YAML: ${message}`, { cause: err });
 }
 
-/** Parses a YAML stream (documents separated by `---`) of the subset this chart uses. */
+/** Parses a YAML stream (documents separated by `---`); empty documents are left out. */
 export function parseYamlDocuments(text: string): Yaml[] {
-  const docs: string[][] = [[]];
-  for (const line of text.split("\n")) {
-    if (/^---\s*(#.*)?$/.test(line)) docs.push([]);
-    else docs[docs.length - 1].push(line);
+  const out: Yaml[] = [];
+  for (const doc of parseAllDocuments(text, YAML_OPTIONS)) {
+    if (doc.errors.length > 0) throw yamlError(doc.errors[0]);
+    const value = doc.toJS() as Yaml;
+    if (value !== null) out.push(value);
   }
-  return docs.filter((d) => d.some((l) => stripComment(l).trim() !== "")).map((d) =>
-    parseYaml(d.join("\n"))
-  );
+  return out;
 }
 
-/** Parses one YAML document of the subset: block maps and lists, flow `[]`/`{}`, scalars, `|`. */
+/** Parses one YAML document (`npm:yaml`). Throws {@link RenderError} when it is not valid YAML. */
 export function parseYaml(text: string): Yaml {
-  const raw = text.split("\n");
-  const parser = new YamlParser(raw);
-  const value = parser.node(-1);
-  parser.expectEnd();
-  return value;
-}
-
-class YamlParser {
-  pos = 0;
-  constructor(readonly raw: string[]) {}
-
-  /** Next meaningful line (comments and blank lines skipped), without consuming it. */
-  peek(): Line | undefined {
-    while (this.pos < this.raw.length) {
-      const text = stripComment(this.raw[this.pos]);
-      if (text.trim() !== "") {
-        const indent = text.length - text.trimStart().length;
-        return { indent, text: text.trim(), no: this.pos + 1 };
-      }
-      this.pos++;
-    }
-    return undefined;
-  }
-
-  expectEnd(): void {
-    const line = this.peek();
-    if (line) throw new RenderError(`YAML line ${line.no}: unexpected "${line.text}"`);
-  }
-
-  /** A node indented more than `parent`; null when there is none. */
-  node(parent: number): Yaml {
-    const line = this.peek();
-    if (!line || line.indent <= parent) return null;
-    if (line.text === "-" || line.text.startsWith("- ")) return this.sequence(line.indent);
-    return this.mapping(line.indent);
-  }
-
-  sequence(indent: number): Yaml[] {
-    const out: Yaml[] = [];
-    for (let line = this.peek(); line && line.indent === indent; line = this.peek()) {
-      if (!(line.text === "-" || line.text.startsWith("- "))) break;
-      const rest = line.text.slice(1).trim();
-      if (rest === "") {
-        this.pos++;
-        out.push(this.node(indent));
-      } else if (isMappingEntry(rest)) {
-        // "- key: value": a mapping whose first entry sits on the dash's line.
-        const inner = indent + (line.text.length - line.text.slice(1).trimStart().length);
-        this.raw[this.pos] = " ".repeat(inner) + rest;
-        out.push(this.mapping(inner));
-      } else {
-        this.pos++;
-        out.push(parseScalarOrFlow(rest, line.no));
-      }
-    }
-    return out;
-  }
-
-  mapping(indent: number): { [key: string]: Yaml } {
-    const out: { [key: string]: Yaml } = {};
-    for (let line = this.peek(); line && line.indent === indent; line = this.peek()) {
-      if (line.text.startsWith("- ")) break;
-      const entry = splitMappingEntry(line.text);
-      if (!entry) {
-        throw new RenderError(`YAML line ${line.no}: expected "key: value", got "${line.text}"`);
-      }
-      const [key, rest] = entry;
-      this.pos++;
-      if (rest === "") {
-        const next = this.peek();
-        out[key] =
-          next && next.indent === indent && (next.text === "-" || next.text.startsWith("- "))
-            ? this.sequence(indent)
-            : this.node(indent);
-      } else if (/^[|>][-+]?$/.test(rest)) {
-        out[key] = this.blockScalar(indent, rest);
-      } else {
-        out[key] = parseScalarOrFlow(rest, line.no);
-      }
-    }
-    const line = this.peek();
-    if (line && line.indent > indent) {
-      throw new RenderError(`YAML line ${line.no}: unexpected indentation`);
-    }
-    return out;
-  }
-
-  blockScalar(indent: number, style: string): string {
-    const lines: string[] = [];
-    let blockIndent = -1;
-    while (this.pos < this.raw.length) {
-      const text = this.raw[this.pos];
-      if (text.trim() === "") {
-        lines.push("");
-        this.pos++;
-        continue;
-      }
-      const lineIndent = text.length - text.trimStart().length;
-      if (lineIndent <= indent) break;
-      if (blockIndent < 0) blockIndent = lineIndent;
-      if (lineIndent < blockIndent) break;
-      lines.push(text.slice(blockIndent));
-      this.pos++;
-    }
-    while (lines.length > 0 && lines[lines.length - 1] === "") lines.pop();
-    const body = style.startsWith(">") ? lines.join(" ") : lines.join("\n");
-    if (style.endsWith("-")) return body;
-    return body === "" ? "" : body + "\n";
-  }
-}
-
-function stripComment(line: string): string {
-  let quote: string | undefined;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i];
-    if (quote) {
-      if (c === "\\" && quote === '"') i++;
-      else if (c === quote) quote = undefined;
-    } else if (c === '"' || c === "'") {
-      quote = c;
-    } else if (c === "#" && (i === 0 || /\s/.test(line[i - 1]))) {
-      return line.slice(0, i).trimEnd();
-    }
-  }
-  return line.trimEnd();
-}
-
-function isMappingEntry(text: string): boolean {
-  return splitMappingEntry(text) !== undefined;
-}
-
-function splitMappingEntry(text: string): [string, string] | undefined {
-  let key: string;
-  let rest: string;
-  if (text.startsWith('"') || text.startsWith("'")) {
-    const end = findQuoteEnd(text, 0);
-    if (end < 0) return undefined;
-    key = parseQuoted(text.slice(0, end + 1));
-    rest = text.slice(end + 1);
-    if (!(rest === ":" || rest.startsWith(": "))) return undefined;
-    rest = rest.slice(1).trim();
-  } else {
-    const m = /^([^\s:{}\[\],"'][^:]*?):(\s+(.*))?$/.exec(text);
-    if (!m) return undefined;
-    key = m[1].trim();
-    rest = (m[3] ?? "").trim();
-  }
-  return [key, rest];
-}
-
-function findQuoteEnd(text: string, start: number): number {
-  const q = text[start];
-  for (let i = start + 1; i < text.length; i++) {
-    if (q === '"' && text[i] === "\\") i++;
-    else if (text[i] === q) {
-      if (q === "'" && text[i + 1] === "'") i++;
-      else return i;
-    }
-  }
-  return -1;
-}
-
-function parseQuoted(text: string): string {
-  if (text.startsWith("'")) return text.slice(1, -1).replaceAll("''", "'");
   try {
-    return JSON.parse(text) as string;
-  } catch {
-    throw new RenderError(`Invalid YAML string ${text}`);
+    return (parse(text, YAML_OPTIONS) ?? null) as Yaml;
+  } catch (err) {
+    throw yamlError(err);
   }
 }
 
-function parseScalarOrFlow(text: string, no: number): Yaml {
-  if (text.startsWith("[") || text.startsWith("{")) {
-    const [value, end] = parseFlow(text, 0, no);
-    if (text.slice(end).trim() !== "") {
-      throw new RenderError(`YAML line ${no}: unexpected "${text.slice(end)}"`);
-    }
-    return value;
-  }
-  if (text.startsWith('"') || text.startsWith("'")) {
-    const end = findQuoteEnd(text, 0);
-    if (end !== text.length - 1) {
-      throw new RenderError(`YAML line ${no}: bad quoted string ${text}`);
-    }
-    return parseQuoted(text);
-  }
-  return plainScalar(text);
-}
-
+/** How Helm would read `text` as a plain (unquoted) YAML scalar; for {@link toYaml}'s quoting. */
 function plainScalar(text: string): Yaml {
-  if (text === "~" || text === "null" || text === "Null" || text === "NULL") return null;
-  if (/^(true|True|TRUE)$/.test(text)) return true;
-  if (/^(false|False|FALSE)$/.test(text)) return false;
-  if (/^0[0-7]+$/.test(text)) return parseInt(text, 8);
-  if (/^0o[0-7]+$/.test(text)) return parseInt(text.slice(2), 8);
-  if (/^[-+]?\d+$/.test(text)) return Number(text);
-  if (/^[-+]?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?$/.test(text)) return Number(text);
-  return text;
-}
-
-function parseFlow(text: string, start: number, no: number): [Yaml, number] {
-  let i = start;
-  const skip = () => {
-    while (i < text.length && /\s/.test(text[i])) i++;
-  };
-  const open = text[i++];
-  const close = open === "[" ? "]" : "}";
-  const list: Yaml[] = [];
-  const map: { [key: string]: Yaml } = {};
-  const item = (): Yaml => {
-    skip();
-    if (text[i] === "[" || text[i] === "{") {
-      const [v, end] = parseFlow(text, i, no);
-      i = end;
-      return v;
-    }
-    if (text[i] === '"' || text[i] === "'") {
-      const end = findQuoteEnd(text, i);
-      if (end < 0) throw new RenderError(`YAML line ${no}: unterminated string`);
-      const v = parseQuoted(text.slice(i, end + 1));
-      i = end + 1;
-      return v;
-    }
-    // A plain scalar ends at "," "]" "}" or at ": " (a ":" inside, as in host:port, is kept).
-    const m = /^(?:[^,\]\}:]|:(?![\s,\]\}]|$))*/.exec(text.slice(i))!;
-    i += m[0].length;
-    return plainScalar(m[0].trim());
-  };
-  skip();
-  if (text[i] === close) return [open === "[" ? list : map, i + 1];
-  while (i < text.length) {
-    if (open === "[") {
-      list.push(item());
-    } else {
-      const key = item();
-      skip();
-      if (text[i] !== ":") throw new RenderError(`YAML line ${no}: expected ":" in flow mapping`);
-      i++;
-      map[String(key)] = item();
-    }
-    skip();
-    if (text[i] === ",") {
-      i++;
-      continue;
-    }
-    if (text[i] === close) return [open === "[" ? list : map, i + 1];
-    throw new RenderError(`YAML line ${no}: unexpected "${text.slice(i)}" in flow collection`);
+  try {
+    return parse(text, YAML_OPTIONS) as Yaml;
+  } catch {
+    return text;
   }
-  throw new RenderError(`YAML line ${no}: unterminated flow collection`);
 }
 
 /** Serialises like Helm's `toYaml`: keys sorted, no trailing newline, `{}`/`[]` for empties. */

@@ -363,6 +363,27 @@ Deno.test("chart: Chart.yaml follows deno.json's version and values.yaml has eve
   assert.equal((values.teleport as Doc).identitySecretPath, "auth_id");
 });
 
+/** Every manifest of a render, as `render_helm.ts` prints them. */
+function printed(files: { name: string; text: string }[]): string {
+  return files.map((f) => `---\n# Source: ${f.name}\n${f.text.replace(/^\n+/, "")}\n`).join("");
+}
+
+Deno.test("chart: upstream-style values files render byte for byte as before (tests/testdata/helm)", async () => {
+  // Goldens made with: deno run --allow-read --allow-env=LOG_STREAM,LOG_TOKENS
+  //   scripts/render_helm.ts -f tests/testdata/helm/X.yaml --release-name rel > X.golden
+  // They predate the diagnostics values, replicaCount and the implicit mailer: every value set
+  // here names its mailer with `enabled`, as upstream's do, so none of that may change them.
+  const dir = `${REPO_ROOT}/tests/testdata/helm`;
+  const names = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => n.endsWith(".yaml"));
+  assert.ok(names.length >= 7, names.join(" "));
+  for (const name of names.sort()) {
+    const values = parseYaml(await Deno.readTextFile(`${dir}/${name}`)) as Doc;
+    const files = await renderChart(CHART, { values: [values], releaseName: "rel" });
+    const golden = await Deno.readTextFile(`${dir}/${name.replace(/\.yaml$/, ".golden")}`);
+    assert.equal(printed(files), golden, name);
+  }
+});
+
 // ---------------------------------------------------------------------------------------------
 // The renderer itself
 
