@@ -111,6 +111,15 @@ function yamlScalar(value: unknown): string {
   return String(value);
 }
 
+/** Sprig's `kindOf` for values from YAML (numbers are Go float64s after Helm's JSON round trip). */
+function kindOf(value: unknown): string {
+  if (value === null || value === undefined) return "invalid";
+  if (typeof value === "boolean") return "bool";
+  if (typeof value === "number") return "float64";
+  if (typeof value === "string") return "string";
+  return Array.isArray(value) ? "slice" : "map";
+}
+
 function isMap(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
@@ -569,6 +578,7 @@ export const FUNCTIONS: Record<string, (...args: unknown[]) => unknown> = {
   ne: (a, b) => a !== b,
   empty: (value) => !truthy(value),
   hasKey: (map, key) => isMap(map) && Object.hasOwn(map, str(key)),
+  kindIs: (kind, value) => kindOf(value) === str(kind),
   list: (...values) => values,
   dict: (...kv) => {
     const out: Record<string, unknown> = {};

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { loadConfig } from "../src/config/load.ts";
 import type { Config } from "../src/config/types.ts";
 import { ConfigError } from "../src/errors.ts";
+import { parseDiagAddr } from "../src/diag/server.ts";
 import { REPO_ROOT } from "../scripts/release.ts";
 import {
   mergeValues,
@@ -363,16 +364,172 @@ Deno.test("chart: Chart.yaml follows deno.json's version and values.yaml has eve
   assert.equal((values.teleport as Doc).identitySecretPath, "auth_id");
 });
 
+const GUIDE_BASE = `
+teleport:
+  address: teleport.example.com:443
+  identitySecretName: teleport-plugin-email-identity
+delivery:
+  sender: teleport@example.com
+roleToRecipients:
+  "*": admin@example.com
+`;
+
+Deno.test("chart: the Teleport guide's values without enabled: true render a working mailer", async () => {
+  // Mailgun: domain and a key from an existing Secret, no mailgun.enabled.
+  const mg = await render(
+    GUIDE_BASE + `
+mailgun:
+  domain: mg.example.com
+  privateKeyFromSecret: mailgun-private-key
+`,
+  );
+  const mgConfig = (await loadRendered(tomlOf(mg))).config;
+  assert.equal(mgConfig.mailgun?.domain, "mg.example.com");
+  assert.equal(mgConfig.smtp, undefined);
+  assert.equal(mg.has("Secret"), false, "the key's Secret exists already");
+  const mgVolume = (podSpec(mg).volumes as Doc[]).find((v) => v.name === "password-file");
+  assert.deepEqual(mgVolume, {
+    name: "password-file",
+    secret: { secretName: "mailgun-private-key", defaultMode: 0o600 },
+  });
+
+  // SMTP: host (and a password), no smtp.enabled.
+  const smtp = await render(
+    GUIDE_BASE + `
+smtp:
+  host: smtp.example.com
+  username: mailer
+  password: s3cret
+`,
+  );
+  const smtpConfig = (await loadRendered(tomlOf(smtp))).config;
+  assert.equal(smtpConfig.smtp?.host, "smtp.example.com");
+  assert.equal(smtpConfig.mailgun, undefined);
+  assert.deepEqual((smtp.get("Secret") as { data: Doc }).data, { smtpPassword: btoa("s3cret") });
+  assert.ok(container(smtp).volumeMounts.some((m) => m.name === "password-file"));
+});
+
+Deno.test("chart: enabled: false turns a mailer off, and an enabled mailer wins over an implicit one", async () => {
+  const off = await render(GUIDE_BASE + "smtp: { enabled: false, host: smtp.example.com }\n");
+  await assert.rejects(
+    loadRendered(tomlOf(off)),
+    (err: unknown) => err instanceof ConfigError && err.message.includes("provide either"),
+  );
+  assert.equal((podSpec(off).volumes as Doc[]).some((v) => v.name === "password-file"), false);
+
+  const explicit = await render(
+    GUIDE_BASE + `
+mailgun: { domain: mg.example.com, privateKey: k }
+smtp: { enabled: true, host: smtp.example.com, username: u, password: p }
+`,
+  );
+  const { config } = await loadRendered(tomlOf(explicit));
+  assert.equal(config.smtp?.host, "smtp.example.com");
+  assert.equal(config.mailgun, undefined);
+  assert.deepEqual((explicit.get("Secret") as { data: Doc }).data, { smtpPassword: btoa("p") });
+
+  // Both implicit: Mailgun, as when both are enabled.
+  const both = await render(
+    GUIDE_BASE + `
+mailgun: { domain: mg.example.com, privateKey: k }
+smtp: { host: smtp.example.com, username: u, password: p }
+`,
+  );
+  assert.equal((await loadRendered(tomlOf(both))).config.mailgun?.domain, "mg.example.com");
+});
+
+Deno.test("chart: replicaCount is honoured (default 1)", async () => {
+  const replicas = async (extra: string) =>
+    ((await render(SMTP_VALUES + extra)).get("Deployment") as { spec: Doc }).spec.replicas;
+  assert.equal(await replicas(""), 1);
+  assert.equal(await replicas("replicaCount: 3\n"), 3);
+  assert.equal(await replicas("replicaCount: 0\n"), 0);
+  const template = await Deno.readTextFile(`${CHART}/templates/deployment.yaml`);
+  assert.doesNotMatch(template, /race/, "no comment saying replicas would race");
+});
+
+Deno.test("chart: diagnostics off by default; on: --diag-addr, the diag port and probes on /healthz and /readyz", async () => {
+  const off = await render(SMTP_VALUES);
+  for (const kind of ["Service", "ServiceMonitor"]) assert.equal(off.has(kind), false, kind);
+  assert.equal((container(off).command as string[]).some((a) => a.startsWith("--diag")), false);
+
+  const on = await render(SMTP_VALUES + "diagnostics: { enabled: true }\n");
+  const c = container(on);
+  const flag = (c.command as string[]).find((a) => a.startsWith("--diag-addr="))!;
+  assert.deepEqual(parseDiagAddr(flag.slice("--diag-addr=".length)), {
+    hostname: "0.0.0.0",
+    port: 3000,
+  });
+  assert.deepEqual(c.ports, [{ name: "diag", containerPort: 3000, protocol: "TCP" }]);
+  assert.deepEqual(c.livenessProbe, {
+    httpGet: { path: "/healthz", port: "diag" },
+    periodSeconds: 10,
+    timeoutSeconds: 5,
+    failureThreshold: 6,
+  });
+  assert.deepEqual(c.readinessProbe, {
+    httpGet: { path: "/readyz", port: "diag" },
+    periodSeconds: 10,
+    timeoutSeconds: 5,
+    failureThreshold: 3,
+  });
+  assert.equal(on.has("ServiceMonitor"), false, "the ServiceMonitor is optional");
+
+  const v6 = await render(
+    SMTP_VALUES + 'diagnostics: { enabled: true, port: 9102, bindAddress: "::" }\n',
+  );
+  const v6Flag = (container(v6).command as string[]).find((a) => a.startsWith("--diag-addr="))!;
+  assert.equal(v6Flag, "--diag-addr=[::]:9102");
+  assert.deepEqual(parseDiagAddr(v6Flag.slice("--diag-addr=".length)), {
+    hostname: "::",
+    port: 9102,
+  });
+});
+
+Deno.test("chart: diagnostics.serviceMonitor renders a Service and a ServiceMonitor on the diag port", async () => {
+  const docs = await render(
+    SMTP_VALUES + `
+diagnostics:
+  enabled: true
+  serviceMonitor:
+    enabled: true
+    interval: 15s
+    labels: { release: prometheus }
+`,
+  );
+  const service = docs.get("Service") as { metadata: Doc; spec: Doc };
+  assert.equal(service.metadata.name, "rel-teleport-plugin-email-diag");
+  assert.deepEqual(service.spec.ports, [
+    { name: "diag", port: 3000, targetPort: "diag", protocol: "TCP" },
+  ]);
+  const selector = service.spec.selector as Doc;
+  const podLabels = (docs.get("Deployment") as { spec: { template: { metadata: Doc } } }).spec
+    .template.metadata.labels as Doc;
+  for (const [k, v] of Object.entries(selector)) assert.equal(podLabels[k], v, k);
+  const monitor = docs.get("ServiceMonitor") as { apiVersion: string; metadata: Doc; spec: Doc };
+  assert.equal(monitor.apiVersion, "monitoring.coreos.com/v1");
+  assert.equal((monitor.metadata.labels as Doc).release, "prometheus");
+  assert.deepEqual(monitor.spec.endpoints, [{ port: "diag", path: "/metrics", interval: "15s" }]);
+  assert.deepEqual((monitor.spec.selector as Doc).matchLabels, selector);
+
+  await assert.rejects(
+    render(SMTP_VALUES + "diagnostics: { serviceMonitor: { enabled: true } }\n"),
+    (err: unknown) =>
+      err instanceof RenderError && err.message.includes("needs diagnostics.enabled: true"),
+  );
+});
+
 /** Every manifest of a render, as `render_helm.ts` prints them. */
 function printed(files: { name: string; text: string }[]): string {
   return files.map((f) => `---\n# Source: ${f.name}\n${f.text.replace(/^\n+/, "")}\n`).join("");
 }
 
-Deno.test("chart: upstream-style values files render byte for byte as before (tests/testdata/helm)", async () => {
-  // Goldens made with: deno run --allow-read --allow-env=LOG_STREAM,LOG_TOKENS
-  //   scripts/render_helm.ts -f tests/testdata/helm/X.yaml --release-name rel > X.golden
-  // They predate the diagnostics values, replicaCount and the implicit mailer: every value set
-  // here names its mailer with `enabled`, as upstream's do, so none of that may change them.
+Deno.test("chart: upstream-style values files render the same manifests as before (tests/testdata/helm)", async () => {
+  // Goldens made before the diagnostics values, replicaCount and the implicit mailer, with:
+  //   deno run --allow-read --allow-env=LOG_STREAM,LOG_TOKENS scripts/render_helm.ts \
+  //     -f tests/testdata/helm/X.yaml --release-name rel > tests/testdata/helm/X.golden
+  // Every value set names its mailer with `enabled`, as upstream's do, so none of that may change
+  // what Kubernetes gets (compared as parsed documents: template comments may change).
   const dir = `${REPO_ROOT}/tests/testdata/helm`;
   const names = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => n.endsWith(".yaml"));
   assert.ok(names.length >= 7, names.join(" "));
@@ -380,7 +537,7 @@ Deno.test("chart: upstream-style values files render byte for byte as before (te
     const values = parseYaml(await Deno.readTextFile(`${dir}/${name}`)) as Doc;
     const files = await renderChart(CHART, { values: [values], releaseName: "rel" });
     const golden = await Deno.readTextFile(`${dir}/${name.replace(/\.yaml$/, ".golden")}`);
-    assert.equal(printed(files), golden, name);
+    assert.deepEqual(parseYamlDocuments(printed(files)), parseYamlDocuments(golden), name);
   }
 });
 

@@ -52,9 +52,41 @@ identity
 {{- end -}}
 {{- end -}}
 
+{{/* The mailer the plugin uses: "mailgun", "smtp", or "" for none. A mailer is on when its
+`enabled` is true, or when `enabled` is left unset and its required values are set
+(mailgun.domain with mailgun.privateKey or privateKeyFromSecret; smtp.host), as in the Teleport
+guide's example; `enabled: false` turns it off. An explicitly enabled mailer wins over an
+implicit one; between two of a kind Mailgun wins, as upstream. */}}
+{{- define "email.mailer" -}}
+{{- $mg := .Values.mailgun -}}
+{{- $smtp := .Values.smtp -}}
+{{- $mgOff := and (kindIs "bool" $mg.enabled) (not $mg.enabled) -}}
+{{- $smtpOff := and (kindIs "bool" $smtp.enabled) (not $smtp.enabled) -}}
+{{- if $mg.enabled -}}
+mailgun
+{{- else if $smtp.enabled -}}
+smtp
+{{- else if and (not $mgOff) $mg.domain (or $mg.privateKey $mg.privateKeyFromSecret) -}}
+mailgun
+{{- else if and (not $smtpOff) $smtp.host -}}
+smtp
+{{- end -}}
+{{- end -}}
+
+{{/* `--diag-addr` of the diagnostics endpoint: diagnostics.bindAddress (IPv6 in brackets) and
+diagnostics.port. */}}
+{{- define "email.diagAddr" -}}
+{{- $host := .Values.diagnostics.bindAddress -}}
+{{- if contains ":" $host -}}
+{{- printf "[%s]:%d" $host (.Values.diagnostics.port | int) -}}
+{{- else -}}
+{{- printf "%s:%d" $host (.Values.diagnostics.port | int) -}}
+{{- end -}}
+{{- end -}}
+
 {{/* Secret holding the mailer's password or API key. */}}
 {{- define "email.mailerSecretName" -}}
-{{- if .Values.mailgun.enabled -}}
+{{- if eq (include "email.mailer" .) "mailgun" -}}
 {{- coalesce .Values.mailgun.privateKeyFromSecret (printf "%s-secret" (include "email.fullname" .)) -}}
 {{- else -}}
 {{- coalesce .Values.smtp.passwordFromSecret (printf "%s-secret" (include "email.fullname" .)) -}}
