@@ -4,6 +4,7 @@
 #
 #   docker buildx build --platform linux/amd64,linux/arm64 --build-arg GIT_REF=$(git describe --tags --always) -t teleport-plugin-email .
 #   docker run -v /etc/teleport-email.toml:/etc/teleport-email.toml:ro teleport-plugin-email start
+#   docker run -p 127.0.0.1:3000:3000 -v …:ro teleport-plugin-email start --diag-addr=0.0.0.0:3000
 #
 # The build stage runs on the build machine's platform and cross-compiles for TARGETARCH with
 # `deno task release`, which fetches denort (the Deno runtime) for that target from dl.deno.land.
@@ -33,6 +34,10 @@ RUN set -eu; \
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /out/usr/local/bin/ /usr/local/bin/
 USER 65532:65532
+# The diagnostics endpoint (/healthz, /readyz, /metrics) listens only when `start` is given
+# --diag-addr, e.g. `start --diag-addr=0.0.0.0:3000` (the Helm chart's diagnostics.enabled);
+# without the flag nothing listens and the default CMD is unchanged.
+EXPOSE 3000
 # `teleport-plugin` is the entrypoint name the upstream images and Helm charts use.
 ENTRYPOINT ["/usr/local/bin/teleport-plugin"]
 CMD ["start"]

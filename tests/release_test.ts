@@ -623,6 +623,8 @@ Deno.test("Dockerfile: pinned bases, Deno from npm, non-root user, upstream entr
     "/usr/local/bin/teleport-plugin",
   ]);
   assert.deepEqual(JSON.parse(finalStage.find((i) => i.op === "CMD")!.args), ["start"]);
+  // The diagnostics port is documented, and only the flag opens it (CMD stays plain `start`).
+  assert.equal(finalStage.find((i) => i.op === "EXPOSE")?.args, "3000");
   const ignore = await Deno.readTextFile(`${REPO_ROOT}/.dockerignore`);
   for (const entry of [".git", "node_modules", "dist"]) {
     assert.match(ignore, new RegExp(`^${entry}$`, "m"));
