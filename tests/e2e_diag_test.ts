@@ -157,6 +157,49 @@ Deno.test("e2e diag: the counters rise by exactly the emails the SMTP server rec
   assert.equal(await plugin.stop(), 0);
 });
 
+/** Polls `/metrics` until `series` reaches `value`; bounded. */
+async function waitForMetric(base: string, series: string, value: number, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  let last: number | undefined;
+  while (Date.now() < deadline) {
+    last = (await metrics(base)).get(series);
+    if (last === value) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`timed out waiting for ${series} = ${value}; last: ${last}`);
+}
+
+Deno.test("e2e diag: rejected sends are counted as permanent; 5 in a row make /readyz 503 until one succeeds", async () => {
+  await using env = await E2eEnv.start({
+    mailer: "smtp",
+    roleToRecipients: { "*": ["bad@example.com"] },
+  });
+  env.smtp!.rejectRecipients.set("bad@example.com", { code: 550, message: "No such user" });
+  const { plugin, base } = await startWithDiag(env);
+  await waitForReadyz(base, 200);
+  const failed = 'teleport_email_send_failures_total{kind="new",reason="permanent"}';
+  for (let i = 0; i < 5; i++) env.teleport.createAccessRequest({ user: OSS, roles: ["editor"] });
+  await waitForMetric(base, failed, 5);
+  const notReady = await waitForReadyz(base, 503);
+  assert.equal(
+    notReady.body,
+    "not ready: the last 5 email send attempts all failed (last failure: permanent)\n",
+  );
+  const m = await metrics(base);
+  assert.equal(m.get('teleport_email_send_failures_total{kind="new",reason="temporary"}'), 0);
+  assert.equal(m.get('teleport_email_emails_sent_total{kind="new"}'), 0);
+  assert.equal(m.get("teleport_email_ready"), 0);
+  assert.equal((await get(base, "/metrics")).body.includes("bad@example.com"), false);
+
+  env.smtp!.rejectRecipients.clear();
+  const ok = env.teleport.createAccessRequest({ user: OSS, roles: ["editor"] });
+  await env.waitForEmailsFor(ok.id, 1);
+  await waitForReadyz(base, 200);
+  await waitForMetric(base, 'teleport_email_emails_sent_total{kind="new"}', 1);
+  assert.equal((await metrics(base)).get(failed), 5, "permanent failures are not retried");
+  assert.equal(await plugin.stop(), 0);
+});
+
 Deno.test("e2e diag: unknown paths and methods are 404", async () => {
   await using env = await E2eEnv.start();
   const { plugin, base } = await startWithDiag(env);
