@@ -7,13 +7,16 @@
  * - `GET /metrics`: the Prometheus text format (see `metrics.ts`);
  * - anything else (other paths, other methods): `404`.
  *
- * It serves no secret: the reasons and metrics carry no address, key or error detail beyond the
- * one-line reason of a lost watch stream.
+ * It serves no secret: metrics carry bounded labels only, and the only free text is the one-line
+ * reason of a lost watch stream (the connection error, which names Teleport's address at most).
  * @module
  */
 import type { Logger } from "@logtape/logtape";
 import { ConfigError, formatError, UsageError } from "../errors.ts";
 import type { PromMetrics } from "./metrics.ts";
+
+/** How long {@link DiagServer.close} waits for running requests. */
+const CLOSE_TIMEOUT_MS = 2000;
 
 /** The flag, as errors name it. */
 export const DIAG_ADDR_FLAG = "--diag-addr";
@@ -130,7 +133,13 @@ export function startDiagServer(
     addr: bound,
     close: async () => {
       ac.abort();
-      await server.finished;
+      // Graceful: running requests finish. Bounded, so a stuck client cannot hold the exit.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        server.finished,
+        new Promise<void>((resolve) => timer = setTimeout(resolve, CLOSE_TIMEOUT_MS)),
+      ]);
+      clearTimeout(timer);
     },
   };
 }
