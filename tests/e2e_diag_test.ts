@@ -100,8 +100,14 @@ Deno.test("e2e diag: /readyz is 503 until INIT, 200 when watching, 503 while Tel
   assert.equal(await plugin.stop(), 0);
 });
 
-Deno.test("e2e diag: the counters rise by exactly the emails the SMTP server received, by kind", async () => {
-  await using env = await E2eEnv.start({ mailer: "smtp" });
+for (const mailer of ["smtp", "mailgun"] as const) {
+  Deno.test(`e2e diag ${mailer}: the counters rise by exactly the emails delivered, by kind`, async () => {
+    await countersTest(mailer);
+  });
+}
+
+async function countersTest(mailer: "smtp" | "mailgun"): Promise<void> {
+  await using env = await E2eEnv.start({ mailer });
   const { plugin, base } = await startWithDiag(env);
   const before = await metrics(base);
   for (const kind of ["new", "review", "resolution"]) {
@@ -151,11 +157,11 @@ Deno.test("e2e diag: the counters rise by exactly the emails the SMTP server rec
   assert.ok(after.has("nodejs_eventloop_lag_seconds"));
   // Bounded labels only: no recipient address, request ID or password in the scrape.
   const text = (await get(base, "/metrics")).body;
-  for (const secret of [OSS, R1, "all@example.com", a.id, "e2e-smtp-secret"]) {
+  for (const secret of [OSS, R1, "all@example.com", a.id, "e2e-smtp-secret", "e2e-mailgun-key"]) {
     assert.equal(text.includes(secret), false, secret);
   }
   assert.equal(await plugin.stop(), 0);
-});
+}
 
 /** Polls `/metrics` until `series` reaches `value`; bounded. */
 async function waitForMetric(base: string, series: string, value: number, timeoutMs = 30_000) {
