@@ -22,11 +22,13 @@
  * - json: `{"time":"2026-11-24T05:00:00.000Z","level":"INFO","msg":"Starting …","version":"0.1.0"}`.
  *
  * Before {@link setupLogging} runs, nothing is logged (LogTape drops records without a sink).
+ * On SIGHUP the app calls {@link reloadLogging}: the (re-read) `[log]` takes effect at once and
+ * a log file is reopened, so logrotate's `postrotate` can send SIGHUP.
  * @module
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import {
-  configure,
+  configureSync,
   getLogger as logtapeGetLogger,
   type Logger,
   type LogLevel,
@@ -65,7 +67,22 @@ const LOWEST_LEVEL: Record<LogSeverity, LogLevel> = {
   error: "error",
 };
 
-let openFile: Deno.FsFile | undefined;
+/** Where formatted lines go. */
+interface Output {
+  write(line: string): void;
+  close(): void;
+}
+
+/** The current setup, kept so that {@link reloadLogging} can switch it at once. */
+interface LogState {
+  cfg: LogConfig;
+  debug: boolean;
+  sink?: (line: string) => void;
+  output: Output;
+}
+
+let state: LogState | undefined;
+const contextLocalStorage = new AsyncLocalStorage<Record<string, unknown>>();
 
 /**
  * Configures logging from `[log]`: `output` (`stderr`, `stdout` or a file path, appended to and
@@ -78,36 +95,50 @@ export async function setupLogging(
 ): Promise<void> {
   opts.signal?.throwIfAborted();
   await resetLogging();
-  let write: (line: string) => void;
-  if (opts.sink) {
-    write = opts.sink;
-  } else if (cfg.output === "stderr" || cfg.output === "") {
-    write = writerFor(Deno.stderr);
-  } else if (cfg.output === "stdout") {
-    write = writerFor(Deno.stdout);
-  } else {
-    try {
-      openFile = await Deno.open(cfg.output, { append: true, create: true, mode: 0o644 });
-    } catch (err) {
-      throw new ConfigError(
-        "log.output",
-        `cannot open log.output "${cfg.output}": ${reason(err)}`,
-        {
-          cause: err,
-        },
-      );
-    }
-    write = fileWriter(cfg.output);
-  }
-  const format = cfg.format === "json" ? formatJsonLine : formatTextLine;
-  const severity: LogSeverity = opts.debug ? "debug" : cfg.severity;
-  await configure({
+  const debug = opts.debug ?? false;
+  install({ cfg, debug, sink: opts.sink, output: openOutput(cfg, opts.sink) });
+  if (debug) getLogger().debug("DEBUG logging enabled");
+}
+
+/**
+ * Switches to `cfg` (a reloaded `[log]`) without losing a line: opens its output anew (a log
+ * file is reopened, so after logrotate moved it the lines go to the new file), switches every
+ * logger to it at once, then closes the previous output. `--debug` stays in force. When the new
+ * output cannot be opened, throws a {@link ConfigError} (key `log.output`) and the previous
+ * setup stays. Does nothing before {@link setupLogging}.
+ */
+export function reloadLogging(cfg: LogConfig): void {
+  if (state === undefined) return;
+  const output = openOutput(cfg, state.sink);
+  const previous = state.output;
+  install({ ...state, cfg, output });
+  previous.close();
+}
+
+/** The `[log]` in force (undefined before {@link setupLogging}). */
+export function currentLogConfig(): LogConfig | undefined {
+  return state?.cfg;
+}
+
+/** Undoes {@link setupLogging} (closes the log file). For tests and shutdown. */
+export async function resetLogging(): Promise<void> {
+  await reset();
+  state?.output.close();
+  state = undefined;
+}
+
+/** Points LogTape at `next` in one synchronous step (no record can fall in between). */
+function install(next: LogState): void {
+  const format = next.cfg.format === "json" ? formatJsonLine : formatTextLine;
+  const severity: LogSeverity = next.debug ? "debug" : next.cfg.severity;
+  const { output } = next;
+  configureSync({
     reset: true,
-    contextLocalStorage: new AsyncLocalStorage(),
+    contextLocalStorage,
     sinks: {
       main: (record: LogRecord) => {
         try {
-          write(format(record));
+          output.write(format(record));
         } catch {
           // A log line that cannot be written (closed pipe, full disk) must not crash the daemon.
         }
@@ -118,20 +149,58 @@ export async function setupLogging(
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["main"] },
     ],
   });
-  if (opts.debug) getLogger().debug("DEBUG logging enabled");
+  state = next;
 }
 
-/** Undoes {@link setupLogging} (closes the log file). For tests and shutdown. */
-export async function resetLogging(): Promise<void> {
-  await reset();
-  if (openFile) {
+function openOutput(cfg: LogConfig, sink?: (line: string) => void): Output {
+  const none = () => {};
+  if (sink) return { write: sink, close: none };
+  if (cfg.output === "stderr" || cfg.output === "") {
+    return { write: writerFor(Deno.stderr), close: none };
+  }
+  if (cfg.output === "stdout") return { write: writerFor(Deno.stdout), close: none };
+  return fileOutput(cfg.output);
+}
+
+/**
+ * A log file at `path`, opened for appending now (throws a {@link ConfigError} when it cannot
+ * be), and reopened whenever it was moved or deleted (logrotate without a signal), like the Go
+ * plugin's logger. One `stat` per line: cheap at this program's log volume.
+ */
+function fileOutput(path: string): Output {
+  const open = () => Deno.openSync(path, { append: true, create: true, mode: 0o644 });
+  let file: Deno.FsFile | undefined;
+  try {
+    file = open();
+  } catch (err) {
+    throw new ConfigError("log.output", `cannot open log.output "${path}": ${reason(err)}`, {
+      cause: err,
+    });
+  }
+  let ino = file.statSync().ino;
+  const close = () => {
     try {
-      openFile.close();
+      file?.close();
     } catch {
       // Already closed.
     }
-    openFile = undefined;
-  }
+    file = undefined;
+  };
+  const write = (line: string) => {
+    let current: number | null | undefined;
+    try {
+      current = Deno.statSync(path).ino;
+    } catch {
+      current = undefined; // Deleted or moved away: create it again.
+    }
+    if (file === undefined || current === undefined || current !== ino) {
+      close();
+      file = open();
+      ino = file.statSync().ino;
+    }
+    writerFor(file)(line);
+  };
+  return { write, close };
 }
 
 /**
@@ -140,32 +209,6 @@ export async function resetLogging(): Promise<void> {
  */
 export function getLogger(category: string[] = []): Logger {
   return logtapeGetLogger([ROOT_CATEGORY, ...category]);
-}
-
-/**
- * Appends to the log file at `path`, reopening it when it was moved or deleted (logrotate), like
- * the Go plugin's logger. One `stat` per line: cheap at this program's log volume.
- */
-function fileWriter(path: string): (line: string) => void {
-  let ino = openFile?.statSync().ino;
-  return (line) => {
-    let current: number | null | undefined;
-    try {
-      current = Deno.statSync(path).ino;
-    } catch {
-      current = undefined; // Deleted or moved away: create it again.
-    }
-    if (openFile === undefined || current === undefined || current !== ino) {
-      try {
-        openFile?.close();
-      } catch {
-        // Already closed.
-      }
-      openFile = Deno.openSync(path, { append: true, create: true, mode: 0o644 });
-      ino = openFile.statSync().ino;
-    }
-    writerFor(openFile)(line);
-  };
 }
 
 function writerFor(w: { writeSync(p: Uint8Array): number }): (line: string) => void {

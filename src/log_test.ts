@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ConfigError, TeleportEmailError } from "./errors.ts";
-import { getLogger, resetLogging, setupLogging } from "./log.ts";
+import { currentLogConfig, getLogger, reloadLogging, resetLogging, setupLogging } from "./log.ts";
 
 const TEXT_LINE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (DEBUG|INFO |WARN |ERROR) /;
 
@@ -166,7 +166,90 @@ Deno.test("setupLogging() reports a log file that cannot be opened", async () =>
   }
 });
 
-Deno.test("getLogger() logs nothing before setupLogging()", async () => {
+Deno.test("getLogger() drops records made before setupLogging() (neither printed nor replayed)", async () => {
   await resetLogging();
-  getLogger().error("dropped"); // must not throw nor print
+  getLogger().error("dropped");
+  const lines: string[] = [];
+  await setupLogging(
+    { output: "stderr", severity: "debug", format: "text" },
+    { sink: (l) => lines.push(l) },
+  );
+  try {
+    getLogger().info("kept");
+  } finally {
+    await resetLogging();
+  }
+  assert.equal(lines.length, 1);
+  assert.match(lines[0], / INFO {2}kept\n$/);
+});
+
+Deno.test("reloadLogging() switches severity and format at once and keeps --debug", async () => {
+  const lines: string[] = [];
+  await setupLogging(
+    { output: "stderr", severity: "info", format: "text" },
+    { sink: (l) => lines.push(l) },
+  );
+  try {
+    getLogger().debug("hidden");
+    getLogger().info("as text");
+    reloadLogging({ output: "stderr", severity: "debug", format: "json" });
+    getLogger().debug("as json");
+    assert.deepEqual(currentLogConfig(), { output: "stderr", severity: "debug", format: "json" });
+  } finally {
+    await resetLogging();
+  }
+  assert.equal(lines.length, 2);
+  assert.match(lines[0], / INFO {2}as text\n$/);
+  assert.equal(JSON.parse(lines[1]).msg, "as json");
+
+  const forced: string[] = [];
+  await setupLogging(
+    { output: "stderr", severity: "info", format: "text" },
+    { debug: true, sink: (l) => forced.push(l) },
+  );
+  try {
+    reloadLogging({ output: "stderr", severity: "error", format: "text" });
+    getLogger().debug("still debug");
+  } finally {
+    await resetLogging();
+  }
+  assert.match(forced.at(-1)!, / DEBUG still debug\n$/);
+});
+
+Deno.test("reloadLogging() reopens the log file: after a rename, new lines go to a new file", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = join(dir, "email.log");
+    const cfg = { output: path, severity: "info", format: "text" } as const;
+    await setupLogging(cfg);
+    getLogger().info("before rotation");
+    await Deno.rename(path, `${path}.1`);
+    reloadLogging(cfg);
+    // The new file exists as soon as the reload returns (logrotate's "create" is not needed).
+    assert.equal((await Deno.stat(path)).isFile, true);
+    getLogger().info("after reload");
+    await resetLogging();
+    assert.match(await Deno.readTextFile(`${path}.1`), /^\S+ INFO {2}before rotation\n$/);
+    assert.match(await Deno.readTextFile(path), /^\S+ INFO {2}after reload\n$/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("reloadLogging() keeps the previous output when the new one cannot be opened", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = join(dir, "email.log");
+    const bad = join(dir, "missing-dir", "email.log");
+    await setupLogging({ output: path, severity: "info", format: "text" });
+    assert.throws(
+      () => reloadLogging({ output: bad, severity: "debug", format: "json" }),
+      (err: unknown) => err instanceof ConfigError && err.key === "log.output",
+    );
+    getLogger().info("still here");
+    await resetLogging();
+    assert.match(await Deno.readTextFile(path), /^\S+ INFO {2}still here\n$/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
