@@ -2,14 +2,7 @@ import assert from "node:assert/strict";
 import { captureLogs } from "../tests/helpers/logs.ts";
 import type { Config } from "./config/types.ts";
 import { ConfigError, MailerError, TeleportEmailError } from "./errors.ts";
-import {
-  type AppDeps,
-  MAX_PARALLEL_SENDS,
-  parseWatermarkMargin,
-  runAppWith,
-  WATERMARK_MARGIN_ENV,
-} from "./app.ts";
-import { DEFAULT_WATERMARK_MARGIN_MS } from "./notify/handler.ts";
+import { type AppDeps, MAX_PARALLEL_SENDS, type RunAppOptions, runAppWith } from "./app.ts";
 import { FakeMailer, FakeTeleportClient, makeRequest, waitFor } from "../tests/helpers/fakes.ts";
 
 function config(): Config {
@@ -52,7 +45,6 @@ function deps(client: FakeTeleportClient, mailer: FakeMailer, over: Partial<AppD
       },
     }),
     createMailer: () => mailer,
-    env: () => undefined,
     ...over,
   };
   return { deps: d, closed: () => closed };
@@ -67,11 +59,12 @@ async function startApp(
   mailer: FakeMailer,
   over: Partial<AppDeps> = {},
   readyWhat = "ready",
+  env: RunAppOptions["env"] = undefined,
 ) {
   let ready = false;
   const d = deps(client, mailer, { onReady: () => (ready = true), ...over });
   const ac = new AbortController();
-  const app = runAppWith(config(), { signal: ac.signal, debug: false }, d.deps);
+  const app = runAppWith(config(), { signal: ac.signal, debug: false, env }, d.deps);
   const stop = async () => {
     ac.abort();
     await app;
@@ -147,23 +140,11 @@ Deno.test("runAppWith() fails when the mailer health check fails, and closes the
   assert.equal(mailer.closed, true);
 });
 
-Deno.test("runAppWith() rejects an unparsable TELEPORT_PLUGIN_FAIL_FAST before connecting", async () => {
-  const client = new FakeTeleportClient();
-  const d = deps(client, new FakeMailer(), { env: () => "maybe" });
-  await assert.rejects(
-    runAppWith(config(), { signal: new AbortController().signal, debug: false }, d.deps),
-    (err) => err instanceof ConfigError && err.message.includes("'maybe'"),
-  );
-  assert.equal(client.calls.get("ping") ?? 0, 0);
-});
-
 Deno.test("runAppWith() with fail-fast exits when the stream breaks", async () => {
   await captureLogs(async (records) => {
     const client = new FakeTeleportClient();
     const mailer = new FakeMailer();
-    const s = await startApp(client, mailer, {
-      env: (name) => name === "TELEPORT_PLUGIN_FAIL_FAST" ? "true" : undefined,
-    });
+    const s = await startApp(client, mailer, {}, "ready", { failFast: true });
     client.breakStreams();
     await assert.rejects(s.app, /Connection problem detected\. Exiting as fail fast is on\./);
     assert.equal(s.closed(), 1);
@@ -248,34 +229,6 @@ Deno.test("runAppWith() over SMTP sends at most the pool size of emails at once"
   assert.equal(MAX_PARALLEL_SENDS.smtp, 5);
 });
 
-Deno.test("parseWatermarkMargin() defaults to 2 min, accepts milliseconds and rejects anything else", () => {
-  assert.equal(parseWatermarkMargin(undefined), DEFAULT_WATERMARK_MARGIN_MS);
-  assert.equal(parseWatermarkMargin(""), 120_000);
-  assert.equal(parseWatermarkMargin("0"), 0);
-  assert.equal(parseWatermarkMargin("30000"), 30_000);
-  for (const bad of ["-1", "2m", "1.5", " 5"]) {
-    assert.throws(
-      () => parseWatermarkMargin(bad),
-      (err) =>
-        err instanceof ConfigError && err.key === WATERMARK_MARGIN_ENV &&
-        err.message.includes(`"${bad}"`),
-      bad,
-    );
-  }
-});
-
-Deno.test("runAppWith() rejects an invalid watermark margin before connecting", async () => {
-  const client = new FakeTeleportClient();
-  const d = deps(client, new FakeMailer(), {
-    env: (name) => name === WATERMARK_MARGIN_ENV ? "soon" : undefined,
-  });
-  await assert.rejects(
-    runAppWith(config(), { signal: new AbortController().signal, debug: false }, d.deps),
-    (err) => err instanceof ConfigError && err.message.includes(WATERMARK_MARGIN_ENV),
-  );
-  assert.equal(client.calls.get("ping") ?? 0, 0);
-});
-
 Deno.test("runAppWith() announces a request created and approved after start whose PENDING event was missed", async () => {
   const client = new FakeTeleportClient();
   const mailer = new FakeMailer();
@@ -299,4 +252,199 @@ Deno.test("runAppWith() announces a request created and approved after start who
   assert.deepEqual(mine.map((e) => e.to), ["all@example.com", "all@example.com"]);
   assert.ok(mine[0].text.includes("You have a new Role Request"), mine[0].text);
   assert.ok(mine[1].text.includes("APPROVED (ok)"), mine[1].text);
+});
+
+/** Deps whose SIGHUP is `hup()` and whose configuration file is `file.config` (or an error). */
+function reloadable(file: { config: Config | Error; loads?: number; gate?: Promise<void> }) {
+  let listener = () => {};
+  const results: Array<{ changes: string[] } | { error: unknown }> = [];
+  const over: Partial<AppDeps> = {
+    onReloadSignal: (l) => {
+      listener = l;
+      return () => (listener = () => {});
+    },
+    loadConfig: async () => {
+      file.loads = (file.loads ?? 0) + 1;
+      await file.gate;
+      if (file.config instanceof Error) throw file.config;
+      return structuredClone(file.config);
+    },
+    onReload: (r) => results.push(r as (typeof results)[number]),
+  };
+  return { over, hup: () => listener(), results };
+}
+
+Deno.test("runAppWith() on SIGHUP sends the next request to the reloaded role_to_recipients", async () => {
+  await captureLogs(async (records) => {
+    const client = new FakeTeleportClient();
+    const mailer = new FakeMailer();
+    const next = config();
+    next.roleToRecipients = { "*": ["new@example.com"] };
+    const r = reloadable({ config: next });
+    let connects = 0;
+    const s = await startApp(client, mailer, {
+      ...r.over,
+      connect: async () => {
+        connects++;
+        return { client, ping: await client.ping(), close: () => {} };
+      },
+    });
+    try {
+      r.hup();
+      await waitFor(() => r.results.length === 1, "the reload");
+      assert.deepEqual(r.results[0], { changes: ["role_to_recipients"] });
+      client.putRequest(makeRequest({ id: "req-after", roles: ["dev"] }));
+      await waitFor(() => mailer.sent.length === 1, "an email");
+      assert.equal(mailer.sent[0].to, "new@example.com");
+      assert.equal(connects, 1, "recipients change in place, on the same connection");
+      const done = records.find((x) => x.rawMessage === "Configuration reloaded");
+      assert.equal(done?.properties.changed, "role_to_recipients");
+    } finally {
+      await s.stop();
+    }
+  });
+});
+
+Deno.test("runAppWith() keeps the configuration in force when the reloaded file is invalid, naming the key", async () => {
+  await captureLogs(async (records) => {
+    const client = new FakeTeleportClient();
+    const mailer = new FakeMailer();
+    const r = reloadable({
+      config: new ConfigError("role_to_recipients", 'Invalid "role_to_recipients": not a table'),
+    });
+    const s = await startApp(client, mailer, r.over);
+    try {
+      r.hup();
+      await waitFor(() => r.results.length === 1, "the reload");
+      const failed = records.find((x) => x.level === "error");
+      assert.equal(
+        failed?.rawMessage,
+        "Configuration not reloaded; the previous configuration stays in force",
+      );
+      assert.equal(failed?.properties.key, "role_to_recipients");
+      client.putRequest(makeRequest({ id: "req-old-rules", roles: ["dev"] }));
+      await waitFor(() => mailer.sent.length === 1, "an email");
+      assert.equal(mailer.sent[0].to, "dev@example.com");
+    } finally {
+      await s.stop();
+    }
+  });
+});
+
+Deno.test("runAppWith() queues a SIGHUP that arrives during a reload and applies the newest file", async () => {
+  const client = new FakeTeleportClient();
+  const mailer = new FakeMailer();
+  let release!: () => void;
+  const file: Parameters<typeof reloadable>[0] = {
+    config: config(),
+    gate: new Promise((resolve) => (release = resolve)),
+  };
+  const r = reloadable(file);
+  const s = await startApp(client, mailer, r.over);
+  try {
+    r.hup();
+    await waitFor(() => file.loads === 1, "the first reload reading the file");
+    const second = config();
+    second.roleToRecipients = { "*": ["second@example.com"] };
+    file.config = second;
+    r.hup();
+    r.hup(); // Coalesced with the previous one.
+    release();
+    await waitFor(() => r.results.length === 2, "two reloads");
+    assert.equal(file.loads, 2);
+    client.putRequest(makeRequest({ id: "req-2" }));
+    await waitFor(() => mailer.sent.length === 1, "an email");
+    assert.equal(mailer.sent[0].to, "second@example.com");
+  } finally {
+    await s.stop();
+  }
+});
+
+Deno.test("runAppWith() on SIGHUP replaces a changed mailer after its health check; the old one closes", async () => {
+  const client = new FakeTeleportClient();
+  const first = new FakeMailer();
+  const second = new FakeMailer();
+  const next = config();
+  next.delivery.sender = "Teleport <other@example.com>";
+  const r = reloadable({ config: next });
+  let built = 0;
+  const s = await startApp(client, first, {
+    ...r.over,
+    createMailer: () => (++built === 1 ? first : second),
+  });
+  try {
+    r.hup();
+    await waitFor(() => r.results.length === 1, "the reload");
+    assert.deepEqual(r.results[0], { changes: ["delivery.sender"] });
+    assert.equal(second.healthChecks, 1);
+    assert.equal(first.closed, true);
+    client.putRequest(makeRequest({ id: "req-3" }));
+    await waitFor(() => second.sent.length === 1, "an email through the new mailer");
+    assert.equal(first.sent.length, 0);
+  } finally {
+    await s.stop();
+  }
+});
+
+Deno.test("runAppWith() on SIGHUP with a failing new mailer keeps the old one", async () => {
+  const client = new FakeTeleportClient();
+  const first = new FakeMailer();
+  const second = new FakeMailer();
+  second.healthError = new MailerError('Cannot connect to SMTP server "x:25": refused', {
+    retryable: true,
+  });
+  const next = config();
+  next.smtp!.host = "x";
+  const r = reloadable({ config: next });
+  let built = 0;
+  const s = await startApp(client, first, {
+    ...r.over,
+    createMailer: () => (++built === 1 ? first : second),
+  });
+  try {
+    r.hup();
+    await waitFor(() => r.results.length === 1, "the reload");
+    assert.match(String((r.results[0] as { error: Error }).error), /health check failed/);
+    assert.equal(second.closed, true);
+    client.putRequest(makeRequest({ id: "req-4" }));
+    await waitFor(() => first.sent.length === 1, "an email through the old mailer");
+  } finally {
+    await s.stop();
+  }
+});
+
+Deno.test("runAppWith() on SIGHUP with a changed [teleport] hands over to a new connection", async () => {
+  await captureLogs(async (records) => {
+    const oldClient = new FakeTeleportClient();
+    const newClient = new FakeTeleportClient();
+    const mailer = new FakeMailer();
+    const next = config();
+    next.teleport.addr = "127.0.0.1:3080";
+    const r = reloadable({ config: next });
+    const closed: FakeTeleportClient[] = [];
+    const s = await startApp(oldClient, mailer, {
+      ...r.over,
+      connect: async (cfg) => {
+        const client = cfg.addr === next.teleport.addr ? newClient : oldClient;
+        return { client, ping: await client.ping(), close: () => closed.push(client) };
+      },
+    });
+    try {
+      r.hup();
+      await waitFor(() => r.results.length === 1, "the reload");
+      assert.deepEqual(r.results[0], { changes: ["teleport"] });
+      assert.deepEqual(closed, [oldClient]);
+      newClient.putRequest(makeRequest({ id: "req-new-conn" }));
+      await waitFor(() => mailer.sent.length === 1, "an email via the new connection");
+      assert.ok(
+        records.some((x) =>
+          x.rawMessage === "Reconnected to Teleport with the reloaded configuration" &&
+          x.properties.connection_mode === "direct"
+        ),
+      );
+    } finally {
+      await s.stop();
+    }
+    assert.deepEqual(closed, [oldClient, newClient]);
+  });
 });

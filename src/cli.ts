@@ -11,7 +11,7 @@
  *   error of an AggregateFailure, with `error_number`), and also `ERROR: <message>` on stderr when
  *   the log output is not stderr.
  *
- * Reads no environment variables.
+ * Reads the environment only through `config/env.ts` (`readEnvSettings`), at `start`.
  * @module
  */
 import { parseArgs } from "node:util";
@@ -19,6 +19,7 @@ import { runApp } from "./app.ts";
 import { PromMetrics } from "./diag/metrics.ts";
 import { type DiagAddr, parseDiagAddr, startDiagServer } from "./diag/server.ts";
 import { EXAMPLE_CONFIG } from "./config/example.ts";
+import { type EnvSettings, readEnvSettings } from "./config/env.ts";
 import { DEFAULT_CONFIG_PATH, loadConfig } from "./config/load.ts";
 import type { Config } from "./config/types.ts";
 import {
@@ -264,6 +265,7 @@ async function start(
   diagAddr?: DiagAddr,
 ): Promise<number> {
   const config: Config = await loadConfig(configPath);
+  const env = readEnvSettings();
   try {
     await setupLogging(config.log, { debug });
   } catch (err) {
@@ -279,7 +281,7 @@ async function start(
       const metrics = new PromMetrics();
       diag = { metrics, ...startDiagServer(diagAddr, metrics, { log: getLogger(["diag"]) }) };
     }
-    const result = await runUntilSignal(config, debug, deps, diag?.metrics);
+    const result = await runUntilSignal(config, debug, env, deps, diag?.metrics);
     if (result === "forced") {
       if (toStderrToo) io.stderr("ERROR: Graceful shutdown failed, attempting fast shutdown\n");
       return 1;
@@ -309,6 +311,7 @@ async function start(
 async function runUntilSignal(
   config: Config,
   debug: boolean,
+  env: EnvSettings,
   deps: CliDeps,
   observer?: PromMetrics,
 ): Promise<"done" | "forced"> {
@@ -359,7 +362,7 @@ async function runUntilSignal(
   };
   globalThis.addEventListener("unhandledrejection", onUnhandled);
   try {
-    const app = deps.runApp(config, { signal: ac.signal, debug, observer }).then(
+    const app = deps.runApp(config, { signal: ac.signal, debug, env, observer }).then(
       () => "done" as const,
       (err) => {
         // An abort-caused rejection after a signal is a graceful shutdown.

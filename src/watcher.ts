@@ -22,7 +22,7 @@
  *   fatal (no hot loop on a revoked identity).
  */
 import { getLogger, type Logger } from "@logtape/logtape";
-import { ConfigError, formatError, TeleportError } from "./errors.ts";
+import { formatError, TeleportError } from "./errors.ts";
 import type { Engine } from "./notify/engine.ts";
 import type { RequestEvent, Watermark } from "./notify/handler.ts";
 import type { TeleportClient } from "./teleport/client.ts";
@@ -85,24 +85,6 @@ export interface WatcherOptions {
 
 /** The kinds the plugin watches. */
 export const WATCH_KINDS = [KIND_ACCESS_REQUEST, KIND_ACCESS_MONITORING_RULE];
-
-const TRUE_VALUES = new Set(["1", "t", "T", "TRUE", "true", "True"]);
-const FALSE_VALUES = new Set(["0", "f", "F", "FALSE", "false", "False"]);
-
-/**
- * Parses `TELEPORT_PLUGIN_FAIL_FAST` like Go's `strconv.ParseBool` (unset or "" = false).
- * Throws {@link ConfigError} for anything else.
- */
-export function parseFailFast(value: string | undefined): boolean {
-  if (value === undefined || value === "") return false;
-  if (TRUE_VALUES.has(value)) return true;
-  if (FALSE_VALUES.has(value)) return false;
-  throw new ConfigError(
-    "TELEPORT_PLUGIN_FAIL_FAST",
-    `failed to parse content '${value}' of the TELEPORT_PLUGIN_FAIL_FAST environment variable`,
-    { hint: "use true or false" },
-  );
-}
 
 /** Decorrelated jitter: uniform in [base, prev × 3], capped. */
 function nextBackoff(prev: number, base: number, cap: number): number {
@@ -203,6 +185,8 @@ export async function runWatcher(opts: WatcherOptions): Promise<void> {
       }
       log.debug("Watcher connected");
       opts.onInit?.();
+      // Which connection mode the reconnect used (start-up logs it as "Connected to Teleport").
+      if (ready) log.info("Reconnected to Teleport", { connection_mode: client.connectionMode });
       opts.watermark?.noteInit(new Date());
       delay = base;
       let resync: ReturnType<typeof setInterval> | undefined;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ConfigError, TeleportError } from "./errors.ts";
+import { TeleportError } from "./errors.ts";
 import { Engine } from "./notify/engine.ts";
 import { Watermark } from "./notify/handler.ts";
 import type { AccessMonitoringRule } from "./teleport/types.ts";
@@ -11,7 +11,7 @@ import {
   waitFor,
 } from "../tests/helpers/fakes.ts";
 import { ALL, fakeHandler } from "../tests/helpers/notify_rig.ts";
-import { parseFailFast, runWatcher, type WatcherOptions } from "./watcher.ts";
+import { runWatcher, type WatcherOptions } from "./watcher.ts";
 
 const R1 = "reviewer1@example.com";
 
@@ -58,20 +58,6 @@ function start(
     },
   };
 }
-
-Deno.test("parseFailFast() accepts Go's ParseBool values and rejects others", () => {
-  for (const v of ["1", "t", "T", "TRUE", "true", "True"]) assert.equal(parseFailFast(v), true);
-  for (const v of ["0", "f", "F", "FALSE", "false", "False", "", undefined]) {
-    assert.equal(parseFailFast(v), false);
-  }
-  assert.throws(
-    () => parseFailFast("yes"),
-    (err) =>
-      err instanceof ConfigError &&
-      err.message ===
-        "failed to parse content 'yes' of the TELEPORT_PLUGIN_FAIL_FAST environment variable",
-  );
-});
 
 Deno.test("runWatcher() handles request events from the stream", async () => {
   const r = rig();

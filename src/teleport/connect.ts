@@ -99,6 +99,8 @@ export interface TeleportConnection {
   ping: PingResult;
   /** When the identity in use expires (it changes when the identity file is refreshed). */
   identityExpiry?: () => Date;
+  /** The credentials new connections use (a reload re-reads them). */
+  credentials?: CredentialsSource;
   /** Closes the client and stops the credentials refresh. */
   close(): void;
 }
@@ -206,6 +208,7 @@ export async function connectTeleport(
       client,
       ping,
       identityExpiry: () => c.current().notAfter,
+      credentials: c,
       close() {
         client.close();
         // A tunnel-mode dialer keeps its SSH connection open until closed.

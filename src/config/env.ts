@@ -1,0 +1,66 @@
+/**
+ * The settings read from environment variables rather than the TOML file. Read once, by the CLI
+ * at start-up: a reload (SIGHUP) re-reads the file, not the environment.
+ *
+ * - `TELEPORT_PLUGIN_FAIL_FAST` (the Go plugin's): exit instead of reconnecting when the watch
+ *   stream is lost; parsed like Go's `strconv.ParseBool`.
+ * - `TELEPORT_EMAIL_WATERMARK_MARGIN_MS`: the clock-skew margin of the watermark that decides
+ *   which requests first seen already resolved are notified (default 120 000 ms, see
+ *   `notify/handler.ts`).
+ * @module
+ */
+import { ConfigError } from "../errors.ts";
+
+/** What the environment sets. */
+export interface EnvSettings {
+  failFast: boolean;
+  /** Undefined: the handler's default (2 min). */
+  watermarkMarginMs?: number;
+}
+
+export const FAIL_FAST_ENV = "TELEPORT_PLUGIN_FAIL_FAST";
+export const WATERMARK_MARGIN_ENV = "TELEPORT_EMAIL_WATERMARK_MARGIN_MS";
+
+const TRUE_VALUES = new Set(["1", "t", "T", "TRUE", "true", "True"]);
+const FALSE_VALUES = new Set(["0", "f", "F", "FALSE", "false", "False"]);
+
+/**
+ * Parses `TELEPORT_PLUGIN_FAIL_FAST` like Go's `strconv.ParseBool` (unset or "" = false).
+ * Throws {@link ConfigError} for anything else.
+ */
+export function parseFailFast(value: string | undefined): boolean {
+  if (value === undefined || value === "") return false;
+  if (TRUE_VALUES.has(value)) return true;
+  if (FALSE_VALUES.has(value)) return false;
+  throw new ConfigError(
+    FAIL_FAST_ENV,
+    `failed to parse content '${value}' of the ${FAIL_FAST_ENV} environment variable`,
+    { hint: "use true or false" },
+  );
+}
+
+/**
+ * Parses {@link WATERMARK_MARGIN_ENV} (unset or "" = undefined, the default). Throws
+ * {@link ConfigError} unless it is a non-negative integer.
+ */
+export function parseWatermarkMargin(value: string | undefined): number | undefined {
+  if (value === undefined || value === "") return undefined;
+  if (!/^[0-9]{1,12}$/.test(value)) {
+    throw new ConfigError(
+      WATERMARK_MARGIN_ENV,
+      `Invalid ${WATERMARK_MARGIN_ENV} value "${value}"`,
+      { hint: "use a number of milliseconds, e.g. 120000" },
+    );
+  }
+  return Number(value);
+}
+
+/** Reads and parses both variables; throws {@link ConfigError} naming the bad one. */
+export function readEnvSettings(
+  env: (name: string) => string | undefined = (name) => Deno.env.get(name),
+): EnvSettings {
+  return {
+    failFast: parseFailFast(env(FAIL_FAST_ENV)),
+    watermarkMarginMs: parseWatermarkMargin(env(WATERMARK_MARGIN_ENV)),
+  };
+}

@@ -1,0 +1,51 @@
+import assert from "node:assert/strict";
+import { ConfigError } from "../errors.ts";
+import {
+  parseFailFast,
+  parseWatermarkMargin,
+  readEnvSettings,
+  WATERMARK_MARGIN_ENV,
+} from "./env.ts";
+
+Deno.test("parseFailFast() accepts Go's ParseBool values and rejects others", () => {
+  for (const v of ["1", "t", "T", "TRUE", "true", "True"]) assert.equal(parseFailFast(v), true);
+  for (const v of ["0", "f", "F", "FALSE", "false", "False", "", undefined]) {
+    assert.equal(parseFailFast(v), false);
+  }
+  assert.throws(
+    () => parseFailFast("yes"),
+    (err) =>
+      err instanceof ConfigError &&
+      err.message ===
+        "failed to parse content 'yes' of the TELEPORT_PLUGIN_FAIL_FAST environment variable",
+  );
+});
+
+Deno.test("parseWatermarkMargin() leaves the default when unset, accepts milliseconds and rejects anything else", () => {
+  assert.equal(parseWatermarkMargin(undefined), undefined);
+  assert.equal(parseWatermarkMargin(""), undefined);
+  assert.equal(parseWatermarkMargin("0"), 0);
+  assert.equal(parseWatermarkMargin("30000"), 30_000);
+  for (const bad of ["-1", "2m", "1.5", " 5"]) {
+    assert.throws(
+      () => parseWatermarkMargin(bad),
+      (err) =>
+        err instanceof ConfigError && err.key === WATERMARK_MARGIN_ENV &&
+        err.message.includes(`"${bad}"`),
+      bad,
+    );
+  }
+});
+
+Deno.test("readEnvSettings() reads both variables and names the bad one", () => {
+  const env = (vars: Record<string, string>) => (name: string) => vars[name];
+  assert.deepEqual(readEnvSettings(env({})), { failFast: false, watermarkMarginMs: undefined });
+  assert.deepEqual(
+    readEnvSettings(env({ TELEPORT_PLUGIN_FAIL_FAST: "true", [WATERMARK_MARGIN_ENV]: "0" })),
+    { failFast: true, watermarkMarginMs: 0 },
+  );
+  assert.throws(
+    () => readEnvSettings(env({ TELEPORT_PLUGIN_FAIL_FAST: "maybe" })),
+    (err) => err instanceof ConfigError && err.key === "TELEPORT_PLUGIN_FAIL_FAST",
+  );
+});
