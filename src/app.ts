@@ -319,7 +319,7 @@ async function reload(app: App): Promise<void> {
     if (app.signal.aborted) return;
     log.error("Configuration not reloaded; the previous configuration stays in force", {
       error: err,
-      ...(err instanceof ConfigError ? { key: err.key } : {}),
+      ...(err instanceof ConfigError && err.key !== "" ? { key: err.key } : {}),
     });
     app.deps.onReload?.({ error: err });
     return;

@@ -149,6 +149,17 @@ export class PluginProcess {
     return code;
   }
 
+  /**
+   * Sends `signal` (e.g. SIGHUP, to reload) and returns at once; the process keeps running
+   * unless the signal ends it. Throws if it has already exited.
+   */
+  signal(signal: Deno.Signal): void {
+    if (this.#exitCode !== undefined) {
+      throw new Error(`cannot send ${signal}: teleport-email exited with code ${this.#exitCode}`);
+    }
+    this.#child.kill(signal);
+  }
+
   /** SIGKILL (no clean shutdown). */
   kill(): void {
     if (this.#exitCode !== undefined) return;
