@@ -34,6 +34,7 @@ import type { SmtpConfig, StartTlsPolicy } from "../config/types.ts";
 import type { Mailer, OutgoingEmail, SentEmail } from "./mailer.ts";
 import { bare, bracketed, generateMessageId, localHostname } from "./message_id.ts";
 import { addressOf, checkRecipient, isLoopbackHost, oneLine } from "./address.ts";
+import { connectFailureDetail } from "./net_error.ts";
 
 /** The logging surface the mailers use; a LogTape `Logger` fits. */
 export interface MailerLog {
@@ -347,7 +348,8 @@ export class SmtpMailer implements Mailer {
   #classify(err: unknown, action: "send" | "connect", recipient?: string): MailerError {
     if (err instanceof MailerError) return err;
     const e = (typeof err === "object" && err !== null ? err : {}) as NodemailerErrorLike;
-    const raw = this.#redact(e.message ?? String(err));
+    // A host with several addresses that all failed: an AggregateError with an empty message.
+    const raw = this.#redact(connectFailureDetail(err) ?? e.message ?? String(err));
     const responseCode = typeof e.responseCode === "number" && e.responseCode >= 200
       ? e.responseCode
       : undefined;

@@ -376,6 +376,34 @@ Deno.test("SmtpMailer.send() to a server that is down is a retryable socket erro
   }
 });
 
+Deno.test("SmtpMailer names each address of a host name that resolves to several (localhost) and why each failed", async () => {
+  const sink = await SmtpSink.start();
+  const port = sink.port;
+  await sink.close();
+  const mailer = new SmtpMailer({
+    host: "localhost",
+    port,
+    username: "",
+    password: "",
+    passwordFile: "",
+    starttlsPolicy: "disabled",
+    caFile: "",
+  }, SENDER);
+  try {
+    const err = await rejectsMailer(mailer.healthCheck());
+    assert.equal(err.retryable, true);
+    const prefix = `Cannot connect to SMTP server "localhost:${port}": `;
+    assert.ok(err.message.startsWith(prefix), err.message);
+    // Never empty after the colon (was, with nodemailer's AggregateError under Deno).
+    assert.match(
+      err.message.slice(prefix.length),
+      new RegExp(`127\\.0\\.0\\.1:${port}: connection refused \\(ECONNREFUSED\\)`),
+    );
+  } finally {
+    await mailer.close();
+  }
+});
+
 Deno.test("SmtpMailer.send() stops waiting when the signal aborts", async () => {
   await withMailer(
     { sink: { delayMs: 500 }, cfg: { starttlsPolicy: "disabled" } },
