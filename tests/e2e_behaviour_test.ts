@@ -120,6 +120,7 @@ async function permanentTotalFailure(env: E2eEnv, plugin: PluginProcess) {
     l.msg === "Failed send one or more messages" && l.request_id === req.id
   );
   assert.match(String(failure[0].error), /550/);
+  assert.equal(failure[0].retry, "no: permanent failure, will not be retried");
   await env.waitForPluginData(req.id, (d) => JSON.parse(d.email_delivery ?? "{}").failed?.length);
   // The resolution is recorded (nothing to send it to).
   env.teleport.setState(req.id, "APPROVED", "anyway");
@@ -155,6 +156,7 @@ async function retryableTotalFailure(env: E2eEnv, plugin: PluginProcess) {
     { count: 2, timeoutMs: 30_000 },
   );
   assert.match(String(failures[0].error), /451/);
+  assert.match(String(failures[0].retry), /^yes, in [\d.]+ (s|min) at \S+Z \(retry 1 of 30\)$/);
   assert.equal(env.emailsFor(req.id).length, 0);
   env.smtp!.rejectRecipients.delete("flaky@example.com");
   const [thread] = await env.waitForEmailsFor(req.id, 1, 30_000);

@@ -123,7 +123,7 @@ Deno.test({
   },
 });
 
-Deno.test("systemd unit: runs the installed binary with the default config, restarts on failure, no reload/PID file", () => {
+Deno.test("systemd unit: runs the installed binary with the default config, restarts on failure, reloads with SIGHUP, no PID file", () => {
   const service = section(UNIT, "Service");
   const get = (key: string) => service.filter(([k]) => k === key).map(([, v]) => v);
   assert.deepEqual(get("ExecStart"), [
@@ -131,14 +131,51 @@ Deno.test("systemd unit: runs the installed binary with the default config, rest
   ]);
   assert.deepEqual(get("Type"), ["simple"]);
   assert.deepEqual(get("Restart"), ["on-failure"]);
-  // The plugin does not handle SIGHUP and writes no PID file.
-  assert.deepEqual(get("ExecReload"), []);
+  // SIGHUP reloads (as in the Teleport guide's unit); the plugin writes no PID file.
+  assert.deepEqual(get("ExecReload"), ["/bin/kill -HUP $MAINPID"]);
   assert.deepEqual(get("PIDFile"), []);
   assert.deepEqual(section(UNIT, "Install"), [["WantedBy", "multi-user.target"]]);
   assert.deepEqual(section(UNIT, "Unit").find(([k]) => k === "Description"), [
     "Description",
     "Teleport Email Plugin",
   ]);
+});
+
+/** The Teleport guide's unit (`examples/systemd/plugins/teleport-email.service`), verbatim. */
+const GUIDE_UNIT = `[Unit]
+Description=Teleport Email Plugin
+After=network.target
+
+[Service]
+Type=simple
+Restart=on-failure
+ExecStart=/usr/local/bin/teleport-email start --config=/etc/teleport-email.toml
+ExecReload=/bin/kill -HUP $MAINPID
+PIDFile=/run/teleport-email.pid
+
+[Install]
+WantedBy=multi-user.target
+`;
+
+Deno.test({
+  name: ANALYZE
+    ? "systemd unit: the Teleport guide's own unit passes systemd-analyze verify"
+    : `systemd unit: the guide's unit ${SKIP}`,
+  ignore: !ANALYZE,
+  async fn() {
+    const r = await analyze(withExistingBinary(GUIDE_UNIT), ["verify"]);
+    assert.equal(r.code, 0, r.err);
+    assert.equal(r.err.trim(), "");
+  },
+});
+
+Deno.test("systemd unit: reloads like the guide's unit, which the README quotes verbatim", async () => {
+  // The same ExecReload: the SIGHUP it sends reloads (tests/e2e_reload_test.ts runs that line).
+  const ours = section(UNIT, "Service").find(([k]) => k === "ExecReload");
+  const theirs = section(GUIDE_UNIT, "Service").find(([k]) => k === "ExecReload");
+  assert.deepEqual(ours, theirs);
+  const readme = await Deno.readTextFile(`${REPO_ROOT}/README.md`);
+  assert.ok(readme.includes(GUIDE_UNIT), "README quotes the guide's unit verbatim");
 });
 
 Deno.test("systemd unit: hardening keeps the data dir writable and never sets MemoryDenyWriteExecute (V8 JIT)", () => {

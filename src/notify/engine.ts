@@ -30,6 +30,7 @@ import {
   RequestInterrupted,
   ShutdownAbort,
 } from "./handler.ts";
+import { NOT_RETRIED, retriesExhausted, retryScheduled } from "./retry_words.ts";
 
 /** Default deadline of one handler call, in ms. */
 export const DEFAULT_EVENT_TIMEOUT_MS = 15_000;
@@ -160,6 +161,9 @@ export class Engine {
     } catch (err) {
       this.handled++;
       this.failed++;
+      let retry = NOT_RETRIED;
+      if (this.shouldRetry(err)) retry = this.scheduleRetry(ev, err);
+      else this.retries.delete(id);
       const log = this.log.with(this.o.handler.eventContext(ev));
       if (err instanceof RequestInterrupted) {
         // The handler has warned about each unsent email.
@@ -172,15 +176,14 @@ export class Engine {
       } else if (err instanceof RequestBusyError) {
         log.debug("Request is being handled by another instance; will retry", {
           error: formatError(err),
+          retry,
         });
       } else {
         log.error(
           ev.op === "delete" ? "Failed to process deleted request" : "Failed to process request",
-          { error: formatError(err) },
+          { error: formatError(err), retry },
         );
       }
-      if (this.shouldRetry(err)) this.scheduleRetry(ev, err);
-      else this.retries.delete(id);
     }
   }
 
@@ -196,18 +199,15 @@ export class Engine {
     return true;
   }
 
-  private scheduleRetry(ev: RequestEvent, err: unknown): void {
+  /** Schedules the next attempt; returns the log's `retry` words (when, or why not). */
+  private scheduleRetry(ev: RequestEvent, err: unknown): string {
     const id = eventRequestId(ev);
     const state = this.retries.get(id) ?? { attempt: 0 };
     state.attempt++;
     const max = this.o.maxRetries ?? 30;
     if (state.attempt > max) {
-      this.log.with(this.o.handler.eventContext(ev)).error(
-        "Giving up retrying the request until its next event",
-        { attempts: state.attempt - 1 },
-      );
       this.retries.delete(id);
-      return;
+      return retriesExhausted(max);
     }
     const base = this.o.retryBaseMs ?? 1000;
     const cap = this.o.retryCapMs ?? 300_000;
@@ -226,6 +226,7 @@ export class Engine {
       this.submit(ev).catch(() => {});
     }, delay);
     this.retries.set(id, state);
+    return retryScheduled(delay, new Date(), state.attempt, max);
   }
 
   /** Resolves when no event is queued or running (retries may still be scheduled). */

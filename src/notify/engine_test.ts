@@ -254,3 +254,20 @@ Deno.test("Engine.drain() logs a handler cut off by shutdown as a warning naming
     ]]);
   });
 });
+
+Deno.test("Engine logs when a failed request is retried, and that it stops timed retries after the last", async () => {
+  await captureLogs(async (records) => {
+    const engine = engineWith(() => {
+      throw new RequestFailure("Failed to send emails", [new Error("421 try later")], true);
+    }, { maxRetries: 1 });
+    await engine.submit(ev("req-retry"));
+    await waitFor(() => engine.handled === 2, "the first attempt and its one retry");
+    await engine.idle();
+    const retries = records.filter((r) => r.rawMessage === "Failed to process request")
+      .map((r) => String(r.properties.retry));
+    assert.equal(retries.length, 2);
+    assert.match(retries[0], /^yes, in \d+\.\d s at \d{4}-\d\d-\d\dT[\d:.]+Z \(retry 1 of 1\)$/);
+    assert.match(retries[1], /^not on a timer any more \(1 retries failed\)/);
+    assert.equal(engine.pendingRetries, 0);
+  });
+});

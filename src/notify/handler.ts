@@ -89,6 +89,7 @@ import {
 } from "../templates/mod.ts";
 import { withRetry } from "../mailers/retry.ts";
 import { casPluginDataMap } from "./cas.ts";
+import { sendFailureRetry } from "./retry_words.ts";
 import {
   decodeDelivery,
   DELIVERY_KEY,
@@ -897,7 +898,10 @@ export class RequestHandler {
     }
     if (failures.length > 0) {
       const failure = new RequestFailure("Failed to send emails", failures, retryable);
-      log.error("Failed send one or more messages", { error: failure.message });
+      log.error("Failed send one or more messages", {
+        error: failure.message,
+        retry: sendFailureRetry(failures),
+      });
       if (retryable) throw failure;
     }
     return { sent, noop: false };
