@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { getLogger } from "@logtape/logtape";
+import { captureLogs } from "../tests/helpers/logs.ts";
 import { TeleportError } from "./errors.ts";
 import { Engine } from "./notify/engine.ts";
 import { Watermark } from "./notify/handler.ts";
@@ -432,4 +434,25 @@ Deno.test("runWatcher() takes the watermark back to the newest stored thread: re
   } finally {
     await w.stop();
   }
+});
+
+Deno.test("runWatcher() says which connection mode a reconnect used", async () => {
+  await captureLogs(async (records) => {
+    const r = rig();
+    const w = start(r, { log: getLogger(["teleport-email", "watcher"]) });
+    try {
+      await w.ready;
+      assert.ok(!records.some((x) => x.rawMessage === "Reconnected to Teleport"), "not at start");
+      r.client.breakStreams();
+      await waitFor(
+        () => records.some((x) => x.rawMessage === "Reconnected to Teleport"),
+        "the reconnect line",
+      );
+      const line = records.find((x) => x.rawMessage === "Reconnected to Teleport")!;
+      assert.equal(line.level, "info");
+      assert.equal(line.properties.connection_mode, "direct");
+    } finally {
+      await w.stop();
+    }
+  });
 });
