@@ -265,7 +265,6 @@ async function start(
   diagAddr?: DiagAddr,
 ): Promise<number> {
   const config: Config = await loadConfig(configPath);
-  const env = readEnvSettings();
   try {
     await setupLogging(config.log, { debug });
   } catch (err) {
@@ -277,6 +276,7 @@ async function start(
   try {
     for (const warning of config.warnings) log.warn(literal(warning));
     log.info("Starting Teleport Access Email Plugin", { version: VERSION, git_ref: GIT_REF });
+    const env = readEnvSettings(); // A bad value is a fatal error, logged like the others.
     if (diagAddr !== undefined) {
       const metrics = new PromMetrics();
       diag = { metrics, ...startDiagServer(diagAddr, metrics, { log: getLogger(["diag"]) }) };
