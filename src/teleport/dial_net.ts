@@ -1,6 +1,6 @@
 /**
  * Network building blocks for the Teleport dialers: address parsing, the outer TCP dial (direct,
- * or through an HTTP CONNECT proxy from `HTTPS_PROXY`/`NO_PROXY` like Go's `httpproxy`),
+ * or through the HTTP CONNECT proxy `http_proxy.ts` picks),
  * TLS over an existing stream, a tiny HTTP/1.1 response-head reader, and abort/timeout helpers.
  */
 import net from "node:net";
@@ -8,30 +8,17 @@ import tls from "node:tls";
 import { Buffer } from "node:buffer";
 import type { Duplex } from "node:stream";
 import type { TeleportErrorKind } from "../errors.ts";
+import type { Env } from "../config/env.ts";
 import type { Identity } from "./identity.ts";
+import { type HostPort, proxyForTarget } from "./http_proxy.ts";
 
 /** SNI and verified name of the Auth Service (`constants.APIDomain`). */
 export const API_DOMAIN = "teleport.cluster.local";
 /** Default Proxy web port used when an address has no port (`defaults.StandardHTTPSPort`). */
 export const DEFAULT_WEB_PORT = 443;
 
-/** Environment lookup used by the dialers (defaults to the process environment). */
-export type Env = Record<string, string | undefined>;
-
-/** The process environment, or `{}` without `--allow-env`. */
-export function processEnv(): Env {
-  try {
-    return Deno.env.toObject();
-  } catch {
-    return {};
-  }
-}
-
-/** A host and port. `host` has no brackets, even for IPv6. */
-export interface HostPort {
-  host: string;
-  port: number;
-}
+export type { Env } from "../config/env.ts";
+export type { HostPort } from "./http_proxy.ts";
 
 /**
  * Parses `host:port`, `[v6]:port`, `host` (port = `defaultPort`) or a URL-ish `https://host:port`.
@@ -64,71 +51,6 @@ export function parseHostPort(addr: string, defaultPort: number): HostPort {
 /** `host:port` with brackets for IPv6. */
 export function joinHostPort({ host, port }: HostPort): string {
   return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
-function isLoopback(host: string): boolean {
-  const h = host.toLowerCase();
-  return h === "localhost" || h.endsWith(".localhost") || h === "::1" || /^127\./.test(h);
-}
-
-function ipv4ToInt(ip: string): number | undefined {
-  const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(ip);
-  if (!m) return undefined;
-  const parts = m.slice(1).map(Number);
-  if (parts.some((p) => p > 255)) return undefined;
-  return ((parts[0] << 24) | (parts[1] << 16) | (parts[2] << 8) | parts[3]) >>> 0;
-}
-
-/** Whether `NO_PROXY` excludes `target` (Go `httpproxy` rules: `*`, domains, `.suffix`, IPs, CIDRs, ports). */
-export function noProxyMatches(noProxy: string, target: HostPort): boolean {
-  const host = target.host.toLowerCase();
-  for (let entry of noProxy.split(/[,\s]+/)) {
-    entry = entry.trim().toLowerCase();
-    if (!entry) continue;
-    if (entry === "*") return true;
-    if (entry.includes("/")) {
-      const [net4, bitsText] = entry.split("/");
-      const base = ipv4ToInt(net4), ip = ipv4ToInt(host), bits = Number(bitsText);
-      if (base !== undefined && ip !== undefined && bits >= 0 && bits <= 32) {
-        const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
-        if ((base & mask) === (ip & mask)) return true;
-      }
-      continue;
-    }
-    let entryPort: number | undefined;
-    let entryHost = entry;
-    const hp = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(entry);
-    if (hp) {
-      entryHost = hp[1].replace(/^\[|\]$/g, "");
-      entryPort = Number(hp[2]);
-    } else {
-      entryHost = entry.replace(/^\[|\]$/g, "");
-    }
-    if (entryPort !== undefined && entryPort !== target.port) continue;
-    if (entryHost.startsWith("*.")) entryHost = entryHost.slice(1);
-    if (entryHost.startsWith(".")) {
-      if (host.endsWith(entryHost)) return true;
-    } else if (host === entryHost || host.endsWith("." + entryHost)) {
-      return true;
-    }
-  }
-  return false;
-}
-
-/**
- * The HTTP CONNECT proxy for a TLS dial to `target`, from `HTTPS_PROXY`/`https_proxy` and
- * `NO_PROXY`/`no_proxy`, or undefined. Like Go, loopback targets are never proxied.
- */
-export function proxyForTarget(target: HostPort, env: Env): URL | undefined {
-  const raw = env.HTTPS_PROXY || env.https_proxy;
-  if (!raw || isLoopback(target.host)) return undefined;
-  const noProxy = env.NO_PROXY ?? env.no_proxy ?? "";
-  if (noProxyMatches(noProxy, target)) return undefined;
-  try {
-    return new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(raw) ? raw : `http://${raw}`);
-  } catch {
-    throw new Error(`invalid HTTPS_PROXY "${raw}"`);
-  }
 }
 
 /** Rejects with `signal.reason` when `signal` aborts, running `cleanup` first. */
@@ -166,8 +88,9 @@ export function abortable<T>(
 
 /**
  * Opens a TCP connection with TCP_NODELAY (like Go; TLS records, WebSocket frames and SSH packets
- * are small and latency-bound: with Nagle, a WebSocket-upgraded gRPC Ping took ~44 ms instead of
- * ~0.7 ms on loopback) and TCP keepalive. Rejects with the socket error (e.g. `ECONNREFUSED`).
+ * are small and latency-bound, and with Nagle's algorithm a small write waits for the peer's
+ * delayed ACK of the previous one) and TCP keepalive. Rejects with the socket error (e.g.
+ * `ECONNREFUSED`).
  */
 export function tcpConnect(
   target: HostPort,

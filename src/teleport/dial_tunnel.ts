@@ -28,22 +28,21 @@ import type { Duplex } from "node:stream";
 import { TeleportError, type TeleportErrorKind } from "../errors.ts";
 import type { CredentialsSource, Log } from "./credentials.ts";
 import type { Identity } from "./identity.ts";
-import type { AuthDialer } from "./dial.ts";
+import type { AuthDialer } from "./dial_types.ts";
+import type { Env } from "../config/env.ts";
+import { DEFAULT_TUNNEL_PORT } from "./tunnel_addr.ts";
 import {
   abortable,
   connectAuthTls,
   DEFAULT_WEB_PORT,
   dialOuter,
-  type Env,
   type HostPort,
   joinHostPort,
   parseHostPort,
-  processEnv,
   proveAccepted,
   tlsOver,
   tlsRejection,
 } from "./dial_net.ts";
-import type { FindResponse } from "./webapi.ts";
 import {
   checkSshCertificate,
   parseAuthorizedKey,
@@ -63,8 +62,6 @@ import {
   withSocketShims,
 } from "./ssh2_patches.ts";
 
-/** Default port of the Proxy's reverse tunnel listener. */
-export const DEFAULT_TUNNEL_PORT = 3024;
 /** ALPN protocol of the reverse tunnel behind a TLS-routing Proxy. */
 export const TUNNEL_ALPN = "teleport-reversetunnel";
 /** SSH channel type for transport (`constants.ChanTransport`). */
@@ -81,7 +78,7 @@ export interface OpenTunnelDialerOptions {
   /** Aborts opening (not the returned dialer's life: use `close()` for that). */
   signal?: AbortSignal;
   log?: Log;
-  /** `HTTPS_PROXY`/`NO_PROXY`; default the process environment. */
+  /** `HTTPS_PROXY`/`NO_PROXY` (see `config/env.ts`); default none set. */
   env?: Env;
   /** Budget for opening: SSH connection plus one proven Auth handshake. Default 30 s. */
   timeoutMs?: number;
@@ -255,7 +252,7 @@ class TunnelDialer implements TunnelAuthDialer {
     this.#target = target;
     this.#creds = creds;
     this.#opts = opts;
-    this.#env = opts.env ?? processEnv();
+    this.#env = opts.env ?? {};
   }
 
   get #dialTimeoutMs(): number {
@@ -689,59 +686,4 @@ export async function openTunnelDialer(
     throw err;
   }
   return dialer;
-}
-
-// ---------------------------------------------------------------------------------------------
-// The tunnel address a Proxy advertises (Go `webclient.ProxySettings.TunnelAddr`)
-
-/** Environment variable that overrides the discovered tunnel address (Go `TunnelPublicAddrEnvar`). */
-export const TUNNEL_PUBLIC_ADDR_ENV = "TELEPORT_TUNNEL_PUBLIC_ADDR";
-
-function hasPort(addr: string): boolean {
-  const a = addr.trim().replace(/^[a-z][a-z0-9+.-]*:\/\//i, "").replace(/\/.*$/, "");
-  return a.startsWith("[") ? /\]:\d+$/.test(a) : /^[^:]*:\d+$/.test(a);
-}
-
-/** The port of `addr`, or `fallback` when it has none or a bad one (Go `getTunnelPort`/`getWebPort`). */
-function portOr(addr: string | undefined, fallback: number): number {
-  if (!addr || !hasPort(addr)) return fallback;
-  try {
-    return parseHostPort(addr, fallback).port;
-  } catch {
-    return fallback;
-  }
-}
-
-/**
- * The reverse tunnel address a Proxy advertises in `/webapi/find`, by Go's
- * `webclient.ProxySettings.TunnelAddr` rules:
- * 1. `TELEPORT_TUNNEL_PUBLIC_ADDR` wins (default port 3024);
- * 2. with TLS routing: `public_addr`, else `web_listen_addr` (default port: the port of
- *    `web_listen_addr`, else 443);
- * 3. otherwise the first that is set of `ssh_tunnel_public_addr` (default port: the tunnel
- *    port), `ssh_public_addr` and `public_addr` (host only, with the tunnel port),
- *    `tunnel_listen_addr` and `web_listen_addr` (default port: the tunnel port). The tunnel port
- *    is the port of `tunnel_listen_addr`, else 3024.
- * @throws {Error} when nothing usable is advertised, or an address does not parse.
- */
-export function tunnelAddrFromFind(find: FindResponse, env: Env = {}): string {
-  const override = env[TUNNEL_PUBLIC_ADDR_ENV];
-  if (override) return joinHostPort(parseHostPort(override, DEFAULT_TUNNEL_PORT));
-  const ssh = find.proxy?.ssh ?? {};
-  if (find.proxy?.tls_routing_enabled) {
-    const webPort = portOr(ssh.web_listen_addr, DEFAULT_WEB_PORT);
-    const addr = ssh.public_addr || ssh.web_listen_addr;
-    if (!addr) throw new Error("/webapi/find advertises no web address");
-    return joinHostPort(parseHostPort(addr, webPort));
-  }
-  const tunnelPort = portOr(ssh.tunnel_listen_addr, DEFAULT_TUNNEL_PORT);
-  const withDefaultPort = (a: string) => joinHostPort(parseHostPort(a, tunnelPort));
-  const withTunnelPort = (a: string) =>
-    joinHostPort({ host: parseHostPort(a, tunnelPort).host, port: tunnelPort });
-  if (ssh.ssh_tunnel_public_addr) return withDefaultPort(ssh.ssh_tunnel_public_addr);
-  if (ssh.ssh_public_addr) return withTunnelPort(ssh.ssh_public_addr);
-  if (ssh.public_addr) return withTunnelPort(ssh.public_addr);
-  if (ssh.tunnel_listen_addr) return withDefaultPort(ssh.tunnel_listen_addr);
-  if (ssh.web_listen_addr) return withDefaultPort(ssh.web_listen_addr);
-  throw new Error("/webapi/find advertises no reverse tunnel address");
 }
