@@ -229,6 +229,25 @@ function tlsFailure(err: unknown, what: string): StepFailure {
   });
 }
 
+/**
+ * Why the Proxy's host key `blob` is not trusted (Go's `ssh.CertChecker`): not a certificate,
+ * or not a valid host certificate for `host` signed by one of `authorities`. Undefined when
+ * trusted.
+ */
+function hostCertificateProblem(
+  blob: Uint8Array,
+  authorities: Uint8Array[],
+  host: string,
+): string | undefined {
+  let cert: SshCertificate;
+  try {
+    cert = parseSshCertificate(blob);
+  } catch (err) {
+    return `the host key is not a certificate (${errMessage(err)})`;
+  }
+  return checkSshCertificate(cert, { type: "host", authorities, principal: host });
+}
+
 class TunnelDialer implements TunnelAuthDialer {
   readonly mode = "tunnel" as const;
   readonly addr: string;
@@ -335,23 +354,10 @@ class TunnelDialer implements TunnelAuthDialer {
     try {
       ch = await openSshChannel(conn.client, CHAN_TRANSPORT, undefined, { signal });
     } catch (err) {
-      if (err instanceof ChannelOpenError) {
-        throw new StepFailure(
-          "connection_problem",
-          `the Proxy refused the "${CHAN_TRANSPORT}" SSH channel (reason ${err.reason}${
-            err.description ? `: ${JSON.stringify(err.description)}` : ""
-          })`,
-        );
-      }
-      if (signal.aborted) throw err;
+      const failure = this.#channelFailure(err, conn, signal);
       // The SSH connection died under us: one more try on a fresh one.
-      conn.dead = true;
-      if (this.#conn === conn) this.#conn = undefined;
       if (mayRetry) return await this.#dialOnce(signal, false);
-      throw new StepFailure(
-        "connection_problem",
-        `opening the "${CHAN_TRANSPORT}" SSH channel failed: ${errMessage(err)}`,
-      );
+      throw failure;
     }
     conn.openChannels++;
     let counted = true;
@@ -363,34 +369,7 @@ class TunnelDialer implements TunnelAuthDialer {
     };
     ch.once("close", release);
     try {
-      const stderr: Buffer[] = [];
-      const onStderr = (d: Buffer) => {
-        if (stderr.reduce((n, b) => n + b.length, 0) < 8192) stderr.push(d);
-      };
-      ch.stderr.on("data", onStderr);
-      const address = this.#opts.dialRequestAddress ?? REMOTE_AUTH_SERVER;
-      const payload = Buffer.from(JSON.stringify({ address, conn_type: "node" }));
-      const ok = await sendChannelRequest(ch, CHAN_TRANSPORT_DIAL_REQ, payload, true, { signal });
-      if (!ok) {
-        // The reason is written to stderr before the channel closes (Go reads it to EOF).
-        await abortable(
-          new Promise<void>((resolve) => {
-            if ((ch as Any).destroyed || (ch as Any).closed) return resolve();
-            ch.once("close", () => resolve());
-            ch.resume();
-            setTimeout(resolve, 5000).unref?.();
-          }),
-          signal,
-        );
-        const text = Buffer.concat(stderr).toString("utf8").trim() ||
-          `failed connecting to ${address}`;
-        throw new StepFailure(
-          "connection_problem",
-          `the Proxy refused to dial the Auth Service: ${JSON.stringify(text)}`,
-        );
-      }
-      ch.stderr.off("data", onStderr);
-      ch.stderr.resume();
+      await this.#requestDial(ch, signal);
       let sock: tls.TLSSocket;
       try {
         sock = await connectAuthTls(ch, conn.identity, ["h2"], { signal });
@@ -411,6 +390,63 @@ class TunnelDialer implements TunnelAuthDialer {
       release();
       throw err;
     }
+  }
+
+  /**
+   * Why opening the transport channel failed. Throws when another try cannot help (refused,
+   * aborted); otherwise marks `conn` dead and returns the failure to report if no retry is left.
+   */
+  #channelFailure(err: unknown, conn: SshConn, signal: AbortSignal): StepFailure {
+    if (err instanceof ChannelOpenError) {
+      throw new StepFailure(
+        "connection_problem",
+        `the Proxy refused the "${CHAN_TRANSPORT}" SSH channel (reason ${err.reason}${
+          err.description ? `: ${JSON.stringify(err.description)}` : ""
+        })`,
+      );
+    }
+    if (signal.aborted) throw err;
+    conn.dead = true;
+    if (this.#conn === conn) this.#conn = undefined;
+    return new StepFailure(
+      "connection_problem",
+      `opening the "${CHAN_TRANSPORT}" SSH channel failed: ${errMessage(err)}`,
+    );
+  }
+
+  /**
+   * Sends `teleport-transport-dial` on `ch`; on refusal throws with the reason the Proxy wrote
+   * to the channel's stderr before closing it (Go reads it to EOF).
+   */
+  async #requestDial(ch: Ssh2Channel, signal: AbortSignal): Promise<void> {
+    const stderr: Buffer[] = [];
+    const onStderr = (d: Buffer) => {
+      if (stderr.reduce((n, b) => n + b.length, 0) < 8192) stderr.push(d);
+    };
+    ch.stderr.on("data", onStderr);
+    const address = this.#opts.dialRequestAddress ?? REMOTE_AUTH_SERVER;
+    const payload = Buffer.from(JSON.stringify({ address, conn_type: "node" }));
+    const ok = await sendChannelRequest(ch, CHAN_TRANSPORT_DIAL_REQ, payload, true, { signal });
+    if (ok) {
+      ch.stderr.off("data", onStderr);
+      ch.stderr.resume();
+      return;
+    }
+    await abortable(
+      new Promise<void>((resolve) => {
+        if ((ch as Any).destroyed || (ch as Any).closed) return resolve();
+        ch.once("close", () => resolve());
+        ch.resume();
+        setTimeout(resolve, 5000).unref?.();
+      }),
+      signal,
+    );
+    const text = Buffer.concat(stderr).toString("utf8").trim() ||
+      `failed connecting to ${address}`;
+    throw new StepFailure(
+      "connection_problem",
+      `the Proxy refused to dial the Auth Service: ${JSON.stringify(text)}`,
+    );
   }
 
   async #getConn(signal: AbortSignal): Promise<SshConn> {
@@ -435,96 +471,100 @@ class TunnelDialer implements TunnelAuthDialer {
 
   /** Opens and authenticates one SSH connection (bounded by the dial timeout and close()). */
   async #connect(identity: Identity): Promise<SshConn> {
-    const ms = this.#dialTimeoutMs;
     return await withDeadline(
-      ms,
+      this.#dialTimeoutMs,
       this.#closed.signal,
       "connecting to the reverse tunnel",
       async (signal) => {
-        const ssh = sshMaterial(identity);
-        if (ssh.badAuthorities.length > 0) {
-          this.#opts.log?.warn("Ignoring unusable @cert-authority lines of {source}: {errors}", {
-            source: identity.source,
-            errors: ssh.badAuthorities.join("; "),
-          });
-        }
-        const user = sshUserOf(ssh.cert);
-        let key;
-        try {
-          key = sshCertificateAuthKey(identity.keyPem, ssh.certLine);
-        } catch (err) {
-          throw new StepFailure("bad_parameter", errMessage(err));
-        }
-        const stream = await this.#outer(signal);
-        const client = new (ssh2Module().Client)();
-        const conn: SshConn = { client, identity, openChannels: 0, dead: false, retired: false };
-        let hostProblem: string | undefined;
-        const host = this.#target.host;
-        const ready = new Promise<void>((resolve, reject) => {
-          client.once("ready", () => resolve());
-          client.once("error", (err: Error & { level?: string }) => reject(err));
-          client.once(
-            "close",
-            () => reject(new Error("the connection closed during the SSH handshake")),
-          );
-        });
-        client.connect({
-          sock: stream as Any,
-          username: user,
-          readyTimeout: ms,
-          keepaliveInterval: this.#opts.keepaliveIntervalMs ?? 30_000,
-          keepaliveCountMax: 3,
-          algorithms: { serverHostKey: [...HOST_CERT_ALGORITHMS] as Any },
-          hostVerifier: (blob: Buffer) => {
-            let cert: SshCertificate;
-            try {
-              cert = parseSshCertificate(blob);
-            } catch (err) {
-              hostProblem = `the host key is not a certificate (${errMessage(err)})`;
-              return false;
-            }
-            hostProblem = checkSshCertificate(cert, {
-              type: "host",
-              authorities: ssh.authorities,
-              principal: host,
-            });
-            return hostProblem === undefined;
-          },
-          authHandler: [{ type: "publickey", username: user, key }] as Any,
-        } as Any);
-        try {
-          await abortable(ready, signal, () => client.destroy());
-        } catch (err) {
-          client.destroy();
-          stream.destroy();
-          throw this.#sshFailure(err, hostProblem, user, signal);
-        }
-        client.on("error", (err: Error) => {
-          this.#opts.log?.debug("Reverse tunnel SSH connection to {addr} failed: {error}", {
-            addr: this.addr,
-            error: err.message,
-          });
-        });
-        client.once("close", () => {
-          conn.dead = true;
-          this.#all.delete(conn);
-          if (this.#conn === conn) this.#conn = undefined;
-        });
-        this.sshConnections++;
-        this.#all.add(conn);
-        if (this.#closed.signal.aborted) {
-          this.#end(conn);
-          throw this.#closed.signal.reason;
-        }
-        if (this.#creds.current() === identity) this.#conn = conn;
-        else conn.retired = true;
-        this.#opts.log?.debug("Reverse tunnel SSH connection to {addr} established as {user}", {
-          addr: this.addr,
+        const { client, user } = await this.#sshHandshake(identity, signal);
+        return this.#track(
+          { client, identity, openChannels: 0, dead: false, retired: false },
           user,
-        });
-        return conn;
+        );
       },
     );
+  }
+
+  /** Steps 1 and 2: the outer connection, then SSH as the certificate's user. */
+  async #sshHandshake(
+    identity: Identity,
+    signal: AbortSignal,
+  ): Promise<{ client: import("ssh2").Client; user: string }> {
+    const ssh = sshMaterial(identity);
+    if (ssh.badAuthorities.length > 0) {
+      this.#opts.log?.warn("Ignoring unusable @cert-authority lines of {source}: {errors}", {
+        source: identity.source,
+        errors: ssh.badAuthorities.join("; "),
+      });
+    }
+    const user = sshUserOf(ssh.cert);
+    let key;
+    try {
+      key = sshCertificateAuthKey(identity.keyPem, ssh.certLine);
+    } catch (err) {
+      throw new StepFailure("bad_parameter", errMessage(err));
+    }
+    const stream = await this.#outer(signal);
+    const client = new (ssh2Module().Client)();
+    let hostProblem: string | undefined;
+    const ready = new Promise<void>((resolve, reject) => {
+      client.once("ready", () => resolve());
+      client.once("error", (err: Error & { level?: string }) => reject(err));
+      client.once(
+        "close",
+        () => reject(new Error("the connection closed during the SSH handshake")),
+      );
+    });
+    client.connect({
+      sock: stream as Any,
+      username: user,
+      readyTimeout: this.#dialTimeoutMs,
+      keepaliveInterval: this.#opts.keepaliveIntervalMs ?? 30_000,
+      keepaliveCountMax: 3,
+      algorithms: { serverHostKey: [...HOST_CERT_ALGORITHMS] as Any },
+      hostVerifier: (blob: Buffer) => {
+        hostProblem = hostCertificateProblem(blob, ssh.authorities, this.#target.host);
+        return hostProblem === undefined;
+      },
+      authHandler: [{ type: "publickey", username: user, key }] as Any,
+    } as Any);
+    try {
+      await abortable(ready, signal, () => client.destroy());
+    } catch (err) {
+      client.destroy();
+      stream.destroy();
+      throw this.#sshFailure(err, hostProblem, user, signal);
+    }
+    return { client, user };
+  }
+
+  /** Keeps `conn` in the books until it closes; makes it current if the identity still is. */
+  #track(conn: SshConn, user: string): SshConn {
+    const client = conn.client;
+    client.on("error", (err: Error) => {
+      this.#opts.log?.debug("Reverse tunnel SSH connection to {addr} failed: {error}", {
+        addr: this.addr,
+        error: err.message,
+      });
+    });
+    client.once("close", () => {
+      conn.dead = true;
+      this.#all.delete(conn);
+      if (this.#conn === conn) this.#conn = undefined;
+    });
+    this.sshConnections++;
+    this.#all.add(conn);
+    if (this.#closed.signal.aborted) {
+      this.#end(conn);
+      throw this.#closed.signal.reason;
+    }
+    if (this.#creds.current() === conn.identity) this.#conn = conn;
+    else conn.retired = true;
+    this.#opts.log?.debug("Reverse tunnel SSH connection to {addr} established as {user}", {
+      addr: this.addr,
+      user,
+    });
+    return conn;
   }
 
   #sshFailure(

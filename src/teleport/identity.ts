@@ -157,76 +157,68 @@ function parseOpenSshPrivateKey(der: Buffer): crypto.KeyObject {
   p.u32(); // the two check integers
   p.u32();
   const type = p.str();
+  let jwk: crypto.JsonWebKey;
+  if (type === "ssh-ed25519") jwk = ed25519Jwk(p);
+  else if (type.startsWith("ecdsa-sha2-")) jwk = ecdsaJwk(p);
+  else if (type === "ssh-rsa") jwk = rsaJwk(p);
+  else throw new Error(`unsupported OpenSSH key type ${type}`);
+  return crypto.createPrivateKey({ key: jwk, format: "jwk" });
+}
+
+function ed25519Jwk(p: SshReader): crypto.JsonWebKey {
+  const pub = p.bytes();
+  const secret = p.bytes();
+  return {
+    kty: "OKP",
+    crv: "Ed25519",
+    x: pub.toString("base64url"),
+    d: secret.subarray(0, 32).toString("base64url"),
+  };
+}
+
+function ecdsaJwk(p: SshReader): crypto.JsonWebKey {
+  const crv = CURVES[p.str()];
+  if (!crv) throw new Error("unsupported curve");
+  const q = p.bytes();
+  const d = p.bytes();
+  const size = (q.length - 1) / 2;
+  let i = 0;
+  while (d.length - i > size && d[i] === 0) i++;
+  const t = d.subarray(i);
+  return {
+    kty: "EC",
+    crv,
+    x: q.subarray(1, 1 + size).toString("base64url"),
+    y: q.subarray(1 + size).toString("base64url"),
+    d: Buffer.concat([Buffer.alloc(size - t.length), t]).toString("base64url"),
+  };
+}
+
+function rsaJwk(p: SshReader): crypto.JsonWebKey {
+  const n = p.bytes(), e = p.bytes(), d = p.bytes(), iqmp = p.bytes();
+  const pp = p.bytes(), qq = p.bytes();
   const b64 = (v: Buffer) => {
     let i = 0;
     while (i < v.length - 1 && v[i] === 0) i++;
     return v.subarray(i).toString("base64url");
   };
-  if (type === "ssh-ed25519") {
-    const pub = p.bytes();
-    const secret = p.bytes();
-    return crypto.createPrivateKey({
-      key: {
-        kty: "OKP",
-        crv: "Ed25519",
-        x: pub.toString("base64url"),
-        d: secret.subarray(0, 32).toString("base64url"),
-      },
-      format: "jwk",
-    });
-  }
-  if (type.startsWith("ecdsa-sha2-")) {
-    const crv = CURVES[p.str()];
-    if (!crv) throw new Error("unsupported curve");
-    const q = p.bytes();
-    const d = p.bytes();
-    const size = (q.length - 1) / 2;
-    const pad = (v: Buffer) => {
-      let i = 0;
-      while (v.length - i > size && v[i] === 0) i++;
-      const t = v.subarray(i);
-      return Buffer.concat([Buffer.alloc(size - t.length), t]).toString("base64url");
-    };
-    return crypto.createPrivateKey({
-      key: {
-        kty: "EC",
-        crv,
-        x: q.subarray(1, 1 + size).toString("base64url"),
-        y: q.subarray(1 + size).toString("base64url"),
-        d: pad(d),
-      },
-      format: "jwk",
-    });
-  }
-  if (type === "ssh-rsa") {
-    const n = p.bytes(),
-      e = p.bytes(),
-      d = p.bytes(),
-      iqmp = p.bytes(),
-      pp = p.bytes(),
-      qq = p.bytes();
-    const big = (v: Buffer) => BigInt("0x" + (v.toString("hex") || "0"));
-    const hex = (v: bigint) => {
-      const h = v.toString(16);
-      return Buffer.from(h.length % 2 ? "0" + h : h, "hex");
-    };
-    const dp = big(d) % (big(pp) - 1n), dq = big(d) % (big(qq) - 1n);
-    return crypto.createPrivateKey({
-      key: {
-        kty: "RSA",
-        n: b64(n),
-        e: b64(e),
-        d: b64(d),
-        p: b64(pp),
-        q: b64(qq),
-        dp: b64(hex(dp)),
-        dq: b64(hex(dq)),
-        qi: b64(iqmp),
-      },
-      format: "jwk",
-    });
-  }
-  throw new Error(`unsupported OpenSSH key type ${type}`);
+  const big = (v: Buffer) => BigInt("0x" + (v.toString("hex") || "0"));
+  const hex = (v: bigint) => {
+    const h = v.toString(16);
+    return Buffer.from(h.length % 2 ? "0" + h : h, "hex");
+  };
+  const dp = big(d) % (big(pp) - 1n), dq = big(d) % (big(qq) - 1n);
+  return {
+    kty: "RSA",
+    n: b64(n),
+    e: b64(e),
+    d: b64(d),
+    p: b64(pp),
+    q: b64(qq),
+    dp: b64(hex(dp)),
+    dq: b64(hex(dq)),
+    qi: b64(iqmp),
+  };
 }
 
 interface ParsedCert {
