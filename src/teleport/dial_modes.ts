@@ -22,7 +22,6 @@ import {
   tlsRejection,
 } from "./dial_net.ts";
 import { connectWeb, webRootCas } from "./webapi.ts";
-import { UpgradeNotSupportedError, upgradeWebSocket } from "./websocket.ts";
 
 /** ALPN value that makes the Proxy forward TLS to the Auth Service of `clusterName`. */
 export function authAlpn(clusterName: string): string {
@@ -138,14 +137,16 @@ export function tlsRoutingOpener(
       const sock = await dialOuter(target, { env, signal });
       return await connectAuthTls(sock, identity, alpn, { signal });
     }
+    // The WebSocket client (npm:ws) is loaded only by this mode.
+    const websocket = await import("./websocket.ts");
     const roots = webRootCas(env, identity.caPems);
     const outer = await connectWeb(target, { env, roots, signal });
     try {
-      const ws = await upgradeWebSocket(outer, { host: joinHostPort(target), signal });
+      const ws = await websocket.upgradeWebSocket(outer, { host: joinHostPort(target), signal });
       return await connectAuthTls(ws, identity, alpn, { signal });
     } catch (err) {
       outer.destroy();
-      if (err instanceof UpgradeNotSupportedError) {
+      if (err instanceof websocket.UpgradeNotSupportedError) {
         throw new DialFailure("not_implemented", err.message, { cause: err });
       }
       throw err;

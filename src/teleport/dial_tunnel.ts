@@ -42,6 +42,7 @@ import {
   proveAccepted,
   tlsOver,
   tlsRejection,
+  withSocketShims,
 } from "./dial_net.ts";
 import {
   checkSshCertificate,
@@ -59,7 +60,6 @@ import {
   type Ssh2Channel,
   ssh2Module,
   sshCertificateAuthKey,
-  withSocketShims,
 } from "./ssh2_patches.ts";
 
 /** ALPN protocol of the reverse tunnel behind a TLS-routing Proxy. */

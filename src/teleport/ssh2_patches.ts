@@ -35,6 +35,8 @@ import {
 } from "./ssh_cert.ts";
 import { openSshEd25519PrivateKeyPem, sshString, sshUint32 } from "./ssh_wire.ts";
 
+export { withSocketShims } from "./dial_net.ts";
+
 const require = createRequire(import.meta.url);
 
 /** The ssh2 version these patches were written and tested against. */
@@ -745,13 +747,4 @@ function openCustomChannel(
       proto.channelOpenFail(info.sender, reason, description);
     },
   });
-}
-
-/** Adds the no-op socket methods Deno's http2 and grpc-js call on a connection's socket. */
-export function withSocketShims<T extends Duplex>(d: T): T {
-  const any = d as Any;
-  for (const m of ["unref", "ref", "setNoDelay", "setKeepAlive", "setTimeout"]) {
-    if (typeof any[m] !== "function") any[m] = () => d;
-  }
-  return d;
 }

@@ -40,3 +40,11 @@ Deno.test("connectTeleport() loads the SSH tunnel stack (ssh2) only through a dy
   }
   assert.deepEqual(loaded.filter((s) => /ssh2@/.test(s)), []);
 });
+
+Deno.test("connectTeleport() loads the WebSocket client (npm:ws) only through a dynamic import()", async () => {
+  const loaded = [...await staticClosure("./connect.ts")];
+  assert.deepEqual(
+    loaded.filter((s) => s.endsWith("/teleport/websocket.ts") || /\/ws@/.test(s)),
+    [],
+  );
+});
