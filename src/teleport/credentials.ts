@@ -2,8 +2,8 @@
  * The plugin's Teleport credentials for its whole life: loads them from `[teleport]`, refuses
  * expired ones at start-up (with the Go plugin's message), and with `refresh_identity` re-reads
  * the identity file every `refresh_identity_interval` until closed, so NEW connections use the
- * newest certificate (tbot renewals). Unlike the Go plugin (upstream bug #67629) the refresh does
- * not stop after start-up.
+ * newest certificate (tbot renewals). Unlike the Go plugin, whose refresh ends once start-up is
+ * over, the refresh goes on for the daemon's whole life.
  */
 import type { Logger } from "@logtape/logtape";
 import type { TeleportConfig } from "../config/types.ts";
@@ -216,15 +216,4 @@ class RefreshingCredentials implements CredentialsSource {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
   }
-}
-
-/** A fixed `CredentialsSource` around one identity (tests, tools). `reload()` returns it unchanged. */
-export function staticCredentials(identity: Identity): CredentialsSource {
-  return {
-    current: () => identity,
-    reload: () => Promise.resolve(identity),
-    onChange: () => () => {},
-    refreshing: false,
-    close() {},
-  };
 }

@@ -10,7 +10,8 @@ import {
   startTestAuthTls,
   type TestAuthTlsServer,
 } from "../../tests/helpers/proxy.ts";
-import { type CredentialsSource, staticCredentials } from "./credentials.ts";
+import type { CredentialsSource } from "./credentials.ts";
+import { staticCredentials } from "../../tests/helpers/credentials.ts";
 import { type Identity, readIdentityFile } from "./identity.ts";
 import {
   authAlpn,

@@ -13,7 +13,8 @@ import {
 } from "../../tests/helpers/tunnel_server.ts";
 import { TeleportTestServer } from "../../tests/helpers/teleport_server.ts";
 import { ProxyEmulator } from "../../tests/helpers/proxy.ts";
-import { type CredentialsSource, staticCredentials } from "./credentials.ts";
+import type { CredentialsSource } from "./credentials.ts";
+import { staticCredentials } from "../../tests/helpers/credentials.ts";
 import { type Identity, parseIdentityFile } from "./identity.ts";
 import {
   openTunnelDialer,
@@ -35,7 +36,8 @@ async function startEchoAuth(
     cert: certPem,
     ALPNProtocols: ["h2"],
     requestCert: true,
-    rejectUnauthorized: false, // checked below (see deno-runtime-notes §3b)
+    // Checked below: a Deno node:tls server with rejectUnauthorized: true resets the clients.
+    rejectUnauthorized: false,
   }, (s) => {
     sockets.add(s);
     s.on("close", () => sockets.delete(s));

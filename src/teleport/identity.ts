@@ -10,7 +10,7 @@ import * as x509 from "@peculiar/x509";
 import crypto from "node:crypto";
 import { Buffer } from "node:buffer";
 import { ConfigError } from "../errors.ts";
-import { openSshEd25519PrivateKeyPem, SshReader } from "./ssh_wire.ts";
+import { SshReader } from "./ssh_wire.ts";
 
 /** Mutual-TLS (and SSH) credentials of the plugin, as read from disk. */
 export interface Identity {
@@ -45,12 +45,6 @@ export interface TlsFiles {
 }
 
 const SSH_CERT_TYPE = /^[a-z0-9\-]+-cert-v[0-9]{2}@openssh\.com$/;
-
-/** Whether the identity's TLS certificate has expired at `now` (or is not yet valid). */
-export function isIdentityExpired(identity: Identity, now: Date = new Date()): boolean {
-  return now.getTime() >= identity.notAfter.getTime() ||
-    now.getTime() < identity.notBefore.getTime();
-}
 
 /** The components of an identity file, split as Go's `decodeIdentityFile` does. */
 export interface IdentityFileParts {
@@ -416,22 +410,4 @@ export async function readTlsFiles(
       return new ConfigError(key, `Cannot read "${key}" "${path}": ${detail}`, { file: path });
     },
   );
-}
-
-/**
- * The identity's private key in a form the `ssh2` package parses: PKCS#1 PEM for RSA, SEC1 PEM
- * for EC, unencrypted OpenSSH (`openssh-key-v1`) for Ed25519.
- */
-export function sshPrivateKeyPem(identity: Pick<Identity, "privateKey">): string {
-  const key = identity.privateKey;
-  switch (key.asymmetricKeyType) {
-    case "rsa":
-      return key.export({ format: "pem", type: "pkcs1" }).toString();
-    case "ec":
-      return key.export({ format: "pem", type: "sec1" }).toString();
-    case "ed25519":
-      return openSshEd25519PrivateKeyPem(key);
-    default:
-      throw new Error(`Unsupported SSH key type "${key.asymmetricKeyType}"`);
-  }
 }
