@@ -23,6 +23,8 @@ export interface EnvSettings {
   failFast: boolean;
   /** Undefined: the handler's default (2 min). */
   watermarkMarginMs?: number;
+  /** The Teleport dialers' variables ({@link DIAL_ENV_NAMES}); undefined: none set. */
+  dial?: Env;
 }
 
 export const FAIL_FAST_ENV = "TELEPORT_PLUGIN_FAIL_FAST";
@@ -62,13 +64,17 @@ export function parseWatermarkMargin(value: string | undefined): number | undefi
   return Number(value);
 }
 
-/** Reads and parses both variables; throws {@link ConfigError} naming the bad one. */
+/**
+ * Reads and parses the plugin's variables and snapshots the dialers'; throws
+ * {@link ConfigError} naming a bad one.
+ */
 export function readEnvSettings(
   env: (name: string) => string | undefined = (name) => Deno.env.get(name),
 ): EnvSettings {
   return {
     failFast: parseFailFast(env(FAIL_FAST_ENV)),
     watermarkMarginMs: parseWatermarkMargin(env(WATERMARK_MARGIN_ENV)),
+    dial: readEnv(DIAL_ENV_NAMES, env),
   };
 }
 
