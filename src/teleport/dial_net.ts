@@ -10,7 +10,7 @@ import type { Duplex } from "node:stream";
 import type { TeleportErrorKind } from "../errors.ts";
 import type { Env } from "../config/env.ts";
 import type { Identity } from "./identity.ts";
-import { type HostPort, proxyForTarget } from "./http_proxy.ts";
+import { type HostPort, proxyForTarget, proxyVariable } from "./http_proxy.ts";
 
 /** SNI and verified name of the Auth Service (`constants.APIDomain`). */
 export const API_DOMAIN = "teleport.cluster.local";
@@ -182,7 +182,7 @@ export function parseHttpHead(head: string): {
 }
 
 /**
- * The outer TCP dial: straight to `target`, or through the `HTTPS_PROXY` HTTP CONNECT proxy
+ * The outer TCP dial: straight to `target`, or through the HTTP CONNECT proxy `http_proxy.ts` picks
  * (with `Proxy-Authorization: Basic` when the proxy URL has credentials).
  */
 export async function dialOuter(
@@ -191,8 +191,9 @@ export async function dialOuter(
 ): Promise<net.Socket> {
   const proxy = proxyForTarget(target, opts.env);
   if (!proxy) return await tcpConnect(target, { signal: opts.signal });
+  const name = proxyVariable(opts.env);
   if (proxy.protocol !== "http:") {
-    throw new Error(`unsupported HTTPS_PROXY scheme "${proxy.protocol}" (only http:// proxies)`);
+    throw new Error(`unsupported ${name} scheme "${proxy.protocol}" (only http:// proxies)`);
   }
   const proxyAddr = {
     host: proxy.hostname.replace(/^\[|\]$/g, ""),
@@ -203,7 +204,7 @@ export async function dialOuter(
     sock = await tcpConnect(proxyAddr, { signal: opts.signal });
   } catch (err) {
     throw new Error(
-      `cannot reach HTTPS_PROXY ${joinHostPort(proxyAddr)}: ${(err as Error).message}`,
+      `cannot reach ${name} ${joinHostPort(proxyAddr)}: ${(err as Error).message}`,
       { cause: err },
     );
   }
@@ -219,7 +220,7 @@ export async function dialOuter(
     const { status, reason } = parseHttpHead(head);
     if (status < 200 || status > 299) {
       throw new Error(
-        `HTTPS_PROXY ${joinHostPort(proxyAddr)} refused CONNECT ${authority}: ${status} ${reason}`,
+        `${name} ${joinHostPort(proxyAddr)} refused CONNECT ${authority}: ${status} ${reason}`,
       );
     }
     if (rest.length > 0) sock.unshift(rest);

@@ -73,7 +73,7 @@ export const REMOTE_AUTH_SERVER = "@remote-auth-server";
 /** Default budget of {@link openTunnelDialer} and of each `dial()` (Go's `DialTimeout`). */
 export const DEFAULT_TUNNEL_TIMEOUT_MS = 30_000;
 
-/** Options of {@link openTunnelDialer}. Compatible with `dial.ts`'s `TunnelDialerOptions`. */
+/** Options of {@link openTunnelDialer}. Compatible with `dial_types.ts`'s `TunnelDialerOptions`. */
 export interface OpenTunnelDialerOptions {
   /** Aborts opening (not the returned dialer's life: use `close()` for that). */
   signal?: AbortSignal;

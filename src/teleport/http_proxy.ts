@@ -183,6 +183,11 @@ function parseProxyUrl(raw: string, name: string): URL {
   }
 }
 
+/** The variable a proxy from {@link proxyForTarget} came from, for messages. */
+export function proxyVariable(env: Env): "HTTPS_PROXY" | "HTTP_PROXY" {
+  return firstSet(env, "HTTPS_PROXY", "https_proxy") ? "HTTPS_PROXY" : "HTTP_PROXY";
+}
+
 /**
  * The HTTP CONNECT proxy for a dial to `target`, or undefined (see the module doc). Throws
  * `Error` naming the variable when the proxy URL does not parse.
