@@ -90,9 +90,10 @@ export interface AppDeps {
 
 const log = getLogger(["app"]);
 
-function realDeps(): AppDeps {
+function realDeps(env?: EnvSettings): AppDeps {
   return {
-    connect: (cfg, opts) => connectTeleport(cfg, { ...opts, log: getLogger(["teleport"]) }),
+    connect: (cfg, opts) =>
+      connectTeleport(cfg, { ...opts, log: getLogger(["teleport"]), dialer: { env: env?.dial } }),
     createMailer: (cfg) => createMailer(cfg, { log: getLogger(["mailer"]) }),
     loadConfig: (path) => loadConfig(path),
     onReloadSignal: listenForSighup,
@@ -126,7 +127,7 @@ interface App {
  * Logging is already set up when this is called.
  */
 export function runApp(config: Config, opts: RunAppOptions): Promise<void> {
-  return runAppWith(config, opts, realDeps());
+  return runAppWith(config, opts, realDeps(opts.env));
 }
 
 /** {@link runApp} with its dependencies given (for tests). */

@@ -1,4 +1,8 @@
-/** Go's `time.ParseDuration`, for `teleport.refresh_identity_interval`. */
+/**
+ * Go's `time.ParseDuration`, for `teleport.refresh_identity_interval`. Hand-written on purpose
+ * and must keep matching Go exactly (accepted syntax, units, limits and error messages): the same
+ * configuration file must mean the same to both plugins, and no library parses Go durations.
+ */
 
 const UNITS_NS: Record<string, number> = {
   ns: 1,

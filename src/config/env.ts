@@ -7,6 +7,13 @@
  * - `TELEPORT_EMAIL_WATERMARK_MARGIN_MS`: the clock-skew margin of the watermark that decides
  *   which requests first seen already resolved are notified (default 120 000 ms, see
  *   `notify/handler.ts`).
+ *
+ * Teleport dialing (the Go client's variables, same names and meaning; {@link readDialEnv}):
+ * - `HTTPS_PROXY`/`https_proxy`, `HTTP_PROXY`/`http_proxy`, `NO_PROXY`/`no_proxy`: the HTTP
+ *   CONNECT proxy for the outer TCP dial (Go's `httpproxy.FromEnvironment`);
+ * - `TELEPORT_TLS_ROUTING_CONN_UPGRADE`: force or forbid the WebSocket connection upgrade;
+ * - `TELEPORT_TUNNEL_PUBLIC_ADDR`: overrides the reverse tunnel address a Proxy advertises;
+ * - `SSL_CERT_FILE`, `DENO_CERT`: roots that verify the Proxy's web certificate.
  * @module
  */
 import { ConfigError } from "../errors.ts";
@@ -16,6 +23,8 @@ export interface EnvSettings {
   failFast: boolean;
   /** Undefined: the handler's default (2 min). */
   watermarkMarginMs?: number;
+  /** The Teleport dialers' variables ({@link DIAL_ENV_NAMES}); undefined: none set. */
+  dial?: Env;
 }
 
 export const FAIL_FAST_ENV = "TELEPORT_PLUGIN_FAIL_FAST";
@@ -55,12 +64,57 @@ export function parseWatermarkMargin(value: string | undefined): number | undefi
   return Number(value);
 }
 
-/** Reads and parses both variables; throws {@link ConfigError} naming the bad one. */
+/**
+ * Reads and parses the plugin's variables and snapshots the dialers'; throws
+ * {@link ConfigError} naming a bad one.
+ */
 export function readEnvSettings(
   env: (name: string) => string | undefined = (name) => Deno.env.get(name),
 ): EnvSettings {
   return {
     failFast: parseFailFast(env(FAIL_FAST_ENV)),
     watermarkMarginMs: parseWatermarkMargin(env(WATERMARK_MARGIN_ENV)),
+    dial: readEnv(DIAL_ENV_NAMES, env),
   };
+}
+
+/** A snapshot of environment variables: name → value, `undefined` when unset. */
+export type Env = Readonly<Record<string, string | undefined>>;
+
+/** The variables the Teleport dialers read. */
+export const DIAL_ENV_NAMES = [
+  "HTTPS_PROXY",
+  "https_proxy",
+  "HTTP_PROXY",
+  "http_proxy",
+  "NO_PROXY",
+  "no_proxy",
+  "TELEPORT_TLS_ROUTING_CONN_UPGRADE",
+  "TELEPORT_TUNNEL_PUBLIC_ADDR",
+  "SSL_CERT_FILE",
+  "DENO_CERT",
+] as const;
+
+/**
+ * Reads `names` from `get` (default the process environment). A variable that cannot be read
+ * (no `--allow-env` for it) counts as unset.
+ */
+export function readEnv(
+  names: readonly string[],
+  get: (name: string) => string | undefined = (name) => Deno.env.get(name),
+): Env {
+  const env: Record<string, string | undefined> = {};
+  for (const name of names) {
+    try {
+      env[name] = get(name);
+    } catch {
+      env[name] = undefined;
+    }
+  }
+  return env;
+}
+
+/** The Teleport dialers' variables ({@link DIAL_ENV_NAMES}) from the process environment. */
+export function readDialEnv(): Env {
+  return readEnv(DIAL_ENV_NAMES);
 }

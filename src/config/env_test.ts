@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { ConfigError } from "../errors.ts";
 import {
+  DIAL_ENV_NAMES,
   parseFailFast,
   parseWatermarkMargin,
   readEnvSettings,
@@ -39,13 +40,42 @@ Deno.test("parseWatermarkMargin() leaves the default when unset, accepts millise
 
 Deno.test("readEnvSettings() reads both variables and names the bad one", () => {
   const env = (vars: Record<string, string>) => (name: string) => vars[name];
-  assert.deepEqual(readEnvSettings(env({})), { failFast: false, watermarkMarginMs: undefined });
+  const { failFast, watermarkMarginMs } = readEnvSettings(env({}));
+  assert.deepEqual({ failFast, watermarkMarginMs }, {
+    failFast: false,
+    watermarkMarginMs: undefined,
+  });
+  const set = readEnvSettings(
+    env({ TELEPORT_PLUGIN_FAIL_FAST: "true", [WATERMARK_MARGIN_ENV]: "0" }),
+  );
   assert.deepEqual(
-    readEnvSettings(env({ TELEPORT_PLUGIN_FAIL_FAST: "true", [WATERMARK_MARGIN_ENV]: "0" })),
+    { failFast: set.failFast, watermarkMarginMs: set.watermarkMarginMs },
     { failFast: true, watermarkMarginMs: 0 },
   );
   assert.throws(
     () => readEnvSettings(env({ TELEPORT_PLUGIN_FAIL_FAST: "maybe" })),
     (err) => err instanceof ConfigError && err.key === "TELEPORT_PLUGIN_FAIL_FAST",
   );
+});
+
+Deno.test("readEnvSettings() snapshots the Teleport dialers' variables, and only those", () => {
+  const vars: Record<string, string> = {
+    HTTPS_PROXY: "http://proxy:3128",
+    no_proxy: "internal.example",
+    TELEPORT_TLS_ROUTING_CONN_UPGRADE: "0;teleport.example.com:443=1",
+    TELEPORT_TUNNEL_PUBLIC_ADDR: "tunnel.example.com:3024",
+    SSL_CERT_FILE: "/etc/ssl/proxy-ca.pem",
+    HOME: "/root",
+  };
+  const { dial } = readEnvSettings((name) => vars[name]);
+  assert.deepEqual(Object.keys(dial ?? {}).sort(), [...DIAL_ENV_NAMES].sort());
+  for (const [name, value] of Object.entries(vars)) {
+    assert.equal(dial?.[name], name === "HOME" ? undefined : value, name);
+  }
+  // A variable the process may not read counts as unset.
+  const denied = readEnvSettings((name) => {
+    if (name === "HTTPS_PROXY") throw new Deno.errors.NotCapable("no --allow-env");
+    return undefined;
+  });
+  assert.equal(denied.dial?.HTTPS_PROXY, undefined);
 });

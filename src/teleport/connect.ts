@@ -3,6 +3,7 @@
  * client → `Ping` → minimum server version check, all bounded by one timeout (10 s).
  */
 import type { TeleportConfig } from "../config/types.ts";
+import { readDialEnv } from "../config/env.ts";
 import { TeleportError } from "../errors.ts";
 import type { TeleportClient } from "./client.ts";
 import { createCredentials, type CredentialsSource, type Log } from "./credentials.ts";
@@ -89,7 +90,10 @@ export interface ConnectOptions {
 
 /** Options of {@link connectTeleport}. */
 export interface ConnectTeleportOptions extends ConnectOptions {
-  /** Passed to `resolveAuthDialer` (e.g. `tunnelDialer`, `env`, `modes`, `dialTimeoutMs`). */
+  /**
+   * Passed to `resolveAuthDialer` (e.g. `tunnelDialer`, `env`, `modes`, `dialTimeoutMs`). Without
+   * `env`, the dialing variables are read once from the process (`readDialEnv()`).
+   */
   dialer?: Omit<ResolveAuthDialerOptions, "signal" | "log" | "timeoutMs">;
 }
 
@@ -175,7 +179,7 @@ export async function connectWithDialer(
 }
 
 /**
- * Connects to Teleport as `[teleport]` says: loads the credentials (B1's `createCredentials`,
+ * Connects to Teleport as `[teleport]` says: loads the credentials (`createCredentials`,
  * with `refresh_identity`), picks the connection mode (`resolveAuthDialer`), then
  * {@link connectWithDialer}. The whole start-up is bounded by `timeoutMs` (default 10 s).
  */
@@ -192,6 +196,7 @@ export async function connectTeleport(
     creds = await createCredentials(cfg, { signal: opts.signal, log: opts.log });
     dialer = await resolveAuthDialer(cfg.addr, creds, {
       ...opts.dialer,
+      env: opts.dialer?.env ?? readDialEnv(),
       signal: t.signal,
       log: opts.log,
       timeoutMs: Math.max(1, deadline - Date.now()),

@@ -2,8 +2,8 @@
  * The plugin's Teleport credentials for its whole life: loads them from `[teleport]`, refuses
  * expired ones at start-up (with the Go plugin's message), and with `refresh_identity` re-reads
  * the identity file every `refresh_identity_interval` until closed, so NEW connections use the
- * newest certificate (tbot renewals). Unlike the Go plugin (upstream bug #67629) the refresh does
- * not stop after start-up.
+ * newest certificate (tbot renewals). Unlike the Go plugin, whose refresh ends once start-up is
+ * over, the refresh goes on for the daemon's whole life.
  */
 import type { Logger } from "@logtape/logtape";
 import type { TeleportConfig } from "../config/types.ts";
@@ -56,6 +56,19 @@ function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/** How to (re-)read the credentials `[teleport]` names. Throws `ConfigError` when it names none. */
+function identityReader(cfg: TeleportConfig): (signal?: AbortSignal) => Promise<Identity> {
+  if (cfg.identity) return (signal) => readIdentityFile(cfg.identity, { signal });
+  if (cfg.clientKey && cfg.clientCrt && cfg.rootCas) {
+    const files = { clientKey: cfg.clientKey, clientCrt: cfg.clientCrt, rootCas: cfg.rootCas };
+    return (signal) => readTlsFiles(files, { signal });
+  }
+  throw new ConfigError(
+    "teleport.identity",
+    'No credentials configured: set "teleport.identity", or all of "teleport.client_key", "teleport.client_crt" and "teleport.root_cas"',
+  );
+}
+
 /**
  * Loads the credentials `[teleport]` names (an identity file, or the `client_key`/`client_crt`/
  * `root_cas` triple) and checks they have not expired. Throws `ConfigError` when they cannot be
@@ -67,124 +80,140 @@ export async function createCredentials(
   opts: CreateCredentialsOptions = {},
 ): Promise<CredentialsSource> {
   const now = opts.now ?? (() => new Date());
-  const log = opts.log;
-  let read: (signal?: AbortSignal) => Promise<Identity>;
-  if (cfg.identity) {
-    read = (signal) => readIdentityFile(cfg.identity, { signal });
-  } else if (cfg.clientKey && cfg.clientCrt && cfg.rootCas) {
-    read = (signal) =>
-      readTlsFiles({ clientKey: cfg.clientKey, clientCrt: cfg.clientCrt, rootCas: cfg.rootCas }, {
-        signal,
-      });
-  } else {
-    throw new ConfigError(
-      "teleport.identity",
-      'No credentials configured: set "teleport.identity", or all of "teleport.client_key", "teleport.client_crt" and "teleport.root_cas"',
-    );
-  }
-
-  let current = await read(opts.signal);
-  if (now().getTime() >= current.notAfter.getTime()) {
+  const read = identityReader(cfg);
+  const first = await read(opts.signal);
+  if (now().getTime() >= first.notAfter.getTime()) {
     throw new TeleportError("access_denied", NO_VALID_CREDENTIALS_MESSAGE, {
-      hint: `the certificate in "${current.source}" expired at ${current.notAfter.toISOString()}`,
+      hint: `the certificate in "${first.source}" expired at ${first.notAfter.toISOString()}`,
     });
   }
-  log?.info("At least one non-expired credential has been found, continuing startup", {
-    source: current.source,
-    user: current.user,
-    expires: current.notAfter.toISOString(),
+  opts.log?.info("At least one non-expired credential has been found, continuing startup", {
+    source: first.source,
+    user: first.user,
+    expires: first.notAfter.toISOString(),
   });
-
-  const listeners = new Set<(identity: Identity) => void>();
-  const closer = new AbortController();
-  const signal = opts.signal ? AbortSignal.any([opts.signal, closer.signal]) : closer.signal;
-
-  const adopt = (next: Identity): Identity => {
-    if (sameIdentity(current, next)) return current;
-    const nowMs = now().getTime();
-    if (nowMs >= next.notAfter.getTime() && nowMs < current.notAfter.getTime()) {
-      log?.warn("Identity file {source} holds an expired certificate, keeping the previous one", {
-        source: next.source,
-        expired: next.notAfter.toISOString(),
-      });
-      return current;
-    }
-    current = next;
-    log?.info("Reloaded credentials from {source}, new certificate valid until {expires}", {
-      source: next.source,
-      expires: next.notAfter.toISOString(),
-    });
-    for (const l of listeners) {
-      try {
-        l(next);
-      } catch (err) {
-        log?.error("Credentials change listener failed: {error}", { error: describe(err) });
-      }
-    }
-    return current;
-  };
-
-  const refreshing = Boolean(cfg.identity && cfg.refreshIdentity);
   const intervalMs = cfg.refreshIdentityIntervalMs > 0
     ? cfg.refreshIdentityIntervalMs
     : DEFAULT_REFRESH_INTERVAL_MS;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const schedule = () => {
-    if (signal.aborted) return;
-    const t = setTimeout(tick, intervalMs);
+  const creds = new RefreshingCredentials(first, read, { ...opts, now, intervalMs });
+  if (cfg.identity && cfg.refreshIdentity) creds.startRefresh();
+  return creds;
+}
+
+/**
+ * The identity read at start-up, replaced by newer good ones from `reload()` and, once
+ * `startRefresh()` was called, from a re-read every `intervalMs`.
+ */
+class RefreshingCredentials implements CredentialsSource {
+  #refreshing = false;
+  #current: Identity;
+  #read: (signal?: AbortSignal) => Promise<Identity>;
+  #log?: Log;
+  #now: () => Date;
+  #intervalMs: number;
+  #listeners = new Set<(identity: Identity) => void>();
+  #closer = new AbortController();
+  #signal: AbortSignal;
+  #timer?: ReturnType<typeof setTimeout>;
+
+  constructor(
+    first: Identity,
+    read: (signal?: AbortSignal) => Promise<Identity>,
+    opts: { signal?: AbortSignal; log?: Log; now: () => Date; intervalMs: number },
+  ) {
+    this.#current = first;
+    this.#read = read;
+    this.#log = opts.log;
+    this.#now = opts.now;
+    this.#intervalMs = opts.intervalMs;
+    this.#signal = opts.signal
+      ? AbortSignal.any([opts.signal, this.#closer.signal])
+      : this.#closer.signal;
+    this.#signal.addEventListener("abort", () => this.#stop(), { once: true });
+  }
+
+  get refreshing(): boolean {
+    return this.#refreshing;
+  }
+
+  current(): Identity {
+    return this.#current;
+  }
+
+  async reload(o: { signal?: AbortSignal } = {}): Promise<Identity> {
+    const s = o.signal ? AbortSignal.any([o.signal, this.#signal]) : this.#signal;
+    return this.#adopt(await this.#read(s));
+  }
+
+  onChange(listener: (identity: Identity) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  close(): void {
+    this.#closer.abort();
+    this.#stop();
+  }
+
+  /** Starts re-reading the identity file every `intervalMs` (`refresh_identity`). */
+  startRefresh(): void {
+    this.#refreshing = true;
+    this.#log?.debug("Re-reading identity file {source} every {interval} ms", {
+      source: this.#current.source,
+      interval: this.#intervalMs,
+    });
+    this.#schedule();
+  }
+
+  /** Makes `next` current unless it is the same or expired while the current one is not. */
+  #adopt(next: Identity): Identity {
+    const current = this.#current;
+    if (sameIdentity(current, next)) return current;
+    const nowMs = this.#now().getTime();
+    if (nowMs >= next.notAfter.getTime() && nowMs < current.notAfter.getTime()) {
+      this.#log?.warn(
+        "Identity file {source} holds an expired certificate, keeping the previous one",
+        { source: next.source, expired: next.notAfter.toISOString() },
+      );
+      return current;
+    }
+    this.#current = next;
+    this.#log?.info("Reloaded credentials from {source}, new certificate valid until {expires}", {
+      source: next.source,
+      expires: next.notAfter.toISOString(),
+    });
+    for (const l of this.#listeners) {
+      try {
+        l(next);
+      } catch (err) {
+        this.#log?.error("Credentials change listener failed: {error}", { error: describe(err) });
+      }
+    }
+    return next;
+  }
+
+  #schedule(): void {
+    if (this.#signal.aborted) return;
+    const t = setTimeout(() => this.#tick(), this.#intervalMs);
     Deno.unrefTimer(t);
-    timer = t;
-  };
-  const tick = async () => {
-    timer = undefined;
+    this.#timer = t;
+  }
+
+  async #tick(): Promise<void> {
+    this.#timer = undefined;
     try {
-      adopt(await read(signal));
+      this.#adopt(await this.#read(this.#signal));
     } catch (err) {
-      if (signal.aborted) return;
-      log?.warn("Cannot reload credentials, keeping the previous ones: {error}", {
+      if (this.#signal.aborted) return;
+      this.#log?.warn("Cannot reload credentials, keeping the previous ones: {error}", {
         error: err instanceof TeleportEmailError ? err.message : describe(err),
       });
     }
-    schedule();
-  };
-  const stop = () => {
-    if (timer !== undefined) clearTimeout(timer);
-    timer = undefined;
-  };
-  signal.addEventListener("abort", stop, { once: true });
-  if (refreshing) {
-    log?.debug("Re-reading identity file {source} every {interval} ms", {
-      source: current.source,
-      interval: intervalMs,
-    });
-    schedule();
+    this.#schedule();
   }
 
-  return {
-    current: () => current,
-    reload: async (o = {}) => {
-      const s = o.signal ? AbortSignal.any([o.signal, signal]) : signal;
-      return adopt(await read(s));
-    },
-    onChange(listener) {
-      listeners.add(listener);
-      return () => listeners.delete(listener);
-    },
-    refreshing,
-    close() {
-      closer.abort();
-      stop();
-    },
-  };
-}
-
-/** A fixed `CredentialsSource` around one identity (tests, tools). `reload()` returns it unchanged. */
-export function staticCredentials(identity: Identity): CredentialsSource {
-  return {
-    current: () => identity,
-    reload: () => Promise.resolve(identity),
-    onChange: () => () => {},
-    refreshing: false,
-    close() {},
-  };
+  #stop(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
 }

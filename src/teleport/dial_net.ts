@@ -1,6 +1,6 @@
 /**
  * Network building blocks for the Teleport dialers: address parsing, the outer TCP dial (direct,
- * or through an HTTP CONNECT proxy from `HTTPS_PROXY`/`NO_PROXY` like Go's `httpproxy`),
+ * or through the HTTP CONNECT proxy `http_proxy.ts` picks),
  * TLS over an existing stream, a tiny HTTP/1.1 response-head reader, and abort/timeout helpers.
  */
 import net from "node:net";
@@ -8,30 +8,17 @@ import tls from "node:tls";
 import { Buffer } from "node:buffer";
 import type { Duplex } from "node:stream";
 import type { TeleportErrorKind } from "../errors.ts";
+import type { Env } from "../config/env.ts";
 import type { Identity } from "./identity.ts";
+import { type HostPort, proxyForTarget, proxyVariable } from "./http_proxy.ts";
 
 /** SNI and verified name of the Auth Service (`constants.APIDomain`). */
 export const API_DOMAIN = "teleport.cluster.local";
 /** Default Proxy web port used when an address has no port (`defaults.StandardHTTPSPort`). */
 export const DEFAULT_WEB_PORT = 443;
 
-/** Environment lookup used by the dialers (defaults to the process environment). */
-export type Env = Record<string, string | undefined>;
-
-/** The process environment, or `{}` without `--allow-env`. */
-export function processEnv(): Env {
-  try {
-    return Deno.env.toObject();
-  } catch {
-    return {};
-  }
-}
-
-/** A host and port. `host` has no brackets, even for IPv6. */
-export interface HostPort {
-  host: string;
-  port: number;
-}
+export type { Env } from "../config/env.ts";
+export type { HostPort } from "./http_proxy.ts";
 
 /**
  * Parses `host:port`, `[v6]:port`, `host` (port = `defaultPort`) or a URL-ish `https://host:port`.
@@ -64,71 +51,6 @@ export function parseHostPort(addr: string, defaultPort: number): HostPort {
 /** `host:port` with brackets for IPv6. */
 export function joinHostPort({ host, port }: HostPort): string {
   return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
-function isLoopback(host: string): boolean {
-  const h = host.toLowerCase();
-  return h === "localhost" || h.endsWith(".localhost") || h === "::1" || /^127\./.test(h);
-}
-
-function ipv4ToInt(ip: string): number | undefined {
-  const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(ip);
-  if (!m) return undefined;
-  const parts = m.slice(1).map(Number);
-  if (parts.some((p) => p > 255)) return undefined;
-  return ((parts[0] << 24) | (parts[1] << 16) | (parts[2] << 8) | parts[3]) >>> 0;
-}
-
-/** Whether `NO_PROXY` excludes `target` (Go `httpproxy` rules: `*`, domains, `.suffix`, IPs, CIDRs, ports). */
-export function noProxyMatches(noProxy: string, target: HostPort): boolean {
-  const host = target.host.toLowerCase();
-  for (let entry of noProxy.split(/[,\s]+/)) {
-    entry = entry.trim().toLowerCase();
-    if (!entry) continue;
-    if (entry === "*") return true;
-    if (entry.includes("/")) {
-      const [net4, bitsText] = entry.split("/");
-      const base = ipv4ToInt(net4), ip = ipv4ToInt(host), bits = Number(bitsText);
-      if (base !== undefined && ip !== undefined && bits >= 0 && bits <= 32) {
-        const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
-        if ((base & mask) === (ip & mask)) return true;
-      }
-      continue;
-    }
-    let entryPort: number | undefined;
-    let entryHost = entry;
-    const hp = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(entry);
-    if (hp) {
-      entryHost = hp[1].replace(/^\[|\]$/g, "");
-      entryPort = Number(hp[2]);
-    } else {
-      entryHost = entry.replace(/^\[|\]$/g, "");
-    }
-    if (entryPort !== undefined && entryPort !== target.port) continue;
-    if (entryHost.startsWith("*.")) entryHost = entryHost.slice(1);
-    if (entryHost.startsWith(".")) {
-      if (host.endsWith(entryHost)) return true;
-    } else if (host === entryHost || host.endsWith("." + entryHost)) {
-      return true;
-    }
-  }
-  return false;
-}
-
-/**
- * The HTTP CONNECT proxy for a TLS dial to `target`, from `HTTPS_PROXY`/`https_proxy` and
- * `NO_PROXY`/`no_proxy`, or undefined. Like Go, loopback targets are never proxied.
- */
-export function proxyForTarget(target: HostPort, env: Env): URL | undefined {
-  const raw = env.HTTPS_PROXY || env.https_proxy;
-  if (!raw || isLoopback(target.host)) return undefined;
-  const noProxy = env.NO_PROXY ?? env.no_proxy ?? "";
-  if (noProxyMatches(noProxy, target)) return undefined;
-  try {
-    return new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(raw) ? raw : `http://${raw}`);
-  } catch {
-    throw new Error(`invalid HTTPS_PROXY "${raw}"`);
-  }
 }
 
 /** Rejects with `signal.reason` when `signal` aborts, running `cleanup` first. */
@@ -166,8 +88,9 @@ export function abortable<T>(
 
 /**
  * Opens a TCP connection with TCP_NODELAY (like Go; TLS records, WebSocket frames and SSH packets
- * are small and latency-bound: with Nagle, a WebSocket-upgraded gRPC Ping took ~44 ms instead of
- * ~0.7 ms on loopback) and TCP keepalive. Rejects with the socket error (e.g. `ECONNREFUSED`).
+ * are small and latency-bound, and with Nagle's algorithm a small write waits for the peer's
+ * delayed ACK of the previous one) and TCP keepalive. Rejects with the socket error (e.g.
+ * `ECONNREFUSED`).
  */
 export function tcpConnect(
   target: HostPort,
@@ -259,7 +182,7 @@ export function parseHttpHead(head: string): {
 }
 
 /**
- * The outer TCP dial: straight to `target`, or through the `HTTPS_PROXY` HTTP CONNECT proxy
+ * The outer TCP dial: straight to `target`, or through the HTTP CONNECT proxy `http_proxy.ts` picks
  * (with `Proxy-Authorization: Basic` when the proxy URL has credentials).
  */
 export async function dialOuter(
@@ -268,8 +191,9 @@ export async function dialOuter(
 ): Promise<net.Socket> {
   const proxy = proxyForTarget(target, opts.env);
   if (!proxy) return await tcpConnect(target, { signal: opts.signal });
+  const name = proxyVariable(opts.env);
   if (proxy.protocol !== "http:") {
-    throw new Error(`unsupported HTTPS_PROXY scheme "${proxy.protocol}" (only http:// proxies)`);
+    throw new Error(`unsupported ${name} scheme "${proxy.protocol}" (only http:// proxies)`);
   }
   const proxyAddr = {
     host: proxy.hostname.replace(/^\[|\]$/g, ""),
@@ -280,7 +204,7 @@ export async function dialOuter(
     sock = await tcpConnect(proxyAddr, { signal: opts.signal });
   } catch (err) {
     throw new Error(
-      `cannot reach HTTPS_PROXY ${joinHostPort(proxyAddr)}: ${(err as Error).message}`,
+      `cannot reach ${name} ${joinHostPort(proxyAddr)}: ${(err as Error).message}`,
       { cause: err },
     );
   }
@@ -296,7 +220,7 @@ export async function dialOuter(
     const { status, reason } = parseHttpHead(head);
     if (status < 200 || status > 299) {
       throw new Error(
-        `HTTPS_PROXY ${joinHostPort(proxyAddr)} refused CONNECT ${authority}: ${status} ${reason}`,
+        `${name} ${joinHostPort(proxyAddr)} refused CONNECT ${authority}: ${status} ${reason}`,
       );
     }
     if (rest.length > 0) sock.unshift(rest);
@@ -442,4 +366,13 @@ export async function connectAuthTls(
     );
   }
   return s;
+}
+
+/** Adds the no-op socket methods Deno's http2 and grpc-js call on a connection's socket. */
+export function withSocketShims<T extends Duplex>(d: T): T {
+  const any = d as unknown as Record<string, unknown>;
+  for (const m of ["unref", "ref", "setNoDelay", "setKeepAlive", "setTimeout"]) {
+    if (typeof any[m] !== "function") any[m] = () => d;
+  }
+  return d;
 }

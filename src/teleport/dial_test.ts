@@ -10,21 +10,24 @@ import {
   startTestAuthTls,
   type TestAuthTlsServer,
 } from "../../tests/helpers/proxy.ts";
-import { type CredentialsSource, staticCredentials } from "./credentials.ts";
+import type { CredentialsSource } from "./credentials.ts";
+import { staticCredentials } from "../../tests/helpers/credentials.ts";
 import { type Identity, readIdentityFile } from "./identity.ts";
 import {
   authAlpn,
   type AuthDialer,
-  connUpgradeOverride,
   resolveAuthDialer,
   type TunnelDialerFactory,
   type TunnelDialerOptions,
 } from "./dial.ts";
-import { noProxyMatches, parseHostPort, proxyForTarget } from "./dial_net.ts";
+import { parseHostPort } from "./dial_net.ts";
+import { noProxyMatches, proxyForTarget } from "./http_proxy.ts";
 import { webRootCas } from "./webapi.ts";
 
 const ca = await TestCertificateAuthority.create({ clusterName: "dial.example" });
 const tmp = await Deno.makeTempDir({ prefix: "dial_test" });
+// Removed when the test module unloads, whatever order the tests ran in.
+globalThis.addEventListener("unload", () => Deno.removeSync(tmp, { recursive: true }));
 const webCaFile = `${tmp}/web-ca.pem`;
 await Deno.writeTextFile(webCaFile, ca.webCaPem);
 
@@ -217,14 +220,20 @@ Deno.test("resolveAuthDialer() honours TELEPORT_TLS_ROUTING_CONN_UPGRADE", async
   });
 });
 
-Deno.test("connUpgradeOverride() parses a boolean or an addr=value list", () => {
-  assert.equal(connUpgradeOverride("a:443", {}), undefined);
-  assert.equal(connUpgradeOverride("a:443", { TELEPORT_TLS_ROUTING_CONN_UPGRADE: "true" }), true);
-  assert.equal(connUpgradeOverride("a:443", { TELEPORT_TLS_ROUTING_CONN_UPGRADE: "0" }), false);
-  const list = { TELEPORT_TLS_ROUTING_CONN_UPGRADE: "a:443=yes,b:443=no" };
-  assert.equal(connUpgradeOverride("a:443", list), true);
-  assert.equal(connUpgradeOverride("b:443", list), false);
-  assert.equal(connUpgradeOverride("c:443", list), undefined);
+Deno.test("resolveAuthDialer() makes no ALPN test dial when TELEPORT_TLS_ROUTING_CONN_UPGRADE names only other addresses", async () => {
+  await withAuth(async (auth) => {
+    await withProxy({ authAddr: auth.addr }, async (proxy) => {
+      const creds = staticCredentials(await identityFor("email"));
+      const d = await resolveAuthDialer(proxy.addr, creds, {
+        env: { ...WEB_ENV, TELEPORT_TLS_ROUTING_CONN_UPGRADE: "other.example.com:443=yes" },
+        modes: ["tls-routing", "tls-routing-upgrade"],
+      });
+      assert.equal(d.mode, "tls-routing");
+      // Go: the variable is set, so it decides ("no") and no test dial is made.
+      const testDials = proxy.stats.alpnSeen.filter((a) => a.join() === "teleport-reversetunnel");
+      assert.deepEqual(testDials, []);
+    });
+  });
 });
 
 Deno.test("resolveAuthDialer() dials through an HTTPS_PROXY CONNECT proxy", async () => {
@@ -465,6 +474,43 @@ Deno.test("resolveAuthDialer() falls back to teleport-reversetunnel when the tel
   });
 });
 
+Deno.test("resolveAuthDialer() falls back to teleport-reversetunnel at the tunnel address /webapi/find advertises", async () => {
+  await withAuth(async (auth) => {
+    // TLS routing on, teleport-auth@ closed, and a public address other than teleport.addr.
+    await withProxy({ ssh: { public_addr: "tunnel.test:8443" } }, async (proxy) => {
+      const tunnel = recordingTunnel(auth, (a, o) => a === "tunnel.test:8443" && !!o.viaTlsAlpn);
+      const creds = staticCredentials(await identityFor("email"));
+      const d = await resolveAuthDialer(proxy.addr, creds, {
+        env: WEB_ENV,
+        tunnelDialer: tunnel.factory,
+        modes: ["tls-routing", "tls-routing-upgrade", "tunnel"],
+      });
+      assert.equal(d.mode, "tunnel");
+      const viaAlpn = tunnel.calls.filter((c) => c.opts.viaTlsAlpn).map((c) => c.addr);
+      assert.deepEqual(viaAlpn, ["tunnel.test:8443"]);
+    });
+  });
+});
+
+Deno.test("resolveAuthDialer() keeps Go's failure for a TELEPORT_TUNNEL_PUBLIC_ADDR without a port", async () => {
+  await withAuth(async (auth) => {
+    await withProxy({ tlsRoutingEnabled: false }, async (proxy) => {
+      const tunnel = recordingTunnel(auth, () => false);
+      const creds = staticCredentials(await identityFor("email"));
+      await rejectsTeleport(
+        resolveAuthDialer(proxy.addr, creds, {
+          env: { ...WEB_ENV, TELEPORT_TUNNEL_PUBLIC_ADDR: "tunnel.test" },
+          tunnelDialer: tunnel.factory,
+          modes: ["tls-routing", "tunnel"],
+        }),
+        "connection_problem",
+        ["reverse tunnel tunnel.test: address tunnel.test: missing port in address"],
+      );
+      assert.deepEqual(tunnel.calls.map((c) => c.addr), [proxy.addr]);
+    });
+  });
+});
+
 Deno.test("resolveAuthDialer() closes a tunnel dialer that connected after another mode won", async () => {
   await withAuth(async (auth) => {
     const tunnel = recordingTunnel(auth, () => true);
@@ -568,11 +614,4 @@ Deno.test("webRootCas() uses SSL_CERT_FILE instead of the system roots, plus DEN
     () => webRootCas({ SSL_CERT_FILE: `${tmp}/missing.pem` }),
     /cannot read SSL_CERT_FILE/,
   );
-});
-
-Deno.test({
-  name: "dial_test cleanup",
-  fn: async () => {
-    await Deno.remove(tmp, { recursive: true });
-  },
 });

@@ -28,22 +28,22 @@ import type { Duplex } from "node:stream";
 import { TeleportError, type TeleportErrorKind } from "../errors.ts";
 import type { CredentialsSource, Log } from "./credentials.ts";
 import type { Identity } from "./identity.ts";
-import type { AuthDialer } from "./dial.ts";
+import type { AuthDialer } from "./dial_types.ts";
+import type { Env } from "../config/env.ts";
+import { DEFAULT_TUNNEL_PORT } from "./tunnel_addr.ts";
 import {
   abortable,
   connectAuthTls,
   DEFAULT_WEB_PORT,
   dialOuter,
-  type Env,
   type HostPort,
   joinHostPort,
   parseHostPort,
-  processEnv,
   proveAccepted,
   tlsOver,
   tlsRejection,
+  withSocketShims,
 } from "./dial_net.ts";
-import type { FindResponse } from "./webapi.ts";
 import {
   checkSshCertificate,
   parseAuthorizedKey,
@@ -60,11 +60,8 @@ import {
   type Ssh2Channel,
   ssh2Module,
   sshCertificateAuthKey,
-  withSocketShims,
 } from "./ssh2_patches.ts";
 
-/** Default port of the Proxy's reverse tunnel listener. */
-export const DEFAULT_TUNNEL_PORT = 3024;
 /** ALPN protocol of the reverse tunnel behind a TLS-routing Proxy. */
 export const TUNNEL_ALPN = "teleport-reversetunnel";
 /** SSH channel type for transport (`constants.ChanTransport`). */
@@ -76,12 +73,12 @@ export const REMOTE_AUTH_SERVER = "@remote-auth-server";
 /** Default budget of {@link openTunnelDialer} and of each `dial()` (Go's `DialTimeout`). */
 export const DEFAULT_TUNNEL_TIMEOUT_MS = 30_000;
 
-/** Options of {@link openTunnelDialer}. Compatible with `dial.ts`'s `TunnelDialerOptions`. */
+/** Options of {@link openTunnelDialer}. Compatible with `dial_types.ts`'s `TunnelDialerOptions`. */
 export interface OpenTunnelDialerOptions {
   /** Aborts opening (not the returned dialer's life: use `close()` for that). */
   signal?: AbortSignal;
   log?: Log;
-  /** `HTTPS_PROXY`/`NO_PROXY`; default the process environment. */
+  /** `HTTPS_PROXY`/`NO_PROXY` (see `config/env.ts`); default none set. */
   env?: Env;
   /** Budget for opening: SSH connection plus one proven Auth handshake. Default 30 s. */
   timeoutMs?: number;
@@ -232,6 +229,25 @@ function tlsFailure(err: unknown, what: string): StepFailure {
   });
 }
 
+/**
+ * Why the Proxy's host key `blob` is not trusted (Go's `ssh.CertChecker`): not a certificate,
+ * or not a valid host certificate for `host` signed by one of `authorities`. Undefined when
+ * trusted.
+ */
+function hostCertificateProblem(
+  blob: Uint8Array,
+  authorities: Uint8Array[],
+  host: string,
+): string | undefined {
+  let cert: SshCertificate;
+  try {
+    cert = parseSshCertificate(blob);
+  } catch (err) {
+    return `the host key is not a certificate (${errMessage(err)})`;
+  }
+  return checkSshCertificate(cert, { type: "host", authorities, principal: host });
+}
+
 class TunnelDialer implements TunnelAuthDialer {
   readonly mode = "tunnel" as const;
   readonly addr: string;
@@ -255,7 +271,7 @@ class TunnelDialer implements TunnelAuthDialer {
     this.#target = target;
     this.#creds = creds;
     this.#opts = opts;
-    this.#env = opts.env ?? processEnv();
+    this.#env = opts.env ?? {};
   }
 
   get #dialTimeoutMs(): number {
@@ -338,23 +354,10 @@ class TunnelDialer implements TunnelAuthDialer {
     try {
       ch = await openSshChannel(conn.client, CHAN_TRANSPORT, undefined, { signal });
     } catch (err) {
-      if (err instanceof ChannelOpenError) {
-        throw new StepFailure(
-          "connection_problem",
-          `the Proxy refused the "${CHAN_TRANSPORT}" SSH channel (reason ${err.reason}${
-            err.description ? `: ${JSON.stringify(err.description)}` : ""
-          })`,
-        );
-      }
-      if (signal.aborted) throw err;
+      const failure = this.#channelFailure(err, conn, signal);
       // The SSH connection died under us: one more try on a fresh one.
-      conn.dead = true;
-      if (this.#conn === conn) this.#conn = undefined;
       if (mayRetry) return await this.#dialOnce(signal, false);
-      throw new StepFailure(
-        "connection_problem",
-        `opening the "${CHAN_TRANSPORT}" SSH channel failed: ${errMessage(err)}`,
-      );
+      throw failure;
     }
     conn.openChannels++;
     let counted = true;
@@ -366,34 +369,7 @@ class TunnelDialer implements TunnelAuthDialer {
     };
     ch.once("close", release);
     try {
-      const stderr: Buffer[] = [];
-      const onStderr = (d: Buffer) => {
-        if (stderr.reduce((n, b) => n + b.length, 0) < 8192) stderr.push(d);
-      };
-      ch.stderr.on("data", onStderr);
-      const address = this.#opts.dialRequestAddress ?? REMOTE_AUTH_SERVER;
-      const payload = Buffer.from(JSON.stringify({ address, conn_type: "node" }));
-      const ok = await sendChannelRequest(ch, CHAN_TRANSPORT_DIAL_REQ, payload, true, { signal });
-      if (!ok) {
-        // The reason is written to stderr before the channel closes (Go reads it to EOF).
-        await abortable(
-          new Promise<void>((resolve) => {
-            if ((ch as Any).destroyed || (ch as Any).closed) return resolve();
-            ch.once("close", () => resolve());
-            ch.resume();
-            setTimeout(resolve, 5000).unref?.();
-          }),
-          signal,
-        );
-        const text = Buffer.concat(stderr).toString("utf8").trim() ||
-          `failed connecting to ${address}`;
-        throw new StepFailure(
-          "connection_problem",
-          `the Proxy refused to dial the Auth Service: ${JSON.stringify(text)}`,
-        );
-      }
-      ch.stderr.off("data", onStderr);
-      ch.stderr.resume();
+      await this.#requestDial(ch, signal);
       let sock: tls.TLSSocket;
       try {
         sock = await connectAuthTls(ch, conn.identity, ["h2"], { signal });
@@ -414,6 +390,63 @@ class TunnelDialer implements TunnelAuthDialer {
       release();
       throw err;
     }
+  }
+
+  /**
+   * Why opening the transport channel failed. Throws when another try cannot help (refused,
+   * aborted); otherwise marks `conn` dead and returns the failure to report if no retry is left.
+   */
+  #channelFailure(err: unknown, conn: SshConn, signal: AbortSignal): StepFailure {
+    if (err instanceof ChannelOpenError) {
+      throw new StepFailure(
+        "connection_problem",
+        `the Proxy refused the "${CHAN_TRANSPORT}" SSH channel (reason ${err.reason}${
+          err.description ? `: ${JSON.stringify(err.description)}` : ""
+        })`,
+      );
+    }
+    if (signal.aborted) throw err;
+    conn.dead = true;
+    if (this.#conn === conn) this.#conn = undefined;
+    return new StepFailure(
+      "connection_problem",
+      `opening the "${CHAN_TRANSPORT}" SSH channel failed: ${errMessage(err)}`,
+    );
+  }
+
+  /**
+   * Sends `teleport-transport-dial` on `ch`; on refusal throws with the reason the Proxy wrote
+   * to the channel's stderr before closing it (Go reads it to EOF).
+   */
+  async #requestDial(ch: Ssh2Channel, signal: AbortSignal): Promise<void> {
+    const stderr: Buffer[] = [];
+    const onStderr = (d: Buffer) => {
+      if (stderr.reduce((n, b) => n + b.length, 0) < 8192) stderr.push(d);
+    };
+    ch.stderr.on("data", onStderr);
+    const address = this.#opts.dialRequestAddress ?? REMOTE_AUTH_SERVER;
+    const payload = Buffer.from(JSON.stringify({ address, conn_type: "node" }));
+    const ok = await sendChannelRequest(ch, CHAN_TRANSPORT_DIAL_REQ, payload, true, { signal });
+    if (ok) {
+      ch.stderr.off("data", onStderr);
+      ch.stderr.resume();
+      return;
+    }
+    await abortable(
+      new Promise<void>((resolve) => {
+        if ((ch as Any).destroyed || (ch as Any).closed) return resolve();
+        ch.once("close", () => resolve());
+        ch.resume();
+        setTimeout(resolve, 5000).unref?.();
+      }),
+      signal,
+    );
+    const text = Buffer.concat(stderr).toString("utf8").trim() ||
+      `failed connecting to ${address}`;
+    throw new StepFailure(
+      "connection_problem",
+      `the Proxy refused to dial the Auth Service: ${JSON.stringify(text)}`,
+    );
   }
 
   async #getConn(signal: AbortSignal): Promise<SshConn> {
@@ -438,96 +471,100 @@ class TunnelDialer implements TunnelAuthDialer {
 
   /** Opens and authenticates one SSH connection (bounded by the dial timeout and close()). */
   async #connect(identity: Identity): Promise<SshConn> {
-    const ms = this.#dialTimeoutMs;
     return await withDeadline(
-      ms,
+      this.#dialTimeoutMs,
       this.#closed.signal,
       "connecting to the reverse tunnel",
       async (signal) => {
-        const ssh = sshMaterial(identity);
-        if (ssh.badAuthorities.length > 0) {
-          this.#opts.log?.warn("Ignoring unusable @cert-authority lines of {source}: {errors}", {
-            source: identity.source,
-            errors: ssh.badAuthorities.join("; "),
-          });
-        }
-        const user = sshUserOf(ssh.cert);
-        let key;
-        try {
-          key = sshCertificateAuthKey(identity.keyPem, ssh.certLine);
-        } catch (err) {
-          throw new StepFailure("bad_parameter", errMessage(err));
-        }
-        const stream = await this.#outer(signal);
-        const client = new (ssh2Module().Client)();
-        const conn: SshConn = { client, identity, openChannels: 0, dead: false, retired: false };
-        let hostProblem: string | undefined;
-        const host = this.#target.host;
-        const ready = new Promise<void>((resolve, reject) => {
-          client.once("ready", () => resolve());
-          client.once("error", (err: Error & { level?: string }) => reject(err));
-          client.once(
-            "close",
-            () => reject(new Error("the connection closed during the SSH handshake")),
-          );
-        });
-        client.connect({
-          sock: stream as Any,
-          username: user,
-          readyTimeout: ms,
-          keepaliveInterval: this.#opts.keepaliveIntervalMs ?? 30_000,
-          keepaliveCountMax: 3,
-          algorithms: { serverHostKey: [...HOST_CERT_ALGORITHMS] as Any },
-          hostVerifier: (blob: Buffer) => {
-            let cert: SshCertificate;
-            try {
-              cert = parseSshCertificate(blob);
-            } catch (err) {
-              hostProblem = `the host key is not a certificate (${errMessage(err)})`;
-              return false;
-            }
-            hostProblem = checkSshCertificate(cert, {
-              type: "host",
-              authorities: ssh.authorities,
-              principal: host,
-            });
-            return hostProblem === undefined;
-          },
-          authHandler: [{ type: "publickey", username: user, key }] as Any,
-        } as Any);
-        try {
-          await abortable(ready, signal, () => client.destroy());
-        } catch (err) {
-          client.destroy();
-          stream.destroy();
-          throw this.#sshFailure(err, hostProblem, user, signal);
-        }
-        client.on("error", (err: Error) => {
-          this.#opts.log?.debug("Reverse tunnel SSH connection to {addr} failed: {error}", {
-            addr: this.addr,
-            error: err.message,
-          });
-        });
-        client.once("close", () => {
-          conn.dead = true;
-          this.#all.delete(conn);
-          if (this.#conn === conn) this.#conn = undefined;
-        });
-        this.sshConnections++;
-        this.#all.add(conn);
-        if (this.#closed.signal.aborted) {
-          this.#end(conn);
-          throw this.#closed.signal.reason;
-        }
-        if (this.#creds.current() === identity) this.#conn = conn;
-        else conn.retired = true;
-        this.#opts.log?.debug("Reverse tunnel SSH connection to {addr} established as {user}", {
-          addr: this.addr,
+        const { client, user } = await this.#sshHandshake(identity, signal);
+        return this.#track(
+          { client, identity, openChannels: 0, dead: false, retired: false },
           user,
-        });
-        return conn;
+        );
       },
     );
+  }
+
+  /** Steps 1 and 2: the outer connection, then SSH as the certificate's user. */
+  async #sshHandshake(
+    identity: Identity,
+    signal: AbortSignal,
+  ): Promise<{ client: import("ssh2").Client; user: string }> {
+    const ssh = sshMaterial(identity);
+    if (ssh.badAuthorities.length > 0) {
+      this.#opts.log?.warn("Ignoring unusable @cert-authority lines of {source}: {errors}", {
+        source: identity.source,
+        errors: ssh.badAuthorities.join("; "),
+      });
+    }
+    const user = sshUserOf(ssh.cert);
+    let key;
+    try {
+      key = sshCertificateAuthKey(identity.keyPem, ssh.certLine);
+    } catch (err) {
+      throw new StepFailure("bad_parameter", errMessage(err));
+    }
+    const stream = await this.#outer(signal);
+    const client = new (ssh2Module().Client)();
+    let hostProblem: string | undefined;
+    const ready = new Promise<void>((resolve, reject) => {
+      client.once("ready", () => resolve());
+      client.once("error", (err: Error & { level?: string }) => reject(err));
+      client.once(
+        "close",
+        () => reject(new Error("the connection closed during the SSH handshake")),
+      );
+    });
+    client.connect({
+      sock: stream as Any,
+      username: user,
+      readyTimeout: this.#dialTimeoutMs,
+      keepaliveInterval: this.#opts.keepaliveIntervalMs ?? 30_000,
+      keepaliveCountMax: 3,
+      algorithms: { serverHostKey: [...HOST_CERT_ALGORITHMS] as Any },
+      hostVerifier: (blob: Buffer) => {
+        hostProblem = hostCertificateProblem(blob, ssh.authorities, this.#target.host);
+        return hostProblem === undefined;
+      },
+      authHandler: [{ type: "publickey", username: user, key }] as Any,
+    } as Any);
+    try {
+      await abortable(ready, signal, () => client.destroy());
+    } catch (err) {
+      client.destroy();
+      stream.destroy();
+      throw this.#sshFailure(err, hostProblem, user, signal);
+    }
+    return { client, user };
+  }
+
+  /** Keeps `conn` in the books until it closes; makes it current if the identity still is. */
+  #track(conn: SshConn, user: string): SshConn {
+    const client = conn.client;
+    client.on("error", (err: Error) => {
+      this.#opts.log?.debug("Reverse tunnel SSH connection to {addr} failed: {error}", {
+        addr: this.addr,
+        error: err.message,
+      });
+    });
+    client.once("close", () => {
+      conn.dead = true;
+      this.#all.delete(conn);
+      if (this.#conn === conn) this.#conn = undefined;
+    });
+    this.sshConnections++;
+    this.#all.add(conn);
+    if (this.#closed.signal.aborted) {
+      this.#end(conn);
+      throw this.#closed.signal.reason;
+    }
+    if (this.#creds.current() === conn.identity) this.#conn = conn;
+    else conn.retired = true;
+    this.#opts.log?.debug("Reverse tunnel SSH connection to {addr} established as {user}", {
+      addr: this.addr,
+      user,
+    });
+    return conn;
   }
 
   #sshFailure(
@@ -689,59 +726,4 @@ export async function openTunnelDialer(
     throw err;
   }
   return dialer;
-}
-
-// ---------------------------------------------------------------------------------------------
-// The tunnel address a Proxy advertises (Go `webclient.ProxySettings.TunnelAddr`)
-
-/** Environment variable that overrides the discovered tunnel address (Go `TunnelPublicAddrEnvar`). */
-export const TUNNEL_PUBLIC_ADDR_ENV = "TELEPORT_TUNNEL_PUBLIC_ADDR";
-
-function hasPort(addr: string): boolean {
-  const a = addr.trim().replace(/^[a-z][a-z0-9+.-]*:\/\//i, "").replace(/\/.*$/, "");
-  return a.startsWith("[") ? /\]:\d+$/.test(a) : /^[^:]*:\d+$/.test(a);
-}
-
-/** The port of `addr`, or `fallback` when it has none or a bad one (Go `getTunnelPort`/`getWebPort`). */
-function portOr(addr: string | undefined, fallback: number): number {
-  if (!addr || !hasPort(addr)) return fallback;
-  try {
-    return parseHostPort(addr, fallback).port;
-  } catch {
-    return fallback;
-  }
-}
-
-/**
- * The reverse tunnel address a Proxy advertises in `/webapi/find`, by Go's
- * `webclient.ProxySettings.TunnelAddr` rules:
- * 1. `TELEPORT_TUNNEL_PUBLIC_ADDR` wins (default port 3024);
- * 2. with TLS routing: `public_addr`, else `web_listen_addr` (default port: the port of
- *    `web_listen_addr`, else 443);
- * 3. otherwise the first that is set of `ssh_tunnel_public_addr` (default port: the tunnel
- *    port), `ssh_public_addr` and `public_addr` (host only, with the tunnel port),
- *    `tunnel_listen_addr` and `web_listen_addr` (default port: the tunnel port). The tunnel port
- *    is the port of `tunnel_listen_addr`, else 3024.
- * @throws {Error} when nothing usable is advertised, or an address does not parse.
- */
-export function tunnelAddrFromFind(find: FindResponse, env: Env = {}): string {
-  const override = env[TUNNEL_PUBLIC_ADDR_ENV];
-  if (override) return joinHostPort(parseHostPort(override, DEFAULT_TUNNEL_PORT));
-  const ssh = find.proxy?.ssh ?? {};
-  if (find.proxy?.tls_routing_enabled) {
-    const webPort = portOr(ssh.web_listen_addr, DEFAULT_WEB_PORT);
-    const addr = ssh.public_addr || ssh.web_listen_addr;
-    if (!addr) throw new Error("/webapi/find advertises no web address");
-    return joinHostPort(parseHostPort(addr, webPort));
-  }
-  const tunnelPort = portOr(ssh.tunnel_listen_addr, DEFAULT_TUNNEL_PORT);
-  const withDefaultPort = (a: string) => joinHostPort(parseHostPort(a, tunnelPort));
-  const withTunnelPort = (a: string) =>
-    joinHostPort({ host: parseHostPort(a, tunnelPort).host, port: tunnelPort });
-  if (ssh.ssh_tunnel_public_addr) return withDefaultPort(ssh.ssh_tunnel_public_addr);
-  if (ssh.ssh_public_addr) return withTunnelPort(ssh.ssh_public_addr);
-  if (ssh.public_addr) return withTunnelPort(ssh.public_addr);
-  if (ssh.tunnel_listen_addr) return withDefaultPort(ssh.tunnel_listen_addr);
-  if (ssh.web_listen_addr) return withDefaultPort(ssh.web_listen_addr);
-  throw new Error("/webapi/find advertises no reverse tunnel address");
 }

@@ -10,7 +10,7 @@ import * as x509 from "@peculiar/x509";
 import crypto from "node:crypto";
 import { Buffer } from "node:buffer";
 import { ConfigError } from "../errors.ts";
-import { openSshEd25519PrivateKeyPem, SshReader } from "./ssh_wire.ts";
+import { SshReader } from "./ssh_wire.ts";
 
 /** Mutual-TLS (and SSH) credentials of the plugin, as read from disk. */
 export interface Identity {
@@ -45,12 +45,6 @@ export interface TlsFiles {
 }
 
 const SSH_CERT_TYPE = /^[a-z0-9\-]+-cert-v[0-9]{2}@openssh\.com$/;
-
-/** Whether the identity's TLS certificate has expired at `now` (or is not yet valid). */
-export function isIdentityExpired(identity: Identity, now: Date = new Date()): boolean {
-  return now.getTime() >= identity.notAfter.getTime() ||
-    now.getTime() < identity.notBefore.getTime();
-}
 
 /** The components of an identity file, split as Go's `decodeIdentityFile` does. */
 export interface IdentityFileParts {
@@ -157,76 +151,68 @@ function parseOpenSshPrivateKey(der: Buffer): crypto.KeyObject {
   p.u32(); // the two check integers
   p.u32();
   const type = p.str();
+  let jwk: crypto.JsonWebKey;
+  if (type === "ssh-ed25519") jwk = ed25519Jwk(p);
+  else if (type.startsWith("ecdsa-sha2-")) jwk = ecdsaJwk(p);
+  else if (type === "ssh-rsa") jwk = rsaJwk(p);
+  else throw new Error(`unsupported OpenSSH key type ${type}`);
+  return crypto.createPrivateKey({ key: jwk, format: "jwk" });
+}
+
+function ed25519Jwk(p: SshReader): crypto.JsonWebKey {
+  const pub = p.bytes();
+  const secret = p.bytes();
+  return {
+    kty: "OKP",
+    crv: "Ed25519",
+    x: pub.toString("base64url"),
+    d: secret.subarray(0, 32).toString("base64url"),
+  };
+}
+
+function ecdsaJwk(p: SshReader): crypto.JsonWebKey {
+  const crv = CURVES[p.str()];
+  if (!crv) throw new Error("unsupported curve");
+  const q = p.bytes();
+  const d = p.bytes();
+  const size = (q.length - 1) / 2;
+  let i = 0;
+  while (d.length - i > size && d[i] === 0) i++;
+  const t = d.subarray(i);
+  return {
+    kty: "EC",
+    crv,
+    x: q.subarray(1, 1 + size).toString("base64url"),
+    y: q.subarray(1 + size).toString("base64url"),
+    d: Buffer.concat([Buffer.alloc(size - t.length), t]).toString("base64url"),
+  };
+}
+
+function rsaJwk(p: SshReader): crypto.JsonWebKey {
+  const n = p.bytes(), e = p.bytes(), d = p.bytes(), iqmp = p.bytes();
+  const pp = p.bytes(), qq = p.bytes();
   const b64 = (v: Buffer) => {
     let i = 0;
     while (i < v.length - 1 && v[i] === 0) i++;
     return v.subarray(i).toString("base64url");
   };
-  if (type === "ssh-ed25519") {
-    const pub = p.bytes();
-    const secret = p.bytes();
-    return crypto.createPrivateKey({
-      key: {
-        kty: "OKP",
-        crv: "Ed25519",
-        x: pub.toString("base64url"),
-        d: secret.subarray(0, 32).toString("base64url"),
-      },
-      format: "jwk",
-    });
-  }
-  if (type.startsWith("ecdsa-sha2-")) {
-    const crv = CURVES[p.str()];
-    if (!crv) throw new Error("unsupported curve");
-    const q = p.bytes();
-    const d = p.bytes();
-    const size = (q.length - 1) / 2;
-    const pad = (v: Buffer) => {
-      let i = 0;
-      while (v.length - i > size && v[i] === 0) i++;
-      const t = v.subarray(i);
-      return Buffer.concat([Buffer.alloc(size - t.length), t]).toString("base64url");
-    };
-    return crypto.createPrivateKey({
-      key: {
-        kty: "EC",
-        crv,
-        x: q.subarray(1, 1 + size).toString("base64url"),
-        y: q.subarray(1 + size).toString("base64url"),
-        d: pad(d),
-      },
-      format: "jwk",
-    });
-  }
-  if (type === "ssh-rsa") {
-    const n = p.bytes(),
-      e = p.bytes(),
-      d = p.bytes(),
-      iqmp = p.bytes(),
-      pp = p.bytes(),
-      qq = p.bytes();
-    const big = (v: Buffer) => BigInt("0x" + (v.toString("hex") || "0"));
-    const hex = (v: bigint) => {
-      const h = v.toString(16);
-      return Buffer.from(h.length % 2 ? "0" + h : h, "hex");
-    };
-    const dp = big(d) % (big(pp) - 1n), dq = big(d) % (big(qq) - 1n);
-    return crypto.createPrivateKey({
-      key: {
-        kty: "RSA",
-        n: b64(n),
-        e: b64(e),
-        d: b64(d),
-        p: b64(pp),
-        q: b64(qq),
-        dp: b64(hex(dp)),
-        dq: b64(hex(dq)),
-        qi: b64(iqmp),
-      },
-      format: "jwk",
-    });
-  }
-  throw new Error(`unsupported OpenSSH key type ${type}`);
+  const big = (v: Buffer) => BigInt("0x" + (v.toString("hex") || "0"));
+  const hex = (v: bigint) => {
+    const h = v.toString(16);
+    return Buffer.from(h.length % 2 ? "0" + h : h, "hex");
+  };
+  const dp = big(d) % (big(pp) - 1n), dq = big(d) % (big(qq) - 1n);
+  return {
+    kty: "RSA",
+    n: b64(n),
+    e: b64(e),
+    d: b64(d),
+    p: b64(pp),
+    q: b64(qq),
+    dp: b64(hex(dp)),
+    dq: b64(hex(dq)),
+    qi: b64(iqmp),
+  };
 }
 
 interface ParsedCert {
@@ -424,22 +410,4 @@ export async function readTlsFiles(
       return new ConfigError(key, `Cannot read "${key}" "${path}": ${detail}`, { file: path });
     },
   );
-}
-
-/**
- * The identity's private key in a form the `ssh2` package parses: PKCS#1 PEM for RSA, SEC1 PEM
- * for EC, unencrypted OpenSSH (`openssh-key-v1`) for Ed25519.
- */
-export function sshPrivateKeyPem(identity: Pick<Identity, "privateKey">): string {
-  const key = identity.privateKey;
-  switch (key.asymmetricKeyType) {
-    case "rsa":
-      return key.export({ format: "pem", type: "pkcs1" }).toString();
-    case "ec":
-      return key.export({ format: "pem", type: "sec1" }).toString();
-    case "ed25519":
-      return openSshEd25519PrivateKeyPem(key);
-    default:
-      throw new Error(`Unsupported SSH key type "${key.asymmetricKeyType}"`);
-  }
 }

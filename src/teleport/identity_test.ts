@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import crypto from "node:crypto";
 import { Buffer } from "node:buffer";
-import ssh2 from "ssh2";
 import { ConfigError } from "../errors.ts";
 import {
   sshAuthorizedKey,
@@ -9,13 +8,11 @@ import {
   TestCertificateAuthority,
 } from "../../tests/helpers/ca.ts";
 import {
-  isIdentityExpired,
   parseIdentityFile,
   parsePrivateKeyPem,
   readIdentityFile,
   readTlsFiles,
   splitIdentityFile,
-  sshPrivateKeyPem,
 } from "./identity.ts";
 
 const ca = await TestCertificateAuthority.create({ clusterName: "id.test" });
@@ -60,25 +57,18 @@ Deno.test("readIdentityFile() reads identity files of every key type", async () 
       assert.ok(new crypto.X509Certificate(id.certPem).checkPrivateKey(id.privateKey));
       assert.ok(id.notAfter.getTime() > Date.now() + 50 * 60_000);
       assert.ok(id.notBefore.getTime() < Date.now());
-      assert.equal(isIdentityExpired(id), false);
-      // The SSH form of the key is what ssh2 parses, and matches the SSH certificate's key.
-      const sshKey = ssh2.utils.parseKey(sshPrivateKeyPem(id));
-      assert.ok(!(sshKey instanceof Error), String(sshKey));
-      const certKeyType = id.sshCert!.split(" ")[0].replace("-cert-v01@openssh.com", "");
-      assert.equal((Array.isArray(sshKey) ? sshKey[0] : sshKey).type, certKeyType);
     }
   });
 });
 
-Deno.test("readIdentityFile() reports an expired certificate through isIdentityExpired()", async () => {
+Deno.test("readIdentityFile() reads an expired certificate and reports its end of validity", async () => {
   await withDir(async (dir) => {
     const path = await ca.writeIdentityFile(`${dir}/id`, {
       user: "bot",
       notAfter: new Date(Date.now() - 60_000),
     });
     const id = await readIdentityFile(path);
-    assert.equal(isIdentityExpired(id), true);
-    assert.equal(isIdentityExpired(id, new Date(id.notAfter.getTime() - 1000)), false);
+    assert.ok(id.notAfter.getTime() < Date.now());
   });
 });
 

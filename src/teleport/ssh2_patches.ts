@@ -35,6 +35,8 @@ import {
 } from "./ssh_cert.ts";
 import { openSshEd25519PrivateKeyPem, sshString, sshUint32 } from "./ssh_wire.ts";
 
+export { withSocketShims } from "./dial_net.ts";
+
 const require = createRequire(import.meta.url);
 
 /** The ssh2 version these patches were written and tested against. */
@@ -663,55 +665,13 @@ export function acceptCustomChannels(
 ): void {
   installSsh2Patches();
   const conn = connection as Any;
-  const proto = conn._protocol;
-  const handlers = proto._handlers;
+  const handlers = conn._protocol._handlers;
   const ours: Set<number> = conn[CUSTOM_CHANNELS] ??= new Set<number>();
   const origOpen = handlers.CHANNEL_OPEN;
   const origRequest = handlers.CHANNEL_REQUEST;
-  const { Channel, MAX_WINDOW, PACKET_SIZE } = internalsOf().channel;
   handlers.CHANNEL_OPEN = (p: Any, info: Any) => {
     if (!types.includes(info.type)) return origOpen(p, info);
-    const prohibited = internalsOf().constants.CHANNEL_OPEN_FAILURE.ADMINISTRATIVELY_PROHIBITED;
-    if (!conn.authenticated) return proto.channelOpenFail(info.sender, prohibited, "");
-    let replied = false;
-    const local = conn._chanMgr.add();
-    if (local === -1) {
-      return proto.channelOpenFail(
-        info.sender,
-        internalsOf().constants.CHANNEL_OPEN_FAILURE.RESOURCE_SHORTAGE,
-        "",
-      );
-    }
-    onOpen({
-      type: info.type,
-      data: info.data instanceof Uint8Array ? info.data : new Uint8Array(0),
-      accept() {
-        if (replied) throw new Error("Channel open already answered");
-        replied = true;
-        const chanInfo = {
-          type: info.type,
-          incoming: { id: local, window: MAX_WINDOW, packetSize: PACKET_SIZE, state: "open" },
-          outgoing: {
-            id: info.sender,
-            window: info.window,
-            packetSize: info.packetSize,
-            state: "open",
-          },
-        };
-        const channel = new Channel(conn, chanInfo, { server: true });
-        conn._chanMgr.update(local, channel);
-        ours.add(local);
-        channel.once("close", () => ours.delete(local));
-        proto.channelOpenConfirm(info.sender, local, MAX_WINDOW, PACKET_SIZE);
-        return channel;
-      },
-      reject(reason = prohibited, description = "") {
-        if (replied) return;
-        replied = true;
-        conn._chanMgr.remove(local);
-        proto.channelOpenFail(info.sender, reason, description);
-      },
-    });
+    openCustomChannel(conn, ours, info, onOpen);
   };
   handlers.CHANNEL_REQUEST = (
     p: Any,
@@ -724,6 +684,7 @@ export function acceptCustomChannels(
     if (!ours.has(recipient) || typeof channel !== "object" || channel === null) {
       return origRequest(p, recipient, type, wantReply, data);
     }
+    const proto = conn._protocol;
     let replied = !wantReply;
     const req: CustomChannelRequest = {
       type,
@@ -741,11 +702,49 @@ export function acceptCustomChannels(
   };
 }
 
-/** Adds the no-op socket methods Deno's http2 and grpc-js call on a connection's socket. */
-export function withSocketShims<T extends Duplex>(d: T): T {
-  const any = d as Any;
-  for (const m of ["unref", "ref", "setNoDelay", "setKeepAlive", "setTimeout"]) {
-    if (typeof any[m] !== "function") any[m] = () => d;
-  }
-  return d;
+/** Hands one CHANNEL_OPEN of a custom type to `onOpen`, which accepts or rejects it. */
+function openCustomChannel(
+  conn: Any,
+  ours: Set<number>,
+  info: Any,
+  onOpen: (open: CustomChannelOpen) => void,
+): void {
+  const proto = conn._protocol;
+  const { Channel, MAX_WINDOW, PACKET_SIZE } = internalsOf().channel;
+  const failures = internalsOf().constants.CHANNEL_OPEN_FAILURE;
+  const prohibited = failures.ADMINISTRATIVELY_PROHIBITED;
+  if (!conn.authenticated) return proto.channelOpenFail(info.sender, prohibited, "");
+  let replied = false;
+  const local = conn._chanMgr.add();
+  if (local === -1) return proto.channelOpenFail(info.sender, failures.RESOURCE_SHORTAGE, "");
+  onOpen({
+    type: info.type,
+    data: info.data instanceof Uint8Array ? info.data : new Uint8Array(0),
+    accept() {
+      if (replied) throw new Error("Channel open already answered");
+      replied = true;
+      const chanInfo = {
+        type: info.type,
+        incoming: { id: local, window: MAX_WINDOW, packetSize: PACKET_SIZE, state: "open" },
+        outgoing: {
+          id: info.sender,
+          window: info.window,
+          packetSize: info.packetSize,
+          state: "open",
+        },
+      };
+      const channel = new Channel(conn, chanInfo, { server: true });
+      conn._chanMgr.update(local, channel);
+      ours.add(local);
+      channel.once("close", () => ours.delete(local));
+      proto.channelOpenConfirm(info.sender, local, MAX_WINDOW, PACKET_SIZE);
+      return channel;
+    },
+    reject(reason = prohibited, description = "") {
+      if (replied) return;
+      replied = true;
+      conn._chanMgr.remove(local);
+      proto.channelOpenFail(info.sender, reason, description);
+    },
+  });
 }

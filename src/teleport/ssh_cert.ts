@@ -83,16 +83,6 @@ export function isCertificateType(type: string): boolean {
   return type.endsWith(CERT_SUFFIX);
 }
 
-/**
- * The plain key type of a certificate key or host key algorithm:
- * `ssh-ed25519-cert-v01@openssh.com` → `ssh-ed25519`; `rsa-sha2-256-cert-v01@openssh.com` →
- * `ssh-rsa`.
- */
-export function certificateKeyType(certAlgorithm: string): string {
-  const base = certAlgorithm.slice(0, -CERT_SUFFIX.length);
-  return base.startsWith("rsa-sha2-") ? "ssh-rsa" : base;
-}
-
 function parseTuples(data: Buffer, what: string): Record<string, string> {
   const r = new SshReader(data, what);
   const out: Record<string, string> = {};

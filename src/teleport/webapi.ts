@@ -1,6 +1,12 @@
 /**
  * The Proxy's public web API, as the dialers need it: the TLS connection to the Proxy's web
- * listener and `GET /webapi/find` (cluster name, TLS routing, tunnel addresses).
+ * listener and `GET /webapi/find` (cluster name, TLS routing, tunnel addresses), the latter by
+ * `node:http` over that connection.
+ *
+ * Not `fetch` with `Deno.createHttpClient`: its client applies the runtime's own reading of
+ * `HTTPS_PROXY`/`NO_PROXY` whenever no proxy is given (it proxies loopback addresses, which Go
+ * never does, and cannot be told "direct"), and adds our roots to the runtime's instead of
+ * using them alone (`SSL_CERT_FILE` would no longer replace the system roots as in Go).
  *
  * ## Which CAs verify the Proxy's web certificate
  *
@@ -16,6 +22,7 @@
  */
 import tls from "node:tls";
 import net from "node:net";
+import http from "node:http";
 import { Buffer } from "node:buffer";
 import {
   abortable,
@@ -23,8 +30,6 @@ import {
   type Env,
   type HostPort,
   joinHostPort,
-  parseHttpHead,
-  readHttpHead,
   tlsOver,
 } from "./dial_net.ts";
 
@@ -111,61 +116,53 @@ export async function connectWeb(
   }, { signal: opts.signal });
 }
 
-function readAll(stream: tls.TLSSocket, first: Buffer, max: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks = [first];
-    let size = first.length;
-    stream.on("data", (c: Buffer) => {
-      chunks.push(c);
-      size += c.length;
-      if (size > max) {
-        stream.destroy();
-        reject(new Error("response body too large"));
-      }
-    });
-    stream.once("end", () => resolve(Buffer.concat(chunks)));
-    stream.once("close", () => resolve(Buffer.concat(chunks)));
-    stream.once("error", reject);
-    stream.resume();
-  });
-}
-
-function dechunk(body: Buffer): Buffer {
-  const out: Buffer[] = [];
-  let o = 0;
-  for (;;) {
-    const eol = body.indexOf("\r\n", o);
-    if (eol < 0) throw new Error("truncated chunked body");
-    const size = parseInt(body.subarray(o, eol).toString("latin1").split(";")[0], 16);
-    if (!Number.isFinite(size)) throw new Error("bad chunk size");
-    if (size === 0) return Buffer.concat(out);
-    out.push(body.subarray(eol + 2, eol + 2 + size));
-    o = eol + 2 + size + 2;
+/** The body of `res`, at most `max` bytes. */
+async function readBody(res: http.IncomingMessage, max: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of res) {
+    size += (chunk as Buffer).length;
+    if (size > max) throw new Error("response body too large");
+    chunks.push(chunk as Buffer);
   }
+  return Buffer.concat(chunks);
 }
 
 /**
- * `GET https://<target>/webapi/find`. Throws `Error` with the HTTP status or the network/TLS
- * failure.
+ * `GET https://<target>/webapi/find`, by `node:http` over {@link connectWeb}'s connection (so
+ * the proxy decision and the roots are ours). Throws `Error` with the HTTP status or the
+ * network/TLS failure.
  */
 export async function findProxy(
   target: HostPort,
   opts: { env: Env; roots: string[]; signal?: AbortSignal },
 ): Promise<FindResponse> {
-  const s = await connectWeb(target, opts);
+  const sock = await connectWeb(target, opts);
   try {
-    s.write(
-      `GET /webapi/find HTTP/1.1\r\nHost: ${joinHostPort(target)}\r\nAccept: application/json\r\n` +
-        `User-Agent: teleport-email\r\nConnection: close\r\n\r\n`,
+    const response = new Promise<{ status: number; reason: string; body: Buffer }>(
+      (resolve, reject) => {
+        const req = http.request({
+          method: "GET",
+          path: "/webapi/find",
+          headers: {
+            Host: joinHostPort(target),
+            Accept: "application/json",
+            "User-Agent": "teleport-email",
+            Connection: "close",
+          },
+          createConnection: () => sock,
+        }, (res) => {
+          readBody(res, 1024 * 1024).then(
+            (body) =>
+              resolve({ status: res.statusCode ?? 0, reason: res.statusMessage ?? "", body }),
+            reject,
+          );
+        });
+        req.once("error", reject);
+        req.end();
+      },
     );
-    const { head, rest } = await readHttpHead(s, { signal: opts.signal });
-    const { status, reason, headers } = parseHttpHead(head);
-    let body = await abortable(readAll(s, rest, 1024 * 1024), opts.signal, () => s.destroy());
-    if ((headers["transfer-encoding"] ?? "").toLowerCase().includes("chunked")) {
-      body = dechunk(body);
-    } else if (headers["content-length"]) {
-      body = body.subarray(0, Number(headers["content-length"]));
-    }
+    const { status, reason, body } = await abortable(response, opts.signal, () => sock.destroy());
     if (status !== 200) throw new Error(`/webapi/find answered ${status} ${reason}`);
     try {
       return JSON.parse(body.toString("utf8")) as FindResponse;
@@ -173,6 +170,6 @@ export async function findProxy(
       throw new Error("/webapi/find did not return JSON (not a Teleport Proxy?)");
     }
   } finally {
-    s.destroy();
+    sock.destroy();
   }
 }

@@ -22,7 +22,7 @@ import tls from "node:tls";
 import { Buffer } from "node:buffer";
 import type { Duplex } from "node:stream";
 import { parseHttpHead, readHttpHead } from "../../src/teleport/dial_net.ts";
-import { webSocketAccept, WebSocketDuplex } from "../../src/teleport/websocket.ts";
+import { webSocketAccept, WebSocketDuplex } from "./websocket_server.ts";
 import type { TestCertificateAuthority } from "./ca.ts";
 
 /** What a ClientHello offered. */
