@@ -55,7 +55,7 @@ export async function checkMailer(
   const recipient = config.smtp ? config.roleToRecipients["*"]?.[0] : undefined;
   try {
     const checked = await mailer.healthCheck({ signal: opts.signal, recipient });
-    report.ok(`${name}: ${checked || "checked"}${recipient ? ` (RCPT TO ${recipient})` : ""}`);
+    report.ok(`${name}: ${checked || "checked"}`);
     return mailer;
   } catch (err) {
     report.fail(

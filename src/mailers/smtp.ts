@@ -293,7 +293,7 @@ export class SmtpMailer implements Mailer {
     await step((resolve, reject) => conn.reset((err) => err ? reject(err) : resolve()));
     const tls = !conn.secure ? "no TLS" : this.#implicitTls ? "implicit TLS" : "STARTTLS";
     const auth = conn.authenticated ? `AUTH as ${JSON.stringify(this.#cfg.username)}` : "no AUTH";
-    const envelope = recipient === undefined ? "MAIL FROM" : "MAIL FROM and RCPT TO";
+    const envelope = recipient === undefined ? "MAIL FROM" : `MAIL FROM and RCPT TO ${recipient}`;
     return `${tls} (starttls_policy "${this.#cfg.starttlsPolicy}"), ${auth}, ${envelope} accepted, then RSET (nothing sent)`;
   }
 

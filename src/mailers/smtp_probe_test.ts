@@ -40,7 +40,7 @@ Deno.test("SmtpMailer.healthCheck() probes MAIL FROM, RCPT TO and RSET and sends
     const checked = await mailer.healthCheck({ recipient: "ops@example.com" });
     assert.match(
       checked,
-      /^STARTTLS \(starttls_policy "mandatory"\), no AUTH, MAIL FROM and RCPT TO accepted, then RSET/,
+      /^STARTTLS \(starttls_policy "mandatory"\), no AUTH, MAIL FROM and RCPT TO ops@example\.com accepted, then RSET/,
     );
     // Each probe has its own connection, closed with QUIT after RSET: a second one works too.
     assert.match(await mailer.healthCheck(), /MAIL FROM accepted/);
