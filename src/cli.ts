@@ -83,7 +83,7 @@ const COMMANDS: Record<string, CommandSpec> = {
   check: {
     usage: "check [<flags>]",
     help:
-      "Checks the configuration, credentials, Teleport connection, role permissions and mail transport, then exits (0: nothing failed).",
+      "Checks the configuration, Teleport credentials, connection and permissions, and the mail transport, then exits.",
     flags: [
       { left: `-c, --config="${DEFAULT_CONFIG_PATH}"`, help: "TOML config file path" },
       { left: "--send-test=ADDRESS", help: "Also send one test email to ADDRESS" },

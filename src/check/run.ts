@@ -42,9 +42,9 @@ export async function runCheck(opts: RunCheckOptions): Promise<number> {
   const report = new CheckReport(opts.write);
   const config = await checkConfiguration(report, opts);
   if (!config) {
-    for (const step of ["credentials", "connection", "permissions", "mailer"]) {
-      report.skip(step, "the configuration did not load");
-    }
+    const steps = ["credentials", "connection", "permissions", "mailer"];
+    if (opts.sendTest !== undefined) steps.push(`test email to ${opts.sendTest}`);
+    for (const step of steps) report.skip(step, "the configuration did not load");
     report.summary();
     return 1;
   }
