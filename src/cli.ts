@@ -1,6 +1,7 @@
 /**
  * The command line, kingpin-compatible with the Go plugin:
- * `help [<command>...] | configure | version | start [-c FILE] [-d]`, `--help` everywhere.
+ * `help [<command>...] | configure | version | start [-c FILE] [-d]`, `--help` everywhere, plus
+ * our `check [-c FILE] [--send-test ADDRESS] [-d]`.
  *
  * The only place that prints errors and picks exit codes: 0 success (also `help`, `--help` and
  * no command at all, like kingpin), 1 failure, 2 usage error (unknown command, flag or argument;
@@ -11,13 +12,16 @@
  *   error of an AggregateFailure, with `error_number`), and also `ERROR: <message>` on stderr when
  *   the log output is not stderr.
  *
- * Reads the environment only through `config/env.ts` (`readEnvSettings`), at `start`.
+ * Reads the environment only through `config/env.ts` (`readEnvSettings`), at `start` (and in
+ * `check`, which reports a bad value).
  * @module
  */
 import { parseArgs } from "node:util";
 import { runApp } from "./app.ts";
+import { runCheck } from "./check/run.ts";
 import { PromMetrics } from "./diag/metrics.ts";
 import { type DiagAddr, parseDiagAddr, startDiagServer } from "./diag/server.ts";
+import { isBareEmailAddress } from "./email_address.ts";
 import { EXAMPLE_CONFIG } from "./config/example.ts";
 import { type EnvSettings, readEnvSettings } from "./config/env.ts";
 import { DEFAULT_CONFIG_PATH, loadConfig } from "./config/load.ts";
@@ -76,6 +80,16 @@ const COMMANDS: Record<string, CommandSpec> = {
       },
     ],
   },
+  check: {
+    usage: "check [<flags>]",
+    help:
+      "Checks the configuration, Teleport credentials, connection and permissions, and the mail transport, then exits.",
+    flags: [
+      { left: `-c, --config="${DEFAULT_CONFIG_PATH}"`, help: "TOML config file path" },
+      { left: "--send-test=ADDRESS", help: "Also send one test email to ADDRESS" },
+      { left: "-d, --debug", help: "Enable verbose logging to stderr" },
+    ],
+  },
 };
 
 function writerFor(f: { writeSync(p: Uint8Array): number }): (text: string) => void {
@@ -111,7 +125,7 @@ function formatFlags(flags: { left: string; help: string }[]): string {
 export function appUsage(): string {
   let s = `usage: ${PROGRAM} [<flags>] <command> [<args> ...]\n\n${APP_HELP}\n\n`;
   s += `Flags:\n  --help  ${HELP_FLAG_HELP}\n\nCommands:\n`;
-  for (const name of ["help", "configure", "version", "start"]) {
+  for (const name of ["help", "configure", "version", "start", "check"]) {
     const c = COMMANDS[name];
     s += `  ${c.usage}\n    ${c.help}\n\n`;
   }
@@ -132,6 +146,8 @@ interface ParsedArgs {
   debug: boolean;
   /** `--diag-addr`: where to serve diagnostics; undefined = off. */
   diagAddr?: DiagAddr;
+  /** `check --send-test ADDRESS`. */
+  sendTest?: string;
 }
 
 /** Parses the arguments; throws UsageError (exit 2) on an unknown command, flag or argument. */
@@ -146,6 +162,7 @@ export function parseCliArgs(args: string[]): ParsedArgs {
         config: { type: "string", short: "c" },
         debug: { type: "boolean", short: "d" },
         "diag-addr": { type: "string" },
+        "send-test": { type: "string" },
         help: { type: "boolean" },
         "help-long": { type: "boolean" },
         "help-man": { type: "boolean" },
@@ -173,11 +190,18 @@ export function parseCliArgs(args: string[]): ParsedArgs {
   if (command !== undefined && !Object.hasOwn(COMMANDS, command)) {
     throw new UsageError(`expected command but got "${command}"`);
   }
-  if (command !== "start") {
+  if (command !== "start" && command !== "check") {
     if (values.config !== undefined) throw new UsageError("unknown short flag '-c'");
     if (values.debug !== undefined) throw new UsageError("unknown short flag '-d'");
-    if (values["diag-addr"] !== undefined) {
-      throw new UsageError("unknown long flag '--diag-addr'");
+  }
+  if (command !== "start" && values["diag-addr"] !== undefined) {
+    throw new UsageError("unknown long flag '--diag-addr'");
+  }
+  const sendTest = values["send-test"];
+  if (sendTest !== undefined) {
+    if (command !== "check") throw new UsageError("unknown long flag '--send-test'");
+    if (!isBareEmailAddress(sendTest)) {
+      throw new UsageError(`invalid address "${sendTest}" for flag '--send-test'`);
     }
   }
   if (command === "help") {
@@ -196,6 +220,7 @@ export function parseCliArgs(args: string[]): ParsedArgs {
     config: values.config ?? DEFAULT_CONFIG_PATH,
     debug: values.debug ?? false,
     diagAddr: values["diag-addr"] === undefined ? undefined : parseDiagAddr(values["diag-addr"]),
+    sendTest,
   };
 }
 
@@ -239,6 +264,13 @@ export async function runCli(
         return 0;
       case "start":
         return await start(parsed.config, parsed.debug, io, deps, parsed.diagAddr);
+      case "check":
+        return await runCheck({
+          configPath: parsed.config,
+          sendTest: parsed.sendTest,
+          debug: parsed.debug,
+          write: io.stdout,
+        });
     }
   } catch (err) {
     io.stderr(`ERROR: ${oneLine(formatError(err))}\n`);

@@ -34,8 +34,13 @@ export interface Mailer {
   readonly kind: "smtp" | "mailgun";
   /** Sends one email. Throws {@link MailerError} (with `retryable`) on failure. */
   send(email: OutgoingEmail, opts?: { signal?: AbortSignal }): Promise<SentEmail>;
-  /** Start-up check: SMTP connect/TLS/AUTH; Mailgun key and domain. Throws MailerError. */
-  healthCheck(opts?: { signal?: AbortSignal }): Promise<void>;
+  /**
+   * Start-up check that sends nothing: SMTP connect, TLS, AUTH, then `MAIL FROM` (and
+   * `RCPT TO opts.recipient` when given) and `RSET`; Mailgun: key and domain (`recipient` is
+   * not used). Resolves with a one-line description of what was checked (or nothing). Throws
+   * MailerError.
+   */
+  healthCheck(opts?: { signal?: AbortSignal; recipient?: string }): Promise<string | void>;
   /** Closes pooled connections. */
   close(): Promise<void>;
 }

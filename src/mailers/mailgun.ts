@@ -128,12 +128,15 @@ export class MailgunMailer implements Mailer {
    * 401/403 → permanent with a hint about the key and the EU region; 404 → domain not found;
    * 429, 5xx and network failures → retryable.
    */
-  async healthCheck(opts: { signal?: AbortSignal } = {}): Promise<void> {
+  async healthCheck(opts: { signal?: AbortSignal } = {}): Promise<string> {
     const where = `Cannot verify Mailgun domain "${this.#domain}" at "${this.#apiBase}"`;
     const domainUrl = `${this.#apiBase}/domains/${encodeURIComponent(this.#domain)}`;
+    const accepted = `API key and domain ${
+      JSON.stringify(this.#domain)
+    } accepted by ${this.#apiBase}`;
     try {
       await this.#request("GET", domainUrl, undefined, where, undefined, opts.signal);
-      return;
+      return `${accepted} (domain read, nothing sent)`;
     } catch (err) {
       const code = err instanceof MailerError ? err.code : undefined;
       if (code !== 401 && code !== 403 && code !== 404) throw err;
@@ -147,9 +150,13 @@ export class MailgunMailer implements Mailer {
     try {
       await this.#request("POST", url, probe, where, undefined, opts.signal);
     } catch (err) {
-      if (err instanceof MailerError && err.code === 400) return;
+      if (err instanceof MailerError && err.code === 400) {
+        return `${accepted} (empty test-mode form refused with 400, nothing sent)`;
+      }
       throw err;
     }
+    // Accepted an empty form: nothing to send, so nothing was sent; key and domain are fine.
+    return `${accepted} (nothing sent)`;
   }
 
   /** Nothing to close (fetch keeps no pool we own). */

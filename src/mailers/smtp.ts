@@ -255,15 +255,75 @@ export class SmtpMailer implements Mailer {
   }
 
   /**
-   * Connects, upgrades per policy, authenticates when the server offers AUTH, then quits.
-   * Throws a MailerError whose message names the server and the cause.
+   * Connects, upgrades per policy, authenticates when the server offers AUTH, then probes the
+   * envelope without sending anything: `MAIL FROM` (the sender), `RCPT TO` (only when
+   * `opts.recipient` is given), `RSET`, and quits. So a server that refuses the sender (e.g.
+   * `530 Must issue a STARTTLS command first` under `starttls_policy = "disabled"`) fails here,
+   * at start-up, and not at the first email. Resolves with a description of what was checked;
+   * throws a MailerError whose message names the server and the cause.
    */
-  async healthCheck(opts: { signal?: AbortSignal } = {}): Promise<void> {
+  async healthCheck(opts: { signal?: AbortSignal; recipient?: string } = {}): Promise<string> {
+    if (opts.recipient !== undefined) checkRecipient(opts.recipient);
+    let checked = "";
     try {
-      await this.#withConnection(opts.signal, () => Promise.resolve());
+      await this.#withConnection(opts.signal, async (conn, step) => {
+        checked = await this.#probeEnvelope(conn, step, opts.recipient);
+      });
     } catch (err) {
       throw this.#classify(err, "connect");
     }
+    return checked;
+  }
+
+  /** `MAIL FROM`, `RCPT TO` (when `recipient` is set) and `RSET` on an open connection. */
+  async #probeEnvelope(
+    conn: SMTPConnection,
+    step: (run: StepRun) => Promise<void>,
+    recipient: string | undefined,
+  ): Promise<string> {
+    const command = (line: string, name: "MAIL FROM" | "RCPT TO") =>
+      step((resolve, reject) =>
+        sendRawCommand(conn, line, (reply) => {
+          if (reply.startsWith("2")) resolve();
+          else reject(this.#envelopeRefusal(reply, name, conn.secure, recipient));
+        })
+      );
+    await command(`MAIL FROM:<${this.#envelopeFrom}>`, "MAIL FROM");
+    if (recipient !== undefined) await command(`RCPT TO:<${recipient}>`, "RCPT TO");
+    await step((resolve, reject) => conn.reset((err) => err ? reject(err) : resolve()));
+    const tls = !conn.secure ? "no TLS" : this.#implicitTls ? "implicit TLS" : "STARTTLS";
+    const auth = conn.authenticated ? `AUTH as ${JSON.stringify(this.#cfg.username)}` : "no AUTH";
+    const envelope = recipient === undefined ? "MAIL FROM" : `MAIL FROM and RCPT TO ${recipient}`;
+    return `${tls} (starttls_policy "${this.#cfg.starttlsPolicy}"), ${auth}, ${envelope} accepted, then RSET (nothing sent)`;
+  }
+
+  /** The error for a refused `MAIL FROM` or `RCPT TO` of the envelope probe, with a hint. */
+  #envelopeRefusal(
+    reply: string,
+    command: "MAIL FROM" | "RCPT TO",
+    secure: boolean,
+    recipient: string | undefined,
+  ): MailerError {
+    const code = Number(reply.slice(0, 3)) || undefined;
+    const what = command === "MAIL FROM"
+      ? `the sender ${JSON.stringify(this.#envelopeFrom)}`
+      : `the recipient ${JSON.stringify(recipient)}`;
+    let hint: string;
+    if (code === 530 && !secure && /STARTTLS|TLS/i.test(reply)) {
+      hint =
+        'the server requires STARTTLS: set smtp.starttls_policy = "mandatory" (or "opportunistic"), or use port 465';
+    } else if (code === 530) {
+      hint =
+        "the server requires AUTH: set smtp.username and smtp.password (or smtp.password_file)";
+    } else if (command === "MAIL FROM") {
+      hint = "check delivery.sender: the server must accept it as a sender (for smtp.username)";
+    } else {
+      hint = "the server does not accept mail for this recipient (relay rules, or no such mailbox)";
+    }
+    return new MailerError(
+      this.#redact(`SMTP server "${this.#where}" refused ${what} at ${command}: ${oneLine(reply)}`),
+      { code: code ?? "EENVELOPE", retryable: code !== undefined && code < 500, hint, recipient },
+    );
   }
 
   /**
@@ -371,7 +431,9 @@ export class SmtpMailer implements Mailer {
     } else if (e.code === "EAUTH") {
       retryable = responseCode !== undefined && responseCode < 500;
       detail = `authentication as ${JSON.stringify(this.#cfg.username)} failed: ${raw}`;
-      hint = "check smtp.username and smtp.password (or smtp.password_file)";
+      hint = /STARTTLS/i.test(raw)
+        ? 'the server requires STARTTLS before AUTH: set smtp.starttls_policy = "mandatory" (or "opportunistic")'
+        : "check smtp.username and smtp.password (or smtp.password_file)";
     } else if (responseCode !== undefined) {
       retryable = responseCode < 500;
     } else if (e.code === "ESOCKET" && CERT_ERROR.test(raw)) {
@@ -489,3 +551,23 @@ function abortable<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
 }
 
 type StepRun = (resolve: () => void, reject: (err: unknown) => void) => void;
+
+/** nodemailer's SMTPConnection internals used to send one command and read its reply. */
+interface RawSmtpConnection {
+  _sendCommand(line: string): void;
+  _responseActions: ((reply: string) => void)[];
+}
+
+/**
+ * Sends one raw command on an open, idle connection and hands the server's reply to `onReply`.
+ * nodemailer has no public call for a MAIL FROM / RCPT TO without DATA (its envelope code
+ * always goes on to DATA), so this uses its command queue (nodemailer 10.6, pinned in deno.lock).
+ */
+function sendRawCommand(conn: SMTPConnection, line: string, onReply: (reply: string) => void) {
+  const raw = conn as unknown as RawSmtpConnection;
+  if (typeof raw._sendCommand !== "function" || !Array.isArray(raw._responseActions)) {
+    throw new Error("nodemailer's SMTPConnection has no command queue (unsupported version)");
+  }
+  raw._responseActions.push(onReply);
+  raw._sendCommand(line);
+}

@@ -44,7 +44,7 @@ export class SwappableMailer implements Mailer {
     }
   }
 
-  healthCheck(opts: { signal?: AbortSignal } = {}): Promise<void> {
+  healthCheck(opts: { signal?: AbortSignal; recipient?: string } = {}): Promise<string | void> {
     return this.#current.healthCheck(opts);
   }
 

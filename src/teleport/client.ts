@@ -30,8 +30,13 @@ export interface TeleportClient {
    */
   watchEvents(kinds: string[], opts?: CallOptions): AsyncIterable<WatchEvent>;
 
-  /** All access requests (every page), optionally only those in `state`. */
-  listAccessRequests(opts?: CallOptions & { state?: RequestState }): Promise<AccessRequest[]>;
+  /**
+   * All access requests (every page), optionally only those in `state`; with `limit`, only the
+   * first page of at most `limit` requests.
+   */
+  listAccessRequests(
+    opts?: CallOptions & { state?: RequestState; limit?: number },
+  ): Promise<AccessRequest[]>;
 
   /** The plugin's data on one access request; undefined when there is none. */
   getPluginData(

@@ -95,6 +95,11 @@ export interface ConnectTeleportOptions extends ConnectOptions {
    * `env`, the dialing variables are read once from the process (`readDialEnv()`).
    */
   dialer?: Omit<ResolveAuthDialerOptions, "signal" | "log" | "timeoutMs">;
+  /**
+   * Credentials already loaded with `createCredentials` (`check` shows them first); default:
+   * load them from `cfg`. Given ones stay open on close: the caller closes them.
+   */
+  credentials?: CredentialsSource;
 }
 
 /** A connected, version-checked Teleport client. */
@@ -193,7 +198,8 @@ export async function connectTeleport(
   let creds: CredentialsSource | undefined;
   let dialer: AuthDialer | undefined;
   try {
-    creds = await createCredentials(cfg, { signal: opts.signal, log: opts.log });
+    creds = opts.credentials ??
+      await createCredentials(cfg, { signal: opts.signal, log: opts.log });
     dialer = await resolveAuthDialer(cfg.addr, creds, {
       ...opts.dialer,
       env: opts.dialer?.env ?? readDialEnv(),
@@ -218,12 +224,12 @@ export async function connectTeleport(
         client.close();
         // A tunnel-mode dialer keeps its SSH connection open until closed.
         d.close?.();
-        c.close();
+        if (!opts.credentials) c.close();
       },
     };
   } catch (err) {
     dialer?.close?.();
-    creds?.close();
+    if (!opts.credentials) creds?.close();
     if (t.timedOut()) throw t.signal.reason;
     throw err;
   } finally {

@@ -312,7 +312,7 @@ export class GrpcTeleportClient implements TeleportClient {
   }
 
   async listAccessRequests(
-    opts: CallOptions & { state?: RequestState } = {},
+    opts: CallOptions & { state?: RequestState; limit?: number } = {},
   ): Promise<AccessRequest[]> {
     const Filter = { State: opts.state ? requestStateToPb(opts.state) : PbRequestState.NONE };
     const out: AccessRequest[] = [];
@@ -323,10 +323,11 @@ export class GrpcTeleportClient implements TeleportClient {
           METHOD_PATHS.listAccessRequests,
           ListAccessRequestsRequestSchema,
           ListAccessRequestsResponseSchema,
-          { Filter, Limit: this.#pageSize, StartKey: startKey },
+          { Filter, Limit: opts.limit ?? this.#pageSize, StartKey: startKey },
           opts,
         );
         out.push(...res.AccessRequests.map(accessRequestFromPb));
+        if (opts.limit !== undefined) return out.slice(0, opts.limit);
         if (!res.NextKey || res.NextKey === startKey) return out;
         startKey = res.NextKey;
       }

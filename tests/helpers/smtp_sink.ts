@@ -61,6 +61,11 @@ export interface SmtpSinkOptions {
   delayMs?: number;
   /** Host name in the greeting. Default `sink.test`. */
   name?: string;
+  /**
+   * Refuse MAIL FROM on an unencrypted session with `530 5.7.0 Must issue a STARTTLS command
+   * first`, before asking for AUTH (Postfix with `smtpd_tls_security_level = encrypt`).
+   */
+  requireStartTls?: boolean;
 }
 
 /** See the module documentation. */
@@ -107,7 +112,8 @@ export class SmtpSink {
       key: opts.tls?.key,
       cert: opts.tls?.cert,
       disabledCommands: disabled,
-      authOptional: !opts.auth,
+      // With requireStartTls, the AUTH requirement is checked in onMailFrom, after TLS.
+      authOptional: !opts.auth || !!opts.requireStartTls,
       authMethods: ["PLAIN", "LOGIN"],
       allowInsecureAuth: opts.allowInsecureAuth ?? false,
       disableReverseLookup: true,
@@ -127,6 +133,14 @@ export class SmtpSink {
           );
         }
         callback(null, { user: auth.username });
+      },
+      onMailFrom(_address, session, callback) {
+        const refusal = opts.requireStartTls ? startTlsRefusal(session, !!opts.auth) : undefined;
+        callback(
+          refusal
+            ? Object.assign(new Error(refusal.message), { responseCode: refusal.code })
+            : undefined,
+        );
       },
       onRcptTo(address, _session, callback) {
         const reply = sink.rejectRecipients.get(address.address.toLowerCase()) ??
@@ -366,4 +380,11 @@ export async function createTestTls(opts: { hosts?: string[] } = {}): Promise<Te
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+/** Postfix's answers to MAIL FROM when TLS (then AUTH) is required but missing. */
+function startTlsRefusal(session: SMTPServerSession, auth: boolean): SinkReply | undefined {
+  if (!session.secure) return { code: 530, message: "5.7.0 Must issue a STARTTLS command first" };
+  if (auth && !session.user) return { code: 530, message: "5.7.0 Authentication required" };
+  return undefined;
 }

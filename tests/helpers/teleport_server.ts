@@ -11,8 +11,10 @@
  * such connections instead). A certificate from a foreign CA, or an expired one, is rejected at
  * TLS level (the socket is destroyed).
  *
- * Authorization: a caller must hold one of `pluginRoles` (default `access-plugin`); kinds listed
- * in `deniedKinds` cannot be watched or listed (partial-success watches leave them out of INIT).
+ * Authorization: a caller must hold one of `pluginRoles` (default `access-plugin`), else every RPC
+ * is denied. Such a caller then has the rules of `role` (default: the Teleport guide's role),
+ * checked per kind and verb as Teleport does (see `teleport_rbac.ts` and {@link
+ * TeleportTestServer.role}); kinds listed in `deniedKinds` have no rule at all.
  *
  * Semantics follow Teleport: plugin data compare-and-swap (`lib/services/local/dynamic_access.go`,
  * `PluginDataV3.Update`), review thresholds, DELETE events carrying a ResourceHeader, plugin data
@@ -73,6 +75,13 @@ import type {
   ResourceId,
 } from "../../src/teleport/types.ts";
 import { KIND_ACCESS_MONITORING_RULE, KIND_ACCESS_REQUEST } from "../../src/teleport/types.ts";
+import {
+  checkAction,
+  type Denial,
+  GUIDE_ROLE,
+  type TestRole,
+  withoutKinds,
+} from "./teleport_rbac.ts";
 
 /** RPC names served (keys of {@link TeleportTestServer.calls}, targets of `injectError`). */
 export type TestServerMethod =
@@ -107,6 +116,8 @@ export interface TeleportTestServerOptions {
   pluginRoles?: string[];
   /** Kinds the plugin role may not read/list (e.g. `access_monitoring_rule`). */
   deniedKinds?: string[];
+  /** Rules of the plugin's role (any of `pluginRoles`); default {@link GUIDE_ROLE}. */
+  role?: TestRole;
   /** `"nop"` (default, like Teleport): accept, every RPC denied. `"reject"`: close at TLS. */
   noCertPolicy?: "nop" | "reject";
   /** Delay before the INIT event of each watch, ms (default 0). */
@@ -219,6 +230,15 @@ export class TeleportTestServer {
   advancedAccessWorkflows: boolean;
   pluginRoles: string[];
   deniedKinds: string[];
+  /**
+   * Rules of the plugin's role, enforced per RPC as Teleport does: WatchEvents needs `read` on
+   * each kind; ListAccessRequests `list`+`read` on `access_request` (without them, and without a
+   * deny rule, only the caller's own requests are returned, with no error); GetPluginData `list`
+   * and `read` on `access_request` or `access_plugin_data`; UpdatePluginData `update` on either;
+   * the rules service `read`+`list` on `access_monitoring_rule`. SubmitAccessReview and
+   * SetAccessRequestState (the tests' reviewer actions) are not checked.
+   */
+  role: TestRole;
   noCertPolicy: "nop" | "reject";
   initDelayMs: number;
   sendInit: boolean;
@@ -262,6 +282,7 @@ export class TeleportTestServer {
     this.advancedAccessWorkflows = opts.advancedAccessWorkflows ?? false;
     this.pluginRoles = opts.pluginRoles ?? ["access-plugin"];
     this.deniedKinds = opts.deniedKinds ?? [];
+    this.role = opts.role ?? GUIDE_ROLE;
     this.noCertPolicy = opts.noCertPolicy ?? "nop";
     this.initDelayMs = opts.initDelayMs ?? 0;
     this.sendInit = opts.sendInit ?? true;
@@ -698,6 +719,43 @@ export class TeleportTestServer {
     return undefined;
   }
 
+  /** The rules of the caller's plugin role checked for `kind` and `verbs` (see {@link role}). */
+  #denial(call: { getPeer(): string }, kind: string, ...verbs: string[]): Denial | undefined {
+    const id = this.#identity(call);
+    if (!id.roles.some((r) => this.pluginRoles.includes(r))) {
+      return {
+        message: `access denied to perform action "${verbs[0]}" on "${kind}"`,
+        explicit: false,
+      };
+    }
+    return checkAction(withoutKinds(this.role, this.deniedKinds), kind, ...verbs);
+  }
+
+  /**
+   * Teleport's `ListAccessRequests` authorization: with `list`+`read` on `access_request` every
+   * request; denied by a deny rule: PERMISSION_DENIED; otherwise (no allow rule) only the
+   * caller's own requests, and no error.
+   */
+  #visibleRequests(call: { getPeer(): string }, all: AccessRequestV3[]): AccessRequestV3[] {
+    const denied = this.#denial(call, KIND_ACCESS_REQUEST, "list", "read");
+    if (!denied) return all;
+    if (denied.explicit) throw rpcFailure(grpc.status.PERMISSION_DENIED, denied.message);
+    const user = this.#identity(call).user;
+    return all.filter((r) => r.Spec?.User === user);
+  }
+
+  /**
+   * Teleport's plugin-data authorization: each verb on `access_request`, or else on
+   * `access_plugin_data` (whose denial is the one reported).
+   */
+  #authorizePluginData(call: { getPeer(): string }, ...verbs: string[]): void {
+    for (const verb of verbs) {
+      if (!this.#denial(call, KIND_ACCESS_REQUEST, verb)) continue;
+      const denied = this.#denial(call, "access_plugin_data", verb);
+      if (denied) throw rpcFailure(grpc.status.PERMISSION_DENIED, denied.message);
+    }
+  }
+
   #unary<Req, Res>(
     method: TestServerMethod,
     handler: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Res,
@@ -745,8 +803,8 @@ export class TeleportTestServer {
           this.calls.ListAccessRequests++;
           return cb(rpcFailure(grpc.status.UNIMPLEMENTED, "unknown method ListAccessRequests"));
         }
-        this.#unary("ListAccessRequests", (req: ListAccessRequestsRequest) => {
-          const all = this.#filterRequests(req.Filter);
+        this.#unary("ListAccessRequests", (req: ListAccessRequestsRequest, call) => {
+          const all = this.#visibleRequests(call, this.#filterRequests(req.Filter));
           const start = req.StartKey ? all.findIndex((r) => r.Metadata?.Name === req.StartKey) : 0;
           const from = start < 0 ? all.length : start;
           const limit = Math.min(req.Limit > 0 ? req.Limit : this.maxPageSize, this.maxPageSize);
@@ -760,14 +818,21 @@ export class TeleportTestServer {
       ) => {
         const err = this.#check("GetAccessRequestsV2", call);
         if (err) return failStream(call, err);
-        for (const r of this.#filterRequests(call.request)) call.write(r);
+        let visible: AccessRequestV3[];
+        try {
+          visible = this.#visibleRequests(call, this.#filterRequests(call.request));
+        } catch (e) {
+          return failStream(call, e as Error);
+        }
+        for (const r of visible) call.write(r);
         call.end();
       },
-      GetPluginData: this.#unary(
-        "GetPluginData",
-        (f: PluginDataFilter) => this.#getPluginDataRpc(f),
-      ),
-      UpdatePluginData: this.#unary("UpdatePluginData", (p: PluginDataUpdateParams) => {
+      GetPluginData: this.#unary("GetPluginData", (f: PluginDataFilter, call) => {
+        this.#authorizePluginData(call, "list", "read");
+        return this.#getPluginDataRpc(f);
+      }),
+      UpdatePluginData: this.#unary("UpdatePluginData", (p: PluginDataUpdateParams, call) => {
+        this.#authorizePluginData(call, "update");
         this.#updatePluginData(p);
         return create(EmptySchema);
       }),
@@ -790,16 +855,12 @@ export class TeleportTestServer {
 
   #ruleHandlers(): grpc.UntypedServiceImplementation {
     const list = (method: TestServerMethod) =>
-      this.#unary(method, (req: ListAccessMonitoringRulesWithFilterRequest) => {
+      this.#unary(method, (req: ListAccessMonitoringRulesWithFilterRequest, call) => {
         if (this.rulesUnimplemented) {
           throw rpcFailure(grpc.status.UNIMPLEMENTED, `unknown service for ${method}`);
         }
-        if (this.deniedKinds.includes(KIND_ACCESS_MONITORING_RULE)) {
-          throw rpcFailure(
-            grpc.status.PERMISSION_DENIED,
-            `access denied to perform action "list" on "${KIND_ACCESS_MONITORING_RULE}"`,
-          );
-        }
+        const denied = this.#denial(call, KIND_ACCESS_MONITORING_RULE, "read", "list");
+        if (denied) throw rpcFailure(grpc.status.PERMISSION_DENIED, denied.message);
         const all = [...this.#rules.values()].filter((r) =>
           (!req.subjects?.length || req.subjects.every((s) => r.spec?.subjects.includes(s))) &&
           (!req.notificationName || r.spec?.notification?.name === req.notificationName)
@@ -824,15 +885,16 @@ export class TeleportTestServer {
     const err = this.#check("WatchEvents", call);
     if (err) return failStream(call, err);
     const requested = call.request.Kinds.map((k) => k.Kind);
-    const accepted = requested.filter((k) => !this.deniedKinds.includes(k));
-    if (accepted.length < requested.length && !call.request.AllowPartialSuccess) {
-      const denied = requested.filter((k) => this.deniedKinds.includes(k));
+    const denials = requested.map((k) => this.#denial(call, k, "read"));
+    const accepted = requested.filter((_, i) => !denials[i]);
+    const firstDenial = denials.find((d) => d !== undefined);
+    if (firstDenial && !call.request.AllowPartialSuccess) {
+      return failStream(call, rpcFailure(grpc.status.PERMISSION_DENIED, firstDenial.message));
+    }
+    if (requested.length > 0 && accepted.length === 0) {
       return failStream(
         call,
-        rpcFailure(
-          grpc.status.PERMISSION_DENIED,
-          `access denied to perform action "read" on "${denied[0]}"`,
-        ),
+        rpcFailure(grpc.status.INVALID_ARGUMENT, "none of the requested kinds can be watched"),
       );
     }
     const w: Watcher = { call, kinds: new Set(accepted), ready: false, ended: false };

@@ -255,3 +255,47 @@ Deno.test("TeleportTestServer with sendInit false never sends INIT; initDelayMs 
     await it.return?.();
   }, { initDelayMs: 50 });
 });
+
+Deno.test("TeleportTestServer enforces the role per kind and verb as Teleport does", async () => {
+  // No rule at all: the watch of the only kind asked for is refused, ListAccessRequests answers
+  // with the caller's own requests only (no error), plugin data calls are PERMISSION_DENIED.
+  await withServer(async (server, client) => {
+    server.createAccessRequest({ user: "someone", roles: ["r"] });
+    const own = server.createAccessRequest({ user: "access-plugin", roles: ["r"] });
+    await assert.rejects(
+      async () => {
+        for await (const _ of client.watchEvents(["access_request"])) break;
+      },
+      (e: Error & { kind?: string }) =>
+        e.kind === "bad_parameter" && /none of the requested kinds can be watched/.test(e.message),
+    );
+    assert.deepEqual((await client.listAccessRequests()).map((r) => r.id), [own.id]);
+    await assert.rejects(
+      client.getPluginData("nope", "email"),
+      /PERMISSION_DENIED.*access denied to perform action "list" on "access_plugin_data"/,
+    );
+    await assert.rejects(
+      client.updatePluginData("nope", "email", { a: "b" }, {}),
+      /PERMISSION_DENIED.*access denied to perform action "update" on "access_plugin_data"/,
+    );
+    await assert.rejects(
+      client.listAccessMonitoringRules("email"),
+      /access denied to perform action "read" on "access_monitoring_rule", access denied to perform action "list" on "access_monitoring_rule"/,
+    );
+  }, { role: { allow: [] } });
+  // A deny rule on access_request makes ListAccessRequests fail; access_request update also
+  // grants the plugin-data update (Teleport's backwards compatibility), which then answers
+  // NOT_FOUND for a request that does not exist.
+  await withServer(async (_server, client) => {
+    await assert.rejects(client.listAccessRequests(), /PERMISSION_DENIED/);
+    await assert.rejects(
+      client.updatePluginData("nope", "email", { a: "b" }, {}),
+      (e: Error & { kind?: string }) => e.kind === "not_found",
+    );
+  }, {
+    role: {
+      allow: [{ resources: ["access_request"], verbs: ["update"] }],
+      deny: [{ resources: ["access_request"], verbs: ["list"] }],
+    },
+  });
+});
