@@ -5,8 +5,6 @@
  *
  * Error messages name the file and the problem and never contain key material.
  */
-import "reflect-metadata";
-import * as x509 from "@peculiar/x509";
 import crypto from "node:crypto";
 import { Buffer } from "node:buffer";
 import { ConfigError } from "../errors.ts";
@@ -228,14 +226,14 @@ function parseCertPem(pem: string): ParsedCert | undefined {
   } catch {
     return undefined;
   }
-  let user = "", roles: string[] = [];
-  try {
-    const p = new x509.X509Certificate(new Uint8Array(x.raw));
-    user = p.subjectName.getField("CN")[0] ?? "";
-    roles = p.subjectName.getField("O");
-  } catch {
-    // names are informative only
-  }
+  // `subject` is one `KEY=value` line per attribute (node:crypto's multi-line form); Teleport
+  // puts the user in CN and one role per O.
+  const fields = x.subject.split("\n").map((line) => {
+    const eq = line.indexOf("=");
+    return { key: line.slice(0, eq), value: line.slice(eq + 1) };
+  });
+  const user = fields.find((f) => f.key === "CN")?.value ?? "";
+  const roles = fields.filter((f) => f.key === "O").map((f) => f.value);
   return { x, user, roles };
 }
 
