@@ -1,6 +1,7 @@
 /**
- * Black-box tests of the `teleport-email` command line: each case runs `deno run main.ts ...` as a
- * child process and checks its exit code, stdout and stderr.
+ * Black-box tests of the `teleport-email` command line: each case runs the program under test
+ * (`deno run main.ts`, or `TELEPORT_EMAIL_BIN`: see helpers/plugin_process.ts) as a child process
+ * and checks its exit code, stdout and stderr.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";

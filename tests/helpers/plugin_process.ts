@@ -1,18 +1,149 @@
 /**
- * Runs the real `teleport-email` CLI (`deno run main.ts …`) as a child process, the way an
- * operator does, and reads its JSON log lines. Used by the end-to-end tests and the demo.
+ * Runs the program under test as a child process, the way an operator does, and reads its JSON
+ * log lines. Every CLI and end-to-end test and the demo start `teleport-email` through this file.
+ *
+ * The program is `TELEPORT_EMAIL_BIN` when that variable is set (a compiled `teleport-email`, or
+ * `scripts/launcher_for_tests.sh`): run from an empty directory outside the repository, without
+ * any `deno` flags, an arm64 binary under `qemu-aarch64` on an x86_64 host. Otherwise it is
+ * `deno run <the daemon's permissions> main.ts`, the same permissions the binary is compiled with.
  *
  * ```ts
  * const plugin = PluginProcess.start(["start", "-c", configPath]);
  * await plugin.waitForLog((l) => l.msg === "Plugin is ready");
  * const code = await plugin.stop(); // SIGTERM, then the exit code
+ * const r = await runPlugin(["version"]); // one-shot commands: { code, stdout, stderr }
  * ```
  * @module
  */
 
+import { fileURLToPath } from "node:url";
 import { DAEMON_PERMISSIONS } from "../../src/permissions.ts";
 
-const MAIN_TS = new URL("../../main.ts", import.meta.url).pathname;
+/** Absolute path of the repository's `main.ts`. */
+export const MAIN_TS: string = fileURLToPath(new URL("../../main.ts", import.meta.url));
+
+/** The variable naming the compiled program to test instead of `deno run main.ts`. */
+export const BIN_VARIABLE = "TELEPORT_EMAIL_BIN";
+
+/** The command line that starts the program under test. */
+export interface PluginCommand {
+  /** Executable: `deno`, the binary, or `qemu-aarch64`. */
+  cmd: string;
+  args: string[];
+  /** Working directory of the child (`undefined`: this process's). */
+  cwd?: string;
+}
+
+/**
+ * How `teleport-email <args>` is started now: from `TELEPORT_EMAIL_BIN` when set (in `cwd`, or an
+ * empty temporary directory), else with `deno run`. Throws when the binary cannot be run here.
+ */
+export function pluginCommand(args: string[], opts: { cwd?: string } = {}): PluginCommand {
+  const bin = Deno.env.get(BIN_VARIABLE);
+  if (!bin) {
+    return {
+      cmd: Deno.execPath(),
+      args: ["run", ...DAEMON_PERMISSIONS, "--quiet", MAIN_TS, ...args],
+      cwd: opts.cwd,
+    };
+  }
+  const path = bin.startsWith("/") ? bin : `${Deno.cwd()}/${bin}`;
+  const cwd = opts.cwd ?? outsideCwd();
+  if (elfMachine(path) === ELF_AARCH64 && Deno.build.arch !== "aarch64") {
+    const qemu = findOnPath("qemu-aarch64");
+    if (!qemu) {
+      throw new Error(
+        `${BIN_VARIABLE} "${bin}" is an arm64 binary and qemu-aarch64 is not installed ` +
+          "(Debian: qemu-user libc6-arm64-cross libgcc-s1-arm64-cross)",
+      );
+    }
+    return { cmd: qemu, args: ["-L", "/usr/aarch64-linux-gnu", path, ...args], cwd };
+  }
+  return { cmd: path, args, cwd };
+}
+
+const ELF_AARCH64 = 183;
+
+/** ELF `e_machine` of `path`, `undefined` for a script or a short file. */
+function elfMachine(path: string): number | undefined {
+  let header: Uint8Array;
+  try {
+    using file = Deno.openSync(path);
+    header = new Uint8Array(20);
+    if (file.readSync(header) !== 20) return undefined;
+  } catch (err) {
+    throw new Error(`${BIN_VARIABLE} "${path}" cannot be read: ${(err as Error).message}`);
+  }
+  if (header[0] !== 0x7f || header[1] !== 0x45 || header[2] !== 0x4c || header[3] !== 0x46) {
+    return undefined;
+  }
+  return new DataView(header.buffer).getUint16(18, header[5] === 1);
+}
+
+function findOnPath(name: string): string | undefined {
+  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
+    try {
+      if (dir && Deno.statSync(`${dir}/${name}`).isFile) return `${dir}/${name}`;
+    } catch {
+      // not there
+    }
+  }
+  return undefined;
+}
+
+let emptyCwd: string | undefined;
+
+/** An empty directory outside the repository, made once per test process and removed at exit. */
+function outsideCwd(): string {
+  if (emptyCwd === undefined) {
+    const dir = Deno.makeTempDirSync({ prefix: "teleport-email-cwd-" });
+    emptyCwd = dir;
+    globalThis.addEventListener("unload", () => {
+      try {
+        Deno.removeSync(dir, { recursive: true });
+      } catch {
+        // best effort
+      }
+    });
+  }
+  return emptyCwd;
+}
+
+/** What a finished `teleport-email` run produced. */
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Options of {@link runPlugin}. */
+export interface RunOptions {
+  /** Working directory (default: this process's, or an empty directory for `TELEPORT_EMAIL_BIN`). */
+  cwd?: string;
+  /** Extra environment variables (the child inherits the parent's environment). */
+  env?: Record<string, string>;
+  /** Kill the child after this long (default 60 s). */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/** Runs `teleport-email <args>` to completion and returns its exit code and output. */
+export async function runPlugin(args: string[], opts: RunOptions = {}): Promise<CliResult> {
+  const timeout = AbortSignal.timeout(opts.timeoutMs ?? 60_000);
+  const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
+  const command = pluginCommand(args, { cwd: opts.cwd });
+  const out = await new Deno.Command(command.cmd, {
+    args: command.args,
+    cwd: command.cwd,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1", ...opts.env },
+    signal,
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
 
 /** One parsed JSON log line (`[log] format = "json"`). */
 export interface LogLine {
@@ -28,6 +159,8 @@ export interface PluginProcessOptions {
   env?: Record<string, string>;
   /** Echo the child's stderr to this process's stderr (for the demo and for debugging). */
   echo?: (line: string) => void;
+  /** Working directory (default: this process's, or an empty directory for `TELEPORT_EMAIL_BIN`). */
+  cwd?: string;
 }
 
 /** A running `teleport-email` child process. Always {@link stop} or {@link kill} it. */
@@ -69,12 +202,15 @@ export class PluginProcess {
   }
 
   /**
-   * Starts `deno run <the daemon's permissions> main.ts <args>`: the same permissions as the
-   * release binary, so a test fails when the daemon needs one it will not have.
+   * Starts `teleport-email <args>` as {@link pluginCommand} says: the compiled program from
+   * `TELEPORT_EMAIL_BIN`, or `deno run` with the binary's permissions, so a test fails when the
+   * daemon needs a permission it will not have.
    */
   static start(args: string[], opts: PluginProcessOptions = {}): PluginProcess {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", ...DAEMON_PERMISSIONS, "--quiet", MAIN_TS, ...args],
+    const command = pluginCommand(args, { cwd: opts.cwd });
+    const child = new Deno.Command(command.cmd, {
+      args: command.args,
+      cwd: command.cwd,
       stdin: "null",
       stdout: "piped",
       stderr: "piped",

@@ -1,0 +1,74 @@
+/**
+ * Proves the `TELEPORT_EMAIL_BIN` switch on every run: a few CLI and end-to-end tests run again
+ * in a child `deno test` with `TELEPORT_EMAIL_BIN=scripts/launcher_for_tests.sh`, which starts
+ * the program from outside the repository as the compiled binary would be; the launcher's log
+ * shows it was used, and from where. The whole suite runs the same way with
+ * `TELEPORT_EMAIL_BIN=scripts/launcher_for_tests.sh deno task test`, and against a compiled
+ * binary with `deno task test:binary`.
+ */
+import assert from "node:assert/strict";
+import { DAEMON_PERMISSIONS } from "../src/permissions.ts";
+
+const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+const LAUNCHER = `${REPO}/scripts/launcher_for_tests.sh`;
+
+/** The tests re-run through the launcher: one-shot commands, and a daemon started and stopped. */
+export const SWITCH_FILTER =
+  "/^(teleport-email version prints|teleport-email configure prints|e2e: SIGTERM and SIGINT)/";
+
+/**
+ * Runs `tests/cli_test.ts` and `tests/e2e_startup_test.ts` filtered by {@link SWITCH_FILTER} in a
+ * child `deno test` with `TELEPORT_EMAIL_BIN=bin` and `env`; returns its exit code and output.
+ */
+export async function runSwitchedTests(
+  bin: string,
+  env: Record<string, string> = {},
+): Promise<{ code: number; output: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "test",
+      "--allow-all",
+      "--no-check=remote",
+      "--filter",
+      SWITCH_FILTER,
+      `${REPO}/tests/cli_test.ts`,
+      `${REPO}/tests/e2e_startup_test.ts`,
+    ],
+    cwd: REPO,
+    env: { NO_COLOR: "1", TELEPORT_EMAIL_BIN: bin, ...env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(300_000),
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, output: dec.decode(out.stdout) + dec.decode(out.stderr) };
+}
+
+Deno.test("TELEPORT_EMAIL_BIN: CLI and e2e tests pass against scripts/launcher_for_tests.sh run outside the repository", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "launcher-test-" });
+  try {
+    const log = `${dir}/launcher.log`;
+    const r = await runSwitchedTests(LAUNCHER, { TELEPORT_EMAIL_LAUNCHER_LOG: log });
+    assert.equal(r.code, 0, r.output);
+    assert.match(r.output, /ok \| 3 passed \| 0 failed/, r.output);
+    const runs = (await Deno.readTextFile(log)).trim().split("\n");
+    // version, configure, and three daemons (SIGTERM, SIGINT, outage).
+    assert.ok(runs.length >= 5, runs.join("\n"));
+    assert.ok(runs.some((l) => / version$/.test(l)), runs.join("\n"));
+    assert.ok(runs.some((l) => / start -c /.test(l)), runs.join("\n"));
+    for (const line of runs) {
+      const cwd = line.slice(0, line.indexOf(" "));
+      assert.ok(!`${cwd}/`.startsWith(`${REPO}/`), `run from inside the repository: ${line}`);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("scripts/launcher_for_tests.sh runs main.ts with exactly the daemon's permissions", async () => {
+  const text = await Deno.readTextFile(LAUNCHER);
+  const flags = [...text.matchAll(/--allow-[a-z-]+(=\S+)?/g)].map((m) => m[0]);
+  assert.deepEqual(flags, [...DAEMON_PERMISSIONS]);
+  assert.doesNotMatch(text, /--allow-all|-A\b/);
+});
