@@ -5,16 +5,22 @@
  * `teleport-access-email/`) plus `dist/SHA256SUMS`.
  *
  * ```text
- * deno task release [--target amd64|arm64|all] [--version X.Y.Z] [--git-ref REF] [--out DIR]
- *                   [--download-timeout SECONDS]
+ * deno task release [--target amd64|arm64|all] [--version X.Y.Z] [--tag vX.Y.Z] [--git-ref REF]
+ *                   [--out DIR] [--runtime-dir DIR] [--download-timeout SECONDS]
+ * deno task release --payload-check      # payload only, with `deno` as a stand-in runtime
  * ```
  *
  * `deno compile` embeds the program into `denort`, the Deno runtime without the CLI tools. The
- * runtime of each target comes from, in this order: `DENORT_BIN_AMD64` / `DENORT_BIN_ARM64`;
- * `DENORT_BIN` (host target only); the zip Deno caches in
+ * runtime of each target comes from, in this order: `--runtime-dir DIR` (Deno's official
+ * `denort-<triple>.zip` files, staged into a temporary Deno cache); `DENORT_BIN_AMD64` /
+ * `DENORT_BIN_ARM64`; `DENORT_BIN` (host target only); the zip Deno caches in
  * `$DENO_DIR/dl/release/v<deno>/denort-<triple>.zip`; a download by `deno compile` from
  * dl.deno.land, tried only when a bounded preflight request reaches it. When none works the
- * script stops before compiling anything and says what to provide.
+ * script stops before compiling anything and says what to provide. A runtime of another Deno
+ * release than the compiling one is refused (its binary would fail only when run).
+ *
+ * Only the npm packages the runtime graph needs are embedded (`scripts/payload.ts`); their names
+ * must equal `scripts/payload_packages.txt`.
  *
  * The version and git ref are injected by compiling a temporary copy of the tree whose
  * `src/build_info.json` holds them, so the committed file is never modified.
@@ -23,6 +29,18 @@ import { parseArgs } from "node:util";
 import { parse as parseToml } from "smol-toml";
 import { TeleportEmailError } from "../src/errors.ts";
 import { DAEMON_PERMISSIONS } from "../src/permissions.ts";
+import { denoVersionOf, inspectDenortZip, stageDenoDir } from "./denort_zip.ts";
+import {
+  ALLOWLIST_PATH,
+  comparePayload,
+  type DenoInfo,
+  embeddedPackages,
+  listNodeModules,
+  parseAllowList,
+  payloadExcludes,
+  payloadMismatch,
+  runtimePackages,
+} from "./payload.ts";
 
 /** A release step failed; `hint` says what to do. */
 export class ReleaseError extends TeleportEmailError {}
@@ -41,90 +59,6 @@ const ELF_MACHINE: Record<Arch, number> = { amd64: 62, arm64: 183 };
 
 /** Permissions baked into the binary: the daemon's, from `src/permissions.ts` (the e2e tests run with them too). */
 export const COMPILE_PERMISSIONS: readonly string[] = DAEMON_PERMISSIONS;
-
-/**
- * npm packages (from deno.json) that only tests and code generation use. Packages reachable only
- * from these in `deno.lock` are left out of the binary (`deno compile` otherwise embeds the whole
- * `node_modules/`, TypeScript included).
- */
-export const DEV_ONLY_PACKAGES: readonly string[] = [
-  "@bufbuild/protoc-gen-es",
-  "smtp-server",
-  "mailparser",
-  "@types/",
-  // scripts/render_helm.ts only.
-  "yaml",
-];
-
-/**
- * Directories under `node_modules/` that hold only dev-only packages, computed from a `deno.lock`
- * (v5): everything reachable from {@link DEV_ONLY_PACKAGES} and not from the other imports, as
- * `.deno/<name with + for />@<version>/node_modules/<name>` plus the top-level links of the
- * dev-only roots. Returns
- * `[]` when a dependency cannot be resolved (then nothing is excluded).
- */
-export function devOnlyNodeModules(lock: unknown): string[] {
-  const l = lock as {
-    npm?: Record<string, { dependencies?: string[] }>;
-    specifiers?: Record<string, string>;
-  };
-  const npm = l.npm ?? {};
-  const parse = (key: string) => {
-    const base = key.split("_")[0];
-    const at = base.lastIndexOf("@");
-    return { base, name: base.slice(0, at) };
-  };
-  const keys = Object.keys(npm);
-  const resolve = (dep: string): string | undefined => {
-    if (dep in npm) return dep;
-    const byBase = keys.filter((k) => parse(k).base === dep);
-    if (byBase.length === 1) return byBase[0];
-    const byName = keys.filter((k) => parse(k).name === dep);
-    return byName.length === 1 ? byName[0] : undefined;
-  };
-  const isDev = (name: string) =>
-    DEV_ONLY_PACKAGES.some((p) => p.endsWith("/") ? name.startsWith(p) : name === p);
-  const roots = { dev: [] as string[], runtime: [] as string[], devNames: [] as string[] };
-  for (const [spec, version] of Object.entries(l.specifiers ?? {})) {
-    if (!spec.startsWith("npm:")) continue;
-    const name = spec.slice(4, spec.lastIndexOf("@"));
-    const key = `${name}@${version}`;
-    if (!(key in npm)) return [];
-    if (isDev(name)) {
-      roots.dev.push(key);
-      roots.devNames.push(name);
-    } else {
-      roots.runtime.push(key);
-    }
-  }
-  const reach = (start: string[]): Set<string> | undefined => {
-    const seen = new Set<string>();
-    const todo = [...start];
-    while (todo.length > 0) {
-      const key = todo.pop()!;
-      if (seen.has(key)) continue;
-      seen.add(key);
-      for (const dep of npm[key]?.dependencies ?? []) {
-        const resolved = resolve(dep);
-        if (!resolved) return undefined;
-        todo.push(resolved);
-      }
-    }
-    return seen;
-  };
-  const dev = reach(roots.dev);
-  const runtime = reach(roots.runtime);
-  if (!dev || !runtime) return [];
-  const dirs = new Set<string>();
-  for (const key of dev) {
-    const { base, name } = parse(key);
-    // The package folder itself: excluding `.deno/<pkg>` alone does not stop deno compile from
-    // embedding it through the symlinks that point into it.
-    if (!runtime.has(key)) dirs.add(`.deno/${base.replaceAll("/", "+")}/node_modules/${name}`);
-  }
-  for (const name of roots.devNames) dirs.add(name);
-  return [...dirs].sort();
-}
 
 /** The folder at the top of every tarball. */
 export const RELEASE_DIR_NAME = "teleport-access-email";
@@ -253,6 +187,7 @@ export async function writeChecksums(outDir: string, version: string): Promise<s
 export type DenortSource =
   | { kind: "env"; variable: string; path: string }
   | { kind: "cache"; path: string }
+  | { kind: "zip"; path: string; denoDir: string }
   | { kind: "download"; url: string };
 
 /** Inputs of {@link resolveDenort}; all default to this process's values. */
@@ -298,9 +233,10 @@ export async function resolveDenort(
 export function denortMissingMessage(arch: Arch, denoDir: string, reason: string): string {
   const triple = TARGETS[arch];
   const v = Deno.version.deno;
-  return `denort for ${triple} is not available: set DENORT_BIN_${arch.toUpperCase()}=/path/to/denort ` +
-    `(from denort-${triple}.zip of Deno ${v}), put that zip at ` +
-    `${denoDir}/dl/release/v${v}/denort-${triple}.zip, or run with network access (${reason})`;
+  return `denort for ${triple} is not available: pass --runtime-dir DIR holding ` +
+    `denort-${triple}.zip of Deno ${v}, put that zip at ` +
+    `${denoDir}/dl/release/v${v}/denort-${triple}.zip, set DENORT_BIN_${arch.toUpperCase()}=` +
+    `/path/to/denort (unzipped), or run with network access (${reason})`;
 }
 
 /** The URL `deno compile` downloads the runtime of `arch` from. */
@@ -353,9 +289,11 @@ export interface CompileOptions {
 /**
  * Runs `deno compile --frozen --no-code-cache <COMPILE_PERMISSIONS> --target <triple>` on a
  * temporary copy of the tree (`deno.json`, `deno.lock`, `main.ts`, `src/`, hard-linked
- * `node_modules/`) whose `src/build_info.json` carries the version and git ref. Type-checks.
+ * `node_modules/`) whose `src/build_info.json` carries the version and git ref, leaving out of
+ * `node_modules/` every package the runtime graph does not need. Type-checks. Returns the npm
+ * package names `deno compile` lists as embedded.
  */
-export async function compileBinary(options: CompileOptions): Promise<void> {
+export async function compileBinary(options: CompileOptions): Promise<CompileResult> {
   const sourceDir = options.sourceDir ?? REPO_ROOT;
   const tree = await Deno.makeTempDir({ prefix: "teleport-email-build-" });
   try {
@@ -380,23 +318,17 @@ export async function compileBinary(options: CompileOptions): Promise<void> {
       `${tree}/src/build_info.json`,
       buildInfoJson(options.version, options.gitRef) + "\n",
     );
-    const exclude: string[] = [];
-    if (!(await importsDevOnlyPackage(tree, options.signal))) {
-      try {
-        const lock = JSON.parse(await Deno.readTextFile(`${tree}/deno.lock`));
-        for (const dir of devOnlyNodeModules(lock)) {
-          if (await exists(`${tree}/node_modules/${dir}`)) {
-            exclude.push("--exclude", `node_modules/${dir}`);
-          }
-        }
-      } catch {
-        // No usable lockfile: embed everything.
-      }
-    }
-    for (const dir of await unshippedPackageDirs(tree)) exclude.push("--exclude", dir);
+    const info = await run(Deno.execPath(), ["info", "--json", "main.ts"], {
+      cwd: tree,
+      signal: options.signal,
+    });
+    const keep = runtimePackages(JSON.parse(info.stdout) as DenoInfo);
+    const exclude = payloadExcludes(keep, await listNodeModules(tree))
+      .flatMap((path) => ["--exclude", path]);
     const env: Record<string, string> = { NO_COLOR: "1" };
     const clearEnv = ["DENORT_BIN"];
     if (options.denort.kind === "env") env.DENORT_BIN = options.denort.path;
+    if (options.denort.kind === "zip") env.DENO_DIR = options.denort.denoDir;
     const timeoutMs = options.timeoutMs ?? 10 * 60_000;
     const signal = options.signal
       ? AbortSignal.any([options.signal, AbortSignal.timeout(timeoutMs)])
@@ -422,61 +354,41 @@ export async function compileBinary(options: CompileOptions): Promise<void> {
             : lastLines(result.stderr)),
       );
     }
+    const listing = result.stdout + result.stderr;
+    const packages = embeddedPackages(listing);
+    if (!packages) {
+      throw new ReleaseError(
+        `Cannot read the embedded npm packages from deno compile's output: ${lastLines(listing)}`,
+      );
+    }
+    return { packages, listing };
   } finally {
     await Deno.remove(tree, { recursive: true });
   }
 }
 
-/**
- * Folders of runtime packages that the program never loads and that `deno compile` must not read:
- * `bintrees` (used by prom-client) ships `test/perf/100k`, a 2 MB data file that makes
- * `deno compile` 2.9.6 abort with a stack overflow when it is embedded.
- */
-const UNSHIPPED_PACKAGE_DIRS: readonly [pkg: string, dir: string][] = [["bintrees", "test"]];
-
-/** The {@link UNSHIPPED_PACKAGE_DIRS} present in `tree`'s node_modules, relative to `tree`. */
-async function unshippedPackageDirs(tree: string): Promise<string[]> {
-  const found: string[] = [];
-  const store = `${tree}/node_modules/.deno`;
-  if (!(await exists(store))) return found;
-  for await (const entry of Deno.readDir(store)) {
-    for (const [pkg, dir] of UNSHIPPED_PACKAGE_DIRS) {
-      const path = `node_modules/.deno/${entry.name}/node_modules/${pkg}/${dir}`;
-      if (entry.name.startsWith(`${pkg}@`) && (await exists(`${tree}/${path}`))) found.push(path);
-    }
-  }
-  return found;
+/** What {@link compileBinary} reports. */
+export interface CompileResult {
+  /** npm package names in deno compile's "Embedded Files" listing, sorted. */
+  packages: string[];
+  /** deno compile's output (its "Embedded Files" listing). */
+  listing: string;
 }
 
 /**
- * Whether `main.ts`'s static module graph in `tree` imports one of {@link DEV_ONLY_PACKAGES}
- * (then nothing is excluded from the binary). Unknown (deno info fails) counts as yes.
+ * Throws unless `packages` (what {@link compileBinary} embedded) equals the allow-list at
+ * `allowListPath`, naming each extra and each missing package.
  */
-async function importsDevOnlyPackage(tree: string, signal?: AbortSignal): Promise<boolean> {
-  const info = await run(Deno.execPath(), ["info", "--json", "main.ts"], {
-    cwd: tree,
-    check: false,
-    signal,
-  });
-  if (!info.success) return true;
-  try {
-    const graph = JSON.parse(info.stdout) as {
-      modules: Array<{ dependencies?: Array<{ code?: { specifier?: string } }> }>;
-    };
-    for (const module of graph.modules) {
-      for (const dep of module.dependencies ?? []) {
-        const spec = dep.code?.specifier ?? "";
-        if (!spec.startsWith("npm:")) continue;
-        const name = spec.slice(4).replace(/^\//, "").replace(/^((?:@[^/]+\/)?[^/@]+).*$/, "$1");
-        if (DEV_ONLY_PACKAGES.some((p) => p.endsWith("/") ? name.startsWith(p) : name === p)) {
-          return true;
-        }
-      }
-    }
-    return false;
-  } catch {
-    return true;
-  }
+export async function checkPayload(
+  packages: readonly string[],
+  allowListPath: string = ALLOWLIST_PATH,
+): Promise<void> {
+  const allowed = parseAllowList(await Deno.readTextFile(allowListPath));
+  const name = allowListPath.startsWith(`${REPO_ROOT}/`)
+    ? allowListPath.slice(REPO_ROOT.length + 1)
+    : allowListPath;
+  const problem = payloadMismatch(comparePayload(allowed, packages), name);
+  if (problem) throw new ReleaseError(problem);
 }
 
 /** The `src/build_info.json` written for a build. */
@@ -503,31 +415,51 @@ export async function checkCompiledBinary(
   }
 }
 
-/** What {@link smokeTest} found: `skipped` when the host cannot execute the binary. */
-export type SmokeResult = { ran: true } | { ran: false; reason: string };
+/** What {@link smokeTest} found: `ran: false` when the host cannot execute the binary. */
+export type SmokeResult = { ran: true; versionLine: string } | { ran: false; reason: string };
+
+/**
+ * How this host runs `binary`: directly (a binary for this CPU, or a script), under
+ * `qemu-aarch64` (an arm64 binary on another CPU, when installed; Debian's `qemu-user`,
+ * `libc6-arm64-cross` and `libgcc-s1-arm64-cross`), or not at all (`undefined`).
+ */
+export async function binaryRunner(
+  binary: string,
+): Promise<{ cmd: string; args: string[] } | undefined> {
+  const machine = await elfMachine(binary);
+  const host = hostArch();
+  if (machine === undefined || (host && machine === ELF_MACHINE[host])) {
+    return { cmd: binary, args: [] };
+  }
+  if (machine !== ELF_MACHINE.arm64) return undefined;
+  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
+    if (dir && await isFile(`${dir}/qemu-aarch64`)) {
+      return { cmd: `${dir}/qemu-aarch64`, args: ["-L", "/usr/aarch64-linux-gnu", binary] };
+    }
+  }
+  return undefined;
+}
 
 /**
  * Runs the binary: `version` must print `teleport-email v<version>[ git:<ref>] deno<x.y.z>`,
  * `configure` must print a non-empty TOML document with a `[teleport]` table, and
  * `start -c <file with bad TOML>` must exit 1. Throws {@link ReleaseError} on any mismatch.
- * A binary for another CPU (exec format error) is reported as not run.
+ * A binary for another CPU is run under `qemu-aarch64` when possible, else reported as not run.
  */
 export async function smokeTest(
   binary: string,
   expected: { version: string; gitRef: string },
   options: { signal?: AbortSignal } = {},
 ): Promise<SmokeResult> {
+  const runner = await binaryRunner(binary);
+  if (!runner) {
+    return { ran: false, reason: "the host cannot execute this architecture (no qemu-aarch64)" };
+  }
+  const exec = (args: string[]) =>
+    run(runner.cmd, [...runner.args, ...args], { check: false, cwd: dir, signal: options.signal });
   const dir = await Deno.makeTempDir({ prefix: "teleport-email-smoke-" });
   try {
-    let version: RunResult;
-    try {
-      version = await run(binary, ["version"], { check: false, cwd: dir, signal: options.signal });
-    } catch (err) {
-      if (err instanceof ReleaseError && /exec format error|os error 8\b/i.test(err.message)) {
-        return { ran: false, reason: "the host cannot execute this architecture" };
-      }
-      throw err;
-    }
+    const version = await exec(["version"]);
     const git = expected.gitRef ? ` git:${escapeRegExp(expected.gitRef)}` : "";
     const pattern = new RegExp(
       `^teleport-email v${escapeRegExp(expected.version)}${git} deno\\d+\\.\\d+\\.\\d+\\n$`,
@@ -544,11 +476,7 @@ export async function smokeTest(
         },
       );
     }
-    const configure = await run(binary, ["configure"], {
-      check: false,
-      cwd: dir,
-      signal: options.signal,
-    });
+    const configure = await exec(["configure"]);
     let toml: Record<string, unknown> | undefined;
     try {
       toml = configure.code === 0 && configure.stdout.trim()
@@ -567,18 +495,14 @@ export async function smokeTest(
     }
     const bad = `${dir}/bad.toml`;
     await Deno.writeTextFile(bad, "this is = = not TOML [[\n");
-    const start = await run(binary, ["start", "-c", bad], {
-      check: false,
-      cwd: dir,
-      signal: options.signal,
-    });
+    const start = await exec(["start", "-c", bad]);
     if (start.code !== 1) {
       throw new ReleaseError(
         `Smoke test of "${binary}" failed: "start -c <bad TOML>" exited ${start.code}, expected 1 ` +
           JSON.stringify(lastLines(start.stderr)),
       );
     }
-    return { ran: true };
+    return { ran: true, versionLine: version.stdout.trim() };
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -588,12 +512,21 @@ export async function smokeTest(
 export interface ReleaseArgs {
   arches: Arch[];
   version: string;
+  /** `--tag`: the version tag being released; `version` must equal it without the `v`. */
+  tag: string | undefined;
   gitRef: string | undefined;
   outDir: string;
+  /** `--runtime-dir`: where `denort-<triple>.zip` of each target is. */
+  runtimeDir: string | undefined;
   downloadTimeoutMs: number;
+  /** `--payload-check`: compile the host target onto `deno` and check the payload only. */
+  payloadCheck: boolean;
 }
 
-/** Parses `--target`, `--version`, `--git-ref`, `--out`, `--download-timeout`. */
+const USAGE = "usage: deno task release [--target amd64|arm64|all] [--version X.Y.Z] " +
+  "[--tag vX.Y.Z] [--git-ref REF] [--out DIR] [--runtime-dir DIR] [--payload-check]";
+
+/** Parses the release script's options (see the module doc). */
 export function parseReleaseArgs(args: string[], defaults: { version: string }): ReleaseArgs {
   let parsed;
   try {
@@ -602,18 +535,18 @@ export function parseReleaseArgs(args: string[], defaults: { version: string }):
       options: {
         target: { type: "string", default: "all" },
         version: { type: "string" },
+        tag: { type: "string" },
         "git-ref": { type: "string" },
         out: { type: "string", default: "dist" },
+        "runtime-dir": { type: "string" },
         "download-timeout": { type: "string", default: "15" },
+        "payload-check": { type: "boolean", default: false },
       },
       strict: true,
       allowPositionals: false,
     }).values;
   } catch (err) {
-    throw new ReleaseError(`Invalid arguments: ${errorText(err)}`, {
-      hint:
-        "usage: deno task release [--target amd64|arm64|all] [--version X.Y.Z] [--git-ref REF] [--out DIR]",
-    });
+    throw new ReleaseError(`Invalid arguments: ${errorText(err)}`, { hint: USAGE });
   }
   const target = parsed.target!;
   const arches: Arch[] = target === "all"
@@ -624,9 +557,15 @@ export function parseReleaseArgs(args: string[], defaults: { version: string }):
   if (arches.length === 0) {
     throw new ReleaseError(`Invalid --target "${target}": expected amd64, arm64 or all`);
   }
-  const version = (parsed.version ?? defaults.version).replace(/^v/, "");
+  const tag = parsed.tag;
+  const version = (parsed.version ?? tag ?? defaults.version).replace(/^v/, "");
   if (!/^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$/.test(version)) {
     throw new ReleaseError(`Invalid version "${version}": expected a semantic version like 1.2.3`);
+  }
+  if (tag !== undefined && tag !== `v${version}`) {
+    throw new ReleaseError(
+      `The tag "${tag}" does not name version ${version}: expected "v${version}"`,
+    );
   }
   const seconds = Number(parsed["download-timeout"]);
   if (!Number.isFinite(seconds) || seconds <= 0) {
@@ -637,9 +576,12 @@ export function parseReleaseArgs(args: string[], defaults: { version: string }):
   return {
     arches,
     version,
+    tag,
     gitRef: parsed["git-ref"],
     outDir: parsed.out!,
+    runtimeDir: parsed["runtime-dir"],
     downloadTimeoutMs: seconds * 1000,
+    payloadCheck: parsed["payload-check"]!,
   };
 }
 
@@ -672,29 +614,24 @@ export async function release(
     version: string;
   };
   const opts = parseReleaseArgs(args, { version: denoJson.version });
+  if (opts.payloadCheck) {
+    console.log(formatPayloadReport(await payloadCheck(options)));
+    return;
+  }
   const ref = opts.gitRef ?? await gitRef();
   const denoDir = await denoDirPath();
-  const sources = new Map<Arch, DenortSource>();
-  for (const arch of opts.arches) {
-    const found = await resolveDenort(arch, { denoDir });
-    if (found) {
-      sources.set(arch, found);
-      continue;
-    }
-    const problem = await probeDownload(arch, opts.downloadTimeoutMs, options);
-    if (problem) throw new ReleaseError(denortMissingMessage(arch, denoDir, problem));
-    sources.set(arch, { kind: "download", url: denortUrl(arch) });
-  }
+  const { sources, staged } = await resolveSources(opts, denoDir, options);
   await Deno.mkdir(opts.outDir, { recursive: true });
   const outDir = await Deno.realPath(opts.outDir);
   const mtime = await sourceDateEpoch(REPO_ROOT);
   const work = await Deno.makeTempDir({ dir: outDir, prefix: ".build-" });
+  const summary: string[] = [];
   try {
     for (const arch of opts.arches) {
       const source = sources.get(arch)!;
       const binary = `${work}/${arch}/teleport-email`;
       console.log(`compile ${TARGETS[arch]} (runtime: ${describeSource(source)})`);
-      await compileBinary({
+      const compiled = await compileBinary({
         arch,
         version: opts.version,
         gitRef: ref,
@@ -702,8 +639,11 @@ export async function release(
         denort: source,
         ...options,
       });
+      await checkPayload(compiled.packages);
+      console.log(`payload ${arch}: ${compiled.packages.length} npm packages, as allowed`);
       await checkCompiledBinary(binary, arch, { version: opts.version, gitRef: ref });
       const smoke = await smokeTest(binary, { version: opts.version, gitRef: ref }, options);
+      if (smoke.ran && opts.tag) checkVersionLine(smoke.versionLine, opts.tag);
       console.log(
         smoke.ran ? `smoke test ${arch}: ok` : `smoke test ${arch}: not run (${smoke.reason})`,
       );
@@ -715,13 +655,182 @@ export async function release(
         mtime,
         ...options,
       });
-      console.log(`${artifact.sha256}  ${artifact.path}`);
+      summary.push(
+        `${await runtimeDigest(source, arch, denoDir)}  runtime ${arch}: ${describeSource(source)}`,
+        `${artifact.sha256}  ${artifact.path} (binary ${
+          megabytes((await Deno.stat(binary)).size)
+        }, tarball ${megabytes((await Deno.stat(artifact.path)).size)})`,
+      );
     }
   } finally {
     await Deno.remove(work, { recursive: true });
+    if (staged) await Deno.remove(staged, { recursive: true });
   }
   await writeChecksums(outDir, opts.version);
-  console.log(`${outDir}/SHA256SUMS`);
+  console.log(`${summary.join("\n")}\n${outDir}/SHA256SUMS`);
+}
+
+/** `12.3 MB` (10^6 bytes). */
+export function megabytes(bytes: number): string {
+  return `${(bytes / 1e6).toFixed(1)} MB`;
+}
+
+/**
+ * The runtime of every target: from `--runtime-dir` (each zip checked, then staged into a
+ * temporary Deno cache, `staged`, to remove when done), else {@link resolveDenort} and a
+ * download. A cached or given zip of another Deno release is refused.
+ */
+async function resolveSources(
+  opts: ReleaseArgs,
+  denoDir: string,
+  options: { signal?: AbortSignal },
+): Promise<{ sources: Map<Arch, DenortSource>; staged?: string }> {
+  const sources = new Map<Arch, DenortSource>();
+  if (opts.runtimeDir !== undefined) {
+    const zips = new Map<Arch, string>();
+    for (const arch of opts.arches) {
+      const path = `${opts.runtimeDir}/denort-${TARGETS[arch]}.zip`;
+      if (!(await isFile(path))) {
+        throw new ReleaseError(
+          `--runtime-dir "${opts.runtimeDir}" has no denort-${TARGETS[arch]}.zip`,
+          {
+            hint: `download ${denortUrl(arch)} into it`,
+          },
+        );
+      }
+      const real = await Deno.realPath(path);
+      const sha256 = await checkRuntimeZip(real, arch);
+      console.log(`${sha256}  runtime ${arch}: ${real} (Deno ${Deno.version.deno})`);
+      zips.set(arch, real);
+    }
+    const staged = await stageDenoDir(denoDir, Deno.version.deno, [...zips.values()]);
+    for (const [arch, path] of zips) sources.set(arch, { kind: "zip", path, denoDir: staged });
+    return { sources, staged };
+  }
+  for (const arch of opts.arches) {
+    const found = await resolveDenort(arch, { denoDir });
+    if (found) {
+      if (found.kind === "cache") await checkRuntimeZip(found.path, arch);
+      sources.set(arch, found);
+      continue;
+    }
+    const problem = await probeDownload(arch, opts.downloadTimeoutMs, options);
+    if (problem) throw new ReleaseError(denortMissingMessage(arch, denoDir, problem));
+    sources.set(arch, { kind: "download", url: denortUrl(arch) });
+  }
+  return { sources };
+}
+
+/**
+ * Throws unless the zip at `path` holds `denort` of this Deno release for `arch`'s CPU: a runtime
+ * of another release compiles without complaint into a binary that fails only when run
+ * ("Could not find standalone binary section"). Returns the zip's SHA-256.
+ */
+export async function checkRuntimeZip(path: string, arch: Arch): Promise<string> {
+  const hint = `use ${denortUrl(arch)}`;
+  let found;
+  try {
+    found = await inspectDenortZip(path);
+  } catch (err) {
+    throw new ReleaseError(`Cannot use runtime "${path}": ${errorText(err)}`, { hint });
+  }
+  if (found.denoVersion !== Deno.version.deno) {
+    throw new ReleaseError(
+      `Runtime "${path}" is Deno ${found.denoVersion}, but this deno is ${Deno.version.deno}: ` +
+        `its binary would fail when run`,
+      { hint },
+    );
+  }
+  if (found.machine !== ELF_MACHINE[arch]) {
+    throw new ReleaseError(`Runtime "${path}" is not a Linux ${arch} executable`, { hint });
+  }
+  return found.sha256;
+}
+
+/** SHA-256 of the runtime a target was built on (the zip, or the `DENORT_BIN*` file). */
+async function runtimeDigest(source: DenortSource, arch: Arch, denoDir: string): Promise<string> {
+  switch (source.kind) {
+    case "env":
+    case "cache":
+    case "zip":
+      return await sha256File(source.path);
+    case "download": {
+      const zip = `${denoDir}/dl/release/v${Deno.version.deno}/denort-${TARGETS[arch]}.zip`;
+      return await isFile(zip) ? await sha256File(zip) : "(downloaded; not in the cache)";
+    }
+  }
+}
+
+/**
+ * Throws unless the binary's `version` line names exactly `tag`:
+ * `teleport-email <tag>[ git:<ref>] deno<x.y.z>`.
+ */
+export function checkVersionLine(line: string, tag: string): void {
+  const shown = /^teleport-email (\S+)(?: git:\S+)? deno\d+\.\d+\.\d+$/.exec(line.trim())?.[1];
+  if (shown !== tag) {
+    throw new ReleaseError(
+      `The binary's version line ${JSON.stringify(line.trim())} differs from the tag "${tag}"`,
+    );
+  }
+}
+
+/** What {@link payloadCheck} measured. */
+export interface PayloadReport {
+  packages: string[];
+  /** Size of the stand-in output minus the `deno` it was built on: the payload. */
+  payloadBytes: number;
+  /** Size of a tarball packed around the stand-in output (labelled as such when printed). */
+  standInTarballBytes: number;
+}
+
+/**
+ * Compiles the host target with the full `deno` as a stand-in runtime (the output carries the
+ * real payload but is not a working program, so it is never packaged or smoke-tested), checks
+ * the embedded packages against the allow-list and measures the payload.
+ */
+export async function payloadCheck(options: { signal?: AbortSignal } = {}): Promise<PayloadReport> {
+  const arch = hostArch();
+  if (!arch) throw new ReleaseError(`The payload check needs a Linux amd64 or arm64 host`);
+  const dir = await Deno.makeTempDir({ prefix: "teleport-email-payload-" });
+  try {
+    const output = `${dir}/stand-in`;
+    const compiled = await compileBinary({
+      arch,
+      version: "0.0.0",
+      gitRef: "payload-check",
+      output,
+      denort: { kind: "env", variable: "stand-in", path: Deno.execPath() },
+      ...options,
+    });
+    await checkPayload(compiled.packages);
+    const size = (await Deno.stat(output)).size - (await Deno.stat(Deno.execPath())).size;
+    const tarball = await assembleRelease({
+      binaryPath: output,
+      version: "0.0.0",
+      arch,
+      outDir: `${dir}/dist`,
+      ...options,
+    });
+    return {
+      packages: compiled.packages,
+      payloadBytes: size,
+      standInTarballBytes: (await Deno.stat(tarball.path)).size,
+    };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** The lines `deno task release --payload-check` prints. */
+export function formatPayloadReport(report: PayloadReport): string {
+  return [
+    `payload check (deno ${Deno.version.deno} CLI as a stand-in runtime; not a release binary):`,
+    `  npm packages: ${report.packages.length}, as in scripts/payload_packages.txt`,
+    `  payload (stand-in output minus the deno binary): ${megabytes(report.payloadBytes)}`,
+    `  tarball around the stand-in (deno CLI, larger than denort): ${
+      megabytes(report.standInTarballBytes)
+    }`,
+  ].join("\n");
 }
 
 function describeSource(source: DenortSource): string {
@@ -729,6 +838,7 @@ function describeSource(source: DenortSource): string {
     case "env":
       return `${source.variable}=${source.path}`;
     case "cache":
+    case "zip":
       return source.path;
     case "download":
       return source.url;
@@ -755,6 +865,13 @@ async function checkDenortBinary(path: string, arch: Arch, variable: string): Pr
   if (!(await fileContains(path, Deno.version.v8))) {
     throw new ReleaseError(
       `${variable} "${path}" is not denort of Deno ${Deno.version.deno} (V8 ${Deno.version.v8})`,
+      { hint: `use denort from denort-${TARGETS[arch]}.zip of Deno ${Deno.version.deno}` },
+    );
+  }
+  const version = denoVersionOf(await Deno.readFile(path));
+  if (version !== undefined && version !== Deno.version.deno) {
+    throw new ReleaseError(
+      `${variable} "${path}" is denort of Deno ${version}, but this deno is ${Deno.version.deno}`,
       { hint: `use denort from denort-${TARGETS[arch]}.zip of Deno ${Deno.version.deno}` },
     );
   }
@@ -908,15 +1025,6 @@ function errorText(err: unknown): string {
 async function isFile(path: string): Promise<boolean> {
   try {
     return (await Deno.stat(path)).isFile;
-  } catch {
-    return false;
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
   } catch {
     return false;
   }

@@ -8,42 +8,10 @@
  */
 import assert from "node:assert/strict";
 import { DAEMON_PERMISSIONS } from "../src/permissions.ts";
+import { runSwitchedTests } from "./helpers/binary_switch.ts";
 
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const LAUNCHER = `${REPO}/scripts/launcher_for_tests.sh`;
-
-/** The tests re-run through the launcher: one-shot commands, and a daemon started and stopped. */
-export const SWITCH_FILTER =
-  "/^(teleport-email version prints|teleport-email configure prints|e2e: SIGTERM and SIGINT)/";
-
-/**
- * Runs `tests/cli_test.ts` and `tests/e2e_startup_test.ts` filtered by {@link SWITCH_FILTER} in a
- * child `deno test` with `TELEPORT_EMAIL_BIN=bin` and `env`; returns its exit code and output.
- */
-export async function runSwitchedTests(
-  bin: string,
-  env: Record<string, string> = {},
-): Promise<{ code: number; output: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "test",
-      "--allow-all",
-      "--no-check=remote",
-      "--filter",
-      SWITCH_FILTER,
-      `${REPO}/tests/cli_test.ts`,
-      `${REPO}/tests/e2e_startup_test.ts`,
-    ],
-    cwd: REPO,
-    env: { NO_COLOR: "1", TELEPORT_EMAIL_BIN: bin, ...env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(300_000),
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, output: dec.decode(out.stdout) + dec.decode(out.stderr) };
-}
 
 Deno.test("TELEPORT_EMAIL_BIN: CLI and e2e tests pass against scripts/launcher_for_tests.sh run outside the repository", async () => {
   const dir = await Deno.makeTempDir({ prefix: "launcher-test-" });

@@ -1,6 +1,13 @@
 /**
- * Tests of `scripts/release.ts` (tarball layout, checksums, runtime resolution, smoke test, the
- * real compile when a denort runtime is available offline) and a lint of the Dockerfile.
+ * Tests of `scripts/release.ts` (tarball layout, checksums, runtime resolution, offline runtime
+ * zips, the payload check, smoke test, the real compile when a denort runtime is available
+ * offline), of `deno task test:binary`, and a lint of the Dockerfile.
+ *
+ * Compiling needs `denort`, which cannot be fetched here. The "payload check" tests compile with
+ * the full `deno` CLI as a stand-in runtime: `deno compile` then writes the real payload (its
+ * "Embedded Files" listing is exact) onto a program that is not teleport-email and is never
+ * packaged or run as one. Tests that need a real runtime are reported as ignored, with the
+ * reason in their name.
  */
 import assert from "node:assert/strict";
 import {
@@ -8,21 +15,26 @@ import {
   type Artifact,
   assembleRelease,
   checkCompiledBinary,
-  COMPILE_PERMISSIONS,
+  checkPayload,
+  checkVersionLine,
   compileBinary,
   denortMissingMessage,
-  devOnlyNodeModules,
   elfMachine,
   hostArch,
   parseReleaseArgs,
+  payloadCheck,
   ReleaseError,
   REPO_ROOT,
   resolveDenort,
   sha256File,
   smokeTest,
   tarballName,
+  TARGETS,
   writeChecksums,
 } from "../scripts/release.ts";
+import { ALLOWLIST_PATH, parseAllowList } from "../scripts/payload.ts";
+import { runSwitchedTests } from "./helpers/binary_switch.ts";
+import { fakeDenort, makeZip } from "./helpers/zip.ts";
 
 const DENO_JSON = JSON.parse(await Deno.readTextFile(`${REPO_ROOT}/deno.json`)) as {
   version: string;
@@ -191,10 +203,21 @@ Deno.test("parseReleaseArgs() reads the options and rejects bad ones", () => {
   assert.deepEqual(parseReleaseArgs([], { version: "0.1.0" }), {
     arches: ["amd64", "arm64"],
     version: "0.1.0",
+    tag: undefined,
     gitRef: undefined,
     outDir: "dist",
+    runtimeDir: undefined,
     downloadTimeoutMs: 15_000,
+    payloadCheck: false,
   });
+  const tagged = parseReleaseArgs(["--tag", "v1.2.3", "--runtime-dir", "rt"], { version: "0.1.0" });
+  assert.deepEqual([tagged.version, tagged.tag, tagged.runtimeDir], ["1.2.3", "v1.2.3", "rt"]);
+  assert.throws(
+    () => parseReleaseArgs(["--tag", "v1.2.3", "--version", "1.2.4"], { version: "0.1.0" }),
+    (err: unknown) =>
+      err instanceof ReleaseError &&
+      err.message === 'The tag "v1.2.3" does not name version 1.2.4: expected "v1.2.4"',
+  );
   const args = parseReleaseArgs([
     "--target",
     "arm64",
@@ -317,10 +340,10 @@ Deno.test("denortMissingMessage() says which runtime is missing and the three wa
   const msg = denortMissingMessage("arm64", "/root/.cache/deno", "cannot reach it");
   assert.equal(
     msg,
-    `denort for aarch64-unknown-linux-gnu is not available: set DENORT_BIN_ARM64=/path/to/denort ` +
-      `(from denort-aarch64-unknown-linux-gnu.zip of Deno ${Deno.version.deno}), put that zip at ` +
+    `denort for aarch64-unknown-linux-gnu is not available: pass --runtime-dir DIR holding ` +
+      `denort-aarch64-unknown-linux-gnu.zip of Deno ${Deno.version.deno}, put that zip at ` +
       `/root/.cache/deno/dl/release/v${Deno.version.deno}/denort-aarch64-unknown-linux-gnu.zip, ` +
-      `or run with network access (cannot reach it)`,
+      `set DENORT_BIN_ARM64=/path/to/denort (unzipped), or run with network access (cannot reach it)`,
   );
 });
 
@@ -328,26 +351,8 @@ Deno.test("deno task release stops before compiling when no denort is available,
   await withTempDir(async (dir) => {
     // An empty DENO_DIR (no cached runtime), no DENORT_BIN*, and a proxy that refuses connections
     // so the download preflight fails at once whether or not this machine has network access.
-    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const port = listener.addr.port;
-    listener.close();
-    const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries(Deno.env.toObject())) {
-      if (!k.startsWith("DENORT_BIN")) env[k] = v;
-    }
-    const denoDir = `${dir}/deno-dir`;
-    await Deno.mkdir(denoDir);
-    // Share the npm cache so that running the script needs no registry access.
-    const info = await run(DENO_CLI, ["info", "--json"]);
-    await Deno.symlink(
-      `${(JSON.parse(info.stdout) as { denoDir: string }).denoDir}/npm`,
-      `${denoDir}/npm`,
-    );
-    Object.assign(env, {
-      DENO_DIR: denoDir,
-      HTTPS_PROXY: `http://127.0.0.1:${port}`,
-      NO_COLOR: "1",
-    });
+    const env = await offlineEnv(dir);
+    const denoDir = env.DENO_DIR;
     const out = await runRelease(["--target", "arm64", "--out", `${dir}/dist`], {
       env,
       clearEnv: true,
@@ -368,66 +373,6 @@ Deno.test("deno task release stops before compiling when no denort is available,
   });
 });
 
-Deno.test("devOnlyNodeModules() lists packages only tests and codegen reach, never runtime ones", async () => {
-  const lock = JSON.parse(await Deno.readTextFile(`${REPO_ROOT}/deno.lock`));
-  const dirs = devOnlyNodeModules(lock);
-  const names = dirs.map((d) => d.replace(/^\.deno\/[^/]+\/node_modules\//, ""));
-  for (
-    const dev of [
-      "smtp-server",
-      "mailparser",
-      "@bufbuild/protoc-gen-es",
-      "typescript",
-      "@types/ssh2",
-    ]
-  ) {
-    assert.ok(names.includes(dev), `${dev} is excluded`);
-  }
-  for (
-    const runtime of [
-      "nodemailer",
-      "@grpc/grpc-js",
-      "ssh2",
-      "mailgun.js",
-      "smol-toml",
-      "@bufbuild/protobuf",
-    ]
-  ) {
-    // The version deno.json imports stays (mailparser's nodemailer@10.3.1 may go).
-    const spec = Object.keys(lock.specifiers).find((k) => k.startsWith(`npm:${runtime}@`))!;
-    const version = lock.specifiers[spec].split("_")[0];
-    const dir = `.deno/${runtime.replace("/", "+")}@${version}/node_modules/${runtime}`;
-    assert.ok(!dirs.includes(dir), `${dir} is kept`);
-    assert.ok(!dirs.includes(runtime), `${runtime} link is kept`);
-  }
-  assert.ok(dirs.includes(".deno/smtp-server@3.21.6/node_modules/smtp-server"), dirs.join(" "));
-  // A dependency that cannot be resolved: exclude nothing rather than guess.
-  assert.deepEqual(
-    devOnlyNodeModules({
-      specifiers: { "npm:smtp-server@1.0.0": "1.0.0", "npm:a@1.0.0": "1.0.0" },
-      npm: { "smtp-server@1.0.0": { dependencies: ["missing"] }, "a@1.0.0": {} },
-    }),
-    [],
-  );
-  // Shared by a runtime package: kept.
-  assert.deepEqual(
-    devOnlyNodeModules({
-      specifiers: { "npm:smtp-server@1.0.0": "1.0.0", "npm:a@1.0.0": "1.0.0" },
-      npm: {
-        "smtp-server@1.0.0": { dependencies: ["shared", "only-dev"] },
-        "a@1.0.0": { dependencies: ["shared"] },
-        "shared@2.0.0": {},
-        "only-dev@3.0.0": {},
-      },
-    }),
-    [
-      ".deno/only-dev@3.0.0/node_modules/only-dev",
-      ".deno/smtp-server@1.0.0/node_modules/smtp-server",
-      "smtp-server",
-    ],
-  );
-});
-
 Deno.test("smokeTest() accepts a binary that behaves like teleport-email", async () => {
   await withTempDir(async (dir) => {
     const binary = await fakeBinary(
@@ -440,6 +385,7 @@ esac`,
     );
     assert.deepEqual(await smokeTest(binary, { version: "1.2.3", gitRef: "v1.2.3-4-gabc" }), {
       ran: true,
+      versionLine: "teleport-email v1.2.3 git:v1.2.3-4-gabc deno2.9.6",
     });
   });
 });
@@ -479,36 +425,75 @@ Deno.test("smokeTest() refuses a wrong version line, a configure without TOML, a
   });
 });
 
-Deno.test("the CLI passes the release smoke test under exactly the compiled permissions (deno run)", async () => {
-  await withTempDir(async (dir) => {
-    // Same permission flags as the compiled binary: a missing permission on these start-up paths
-    // would make the released binary fail the same way.
-    const binary = await fakeBinary(
-      dir,
-      `exec "${DENO_CLI}" run --quiet --cached-only ${
-        COMPILE_PERMISSIONS.join(" ")
-      } "${REPO_ROOT}/main.ts" "$@"`,
-    );
-    assert.deepEqual(await smokeTest(binary, { version: DENO_JSON.version, gitRef: "" }), {
-      ran: true,
-    });
+Deno.test("the CLI passes the release smoke test under exactly the compiled permissions (scripts/launcher_for_tests.sh)", async () => {
+  // The launcher runs main.ts with the binary's permission flags from outside the repository: a
+  // missing permission on these start-up paths would make the released binary fail the same way.
+  const smoke = await smokeTest(`${REPO_ROOT}/scripts/launcher_for_tests.sh`, {
+    version: DENO_JSON.version,
+    gitRef: "",
   });
+  assert.deepEqual(smoke, {
+    ran: true,
+    versionLine: `teleport-email v${DENO_JSON.version} deno${Deno.version.deno}`,
+  });
+  checkVersionLine(smoke.ran ? smoke.versionLine : "", `v${DENO_JSON.version}`);
 });
 
-Deno.test("compileBinary() onto the deno CLI yields a binary that smokeTest() refuses; build_info.json stays clean", async () => {
+Deno.test("checkVersionLine() fails the build when the binary's version line differs from the tag", () => {
+  checkVersionLine("teleport-email v1.2.3 git:v1.2.3 deno2.9.6\n", "v1.2.3");
+  checkVersionLine("teleport-email v1.2.3 deno2.9.6", "v1.2.3");
+  for (const line of ["teleport-email v1.2.4 git:v1.2.3 deno2.9.6", "teleport-email v1.2.3", ""]) {
+    assert.throws(
+      () => checkVersionLine(line, "v1.2.3"),
+      (err: unknown) =>
+        err instanceof ReleaseError &&
+        err.message ===
+          `The binary's version line ${JSON.stringify(line)} differs from the tag "v1.2.3"`,
+    );
+  }
+});
+
+Deno.test("payload check (deno CLI as a stand-in runtime): the binary embeds exactly the npm packages of scripts/payload_packages.txt", async () => {
+  const before = await Deno.readTextFile(`${REPO_ROOT}/src/build_info.json`);
+  const report = await payloadCheck();
+  assert.deepEqual(report.packages, parseAllowList(await Deno.readTextFile(ALLOWLIST_PATH)));
+  assert.ok(report.payloadBytes > 1e6 && report.standInTarballBytes > 1e6, JSON.stringify(report));
+  assert.equal(await Deno.readTextFile(`${REPO_ROOT}/src/build_info.json`), before);
+});
+
+Deno.test("payload check (deno CLI as a stand-in runtime): an unused package imported by main.ts fails the build by name; the output embeds the build and is refused as a binary", async () => {
   await withTempDir(async (dir) => {
-    const before = await Deno.readTextFile(`${REPO_ROOT}/src/build_info.json`);
-    const output = `${dir}/teleport-email`;
-    // DENORT_BIN set to the full CLI (what a user might do by mistake) still compiles; the
-    // result runs `deno`, not teleport-email, and must never be packaged.
-    await compileBinary({
+    // A fixture tree: the repository with a main.ts that also imports a package the daemon does
+    // not use (the test SMTP server).
+    const fixture = `${dir}/tree`;
+    await Deno.mkdir(fixture);
+    for (const name of ["deno.json", "deno.lock"]) {
+      await Deno.copyFile(`${REPO_ROOT}/${name}`, `${fixture}/${name}`);
+    }
+    await Deno.writeTextFile(
+      `${fixture}/main.ts`,
+      `import "smtp-server";\n${await Deno.readTextFile(`${REPO_ROOT}/main.ts`)}`,
+    );
+    await run("cp", ["-a", `${REPO_ROOT}/src`, `${fixture}/src`]);
+    await run("cp", ["-al", `${REPO_ROOT}/node_modules`, `${fixture}/node_modules`]);
+    const output = `${dir}/stand-in`;
+    const compiled = await compileBinary({
       arch: hostArch()!,
       version: "7.7.7",
       gitRef: "test-ref",
       output,
       denort: { kind: "env", variable: "DENORT_BIN", path: DENO_CLI },
+      sourceDir: fixture,
     });
-    assert.equal(await Deno.readTextFile(`${REPO_ROOT}/src/build_info.json`), before);
+    assert.ok(compiled.packages.includes("smtp-server"), compiled.packages.join(" "));
+    await assert.rejects(
+      checkPayload(compiled.packages),
+      (err: unknown) =>
+        err instanceof ReleaseError &&
+        /^The binary's npm packages differ from the allow-list: embedded but not in scripts\/payload_packages\.txt: .*\bsmtp-server\b/
+          .test(err.message) &&
+        !err.message.includes("not embedded"),
+    );
     assert.equal(await elfMachine(output), Deno.build.arch === "x86_64" ? 62 : 183);
     // The structural checks (all a cross-compiled binary gets) see this build embedded.
     await checkCompiledBinary(output, hostArch()!, { version: "7.7.7", gitRef: "test-ref" });
@@ -522,17 +507,125 @@ Deno.test("compileBinary() onto the deno CLI yields a binary that smokeTest() re
       (err: unknown) =>
         err instanceof ReleaseError && err.message.includes("does not embed this build"),
     );
-    // Runtime packages are embedded, dev-only ones (test SMTP server, TypeScript) are not.
-    const bytes = new TextDecoder("latin1").decode(await Deno.readFile(output));
-    assert.ok(bytes.includes("Nodemailer"), "nodemailer is embedded");
-    assert.ok(!bytes.includes("SMTPServer"), "smtp-server is not embedded");
-    assert.ok(!bytes.includes("ts.createProgram"), "typescript is not embedded");
+    // What the deno CLI as a runtime yields runs `deno`, not teleport-email.
     await assert.rejects(
       smokeTest(output, { version: "7.7.7", gitRef: "test-ref" }),
       (err: unknown) =>
         err instanceof ReleaseError &&
         err.message.includes(`Smoke test of "${output}" failed: "version" exited`) &&
         (err.hint ?? "").includes("DENORT_BIN"),
+    );
+  });
+});
+
+/**
+ * The environment of a release run that cannot download anything: an empty `DENO_DIR` sharing
+ * the npm cache, no `DENORT_BIN*`, and a proxy that refuses connections.
+ */
+async function offlineEnv(dir: string): Promise<Record<string, string>> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = listener.addr.port;
+  listener.close();
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(Deno.env.toObject())) {
+    if (!k.startsWith("DENORT_BIN")) env[k] = v;
+  }
+  const denoDir = `${dir}/deno-dir`;
+  await Deno.mkdir(denoDir);
+  const info = await run(DENO_CLI, ["info", "--json"]);
+  await Deno.symlink(
+    `${(JSON.parse(info.stdout) as { denoDir: string }).denoDir}/npm`,
+    `${denoDir}/npm`,
+  );
+  return { ...env, DENO_DIR: denoDir, HTTPS_PROXY: `http://127.0.0.1:${port}`, NO_COLOR: "1" };
+}
+
+Deno.test("release --runtime-dir refuses a denort zip of another Deno release, a missing zip and a zip for another CPU", async () => {
+  await withTempDir(async (dir) => {
+    const env = await offlineEnv(dir);
+    const arch = hostArch()!;
+    const other = arch === "amd64" ? "arm64" : "amd64";
+    const rt = `${dir}/rt`;
+    await Deno.mkdir(rt);
+    const zip = `${rt}/denort-${TARGETS[arch]}.zip`;
+    const machine = arch === "amd64" ? 62 : 183;
+    const cases: Array<[Uint8Array | undefined, string[], string]> = [
+      [
+        makeZip({ denort: fakeDenort("2.9.5", machine) }),
+        ["--target", arch],
+        `release: Runtime "${zip}" is Deno 2.9.5, but this deno is ${Deno.version.deno}: its binary would fail when run`,
+      ],
+      [
+        makeZip({ denort: fakeDenort(Deno.version.deno, machine === 62 ? 183 : 62) }),
+        ["--target", arch],
+        `release: Runtime "${zip}" is not a Linux ${arch} executable`,
+      ],
+      [
+        undefined,
+        ["--target", other],
+        `release: --runtime-dir "${rt}" has no denort-${TARGETS[other]}.zip`,
+      ],
+    ];
+    for (const [bytes, args, message] of cases) {
+      if (bytes) await Deno.writeFile(zip, bytes);
+      const out = await runRelease([...args, "--runtime-dir", rt, "--out", `${dir}/dist`], {
+        env,
+        clearEnv: true,
+        timeoutMs: 120_000,
+      });
+      assert.equal(out.code, 1, out.stderr);
+      assert.equal(out.stderr.trim().split("\n")[0], message);
+    }
+    await assert.rejects(Deno.stat(`${dir}/dist/${tarballName(DENO_JSON.version, arch)}`));
+  });
+});
+
+Deno.test("release --runtime-dir compiles offline with the zip's runtime and prints its SHA-256 (payload check: the deno CLI zipped as a stand-in, refused by the smoke test)", async () => {
+  await withTempDir(async (dir) => {
+    const env = await offlineEnv(dir);
+    const arch = hostArch()!;
+    const rt = `${dir}/rt`;
+    await Deno.mkdir(rt);
+    const zip = `${rt}/denort-${TARGETS[arch]}.zip`;
+    await Deno.writeFile(zip, makeZip({ denort: await Deno.readFile(DENO_CLI) }, 0));
+    const out = await runRelease(["--target", arch, "--runtime-dir", rt, "--out", `${dir}/dist`], {
+      env,
+      clearEnv: true,
+      timeoutMs: 600_000,
+    });
+    // The staged zip was used (no download was possible) and got as far as the smoke test, which
+    // refuses what the deno CLI as a runtime yields.
+    assert.equal(out.code, 1, out.stderr);
+    assert.ok(
+      out.stdout.includes(`${await sha256File(zip)}  runtime ${arch}: ${await Deno.realPath(zip)}`),
+      out.stdout,
+    );
+    assert.match(out.stdout, new RegExp(`payload ${arch}: \\d+ npm packages, as allowed`));
+    assert.match(out.stderr, /^release: Smoke test of ".*" failed: "version" exited/);
+    await assert.rejects(Deno.stat(`${dir}/dist/${tarballName(DENO_JSON.version, arch)}`));
+  });
+});
+
+Deno.test("deno task test:binary stops with release's one-line reason when no runtime is available", async () => {
+  await withTempDir(async (dir) => {
+    const out = await run(DENO_CLI, [
+      "run",
+      "--allow-all",
+      `${REPO_ROOT}/scripts/test_binary.ts`,
+      "--target",
+      "arm64",
+    ], {
+      cwd: REPO_ROOT,
+      env: await offlineEnv(dir),
+      clearEnv: true,
+      timeoutMs: 120_000,
+    });
+    assert.equal(out.code, 1, out.stderr);
+    const lines = out.stderr.trim().split("\n");
+    assert.equal(lines.length, 1, out.stderr);
+    assert.match(
+      lines[0],
+      /^test:binary: cannot build arm64: denort for aarch64-unknown-linux-gnu is not available: .*\(cannot reach https:\/\/dl\.deno\.land\//,
     );
   });
 });
@@ -546,13 +639,13 @@ Deno.test({
     ? `release: compile for ${HOST}, smoke-test and pack (runtime: ${HOST_DENORT.kind})`
     : `release: compile for ${
       HOST ?? "host"
-    } (skipped: no denort runtime available offline; set DENORT_BIN)`,
+    }, smoke-test, pack and run e2e tests on the binary (skipped: no denort runtime available offline; set DENORT_BIN or cache denort-<target>.zip)`,
   ignore: HOST_DENORT === undefined,
   async fn() {
     await withTempDir(async (dir) => {
       const before = await Deno.readTextFile(`${REPO_ROOT}/src/build_info.json`);
       const out = await runRelease(
-        ["--target", HOST!, "--version", "3.4.5", "--git-ref", "test-ref", "--out", dir],
+        ["--target", HOST!, "--tag", "v3.4.5", "--git-ref", "test-ref", "--out", dir],
         { timeoutMs: 600_000 },
       );
       assert.equal(out.code, 0, out.stderr);
@@ -565,6 +658,9 @@ Deno.test({
       await run("tar", ["-xzf", `${dir}/${tarballName("3.4.5", HOST!)}`, "-C", x]);
       const version = await run(`${x}/teleport-access-email/teleport-email`, ["version"]);
       assert.match(version.stdout, /^teleport-email v3\.4\.5 git:test-ref deno\d+\.\d+\.\d+\n$/);
+      // A few CLI and e2e tests against the unpacked binary (all of them: deno task test:binary).
+      const e2e = await runSwitchedTests(`${x}/teleport-access-email/teleport-email`);
+      assert.equal(e2e.code, 0, e2e.output);
     });
   },
 });
