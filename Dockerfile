@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # Image of the Teleport email plugin: the same binary as the release tarball, on a minimal glibc
-# base, running as a non-root user. Not built in CI (no container engine there); see README.md.
+# base, running as a non-root user. Built and pushed by .github/workflows/release.yml; see README.md.
 #
 #   docker buildx build --platform linux/amd64,linux/arm64 --build-arg GIT_REF=$(git describe --tags --always) -t teleport-plugin-email .
 #   docker run -v /etc/teleport-email.toml:/etc/teleport-email.toml:ro teleport-plugin-email start
@@ -8,7 +8,8 @@
 #
 # The build stage runs on the build machine's platform and cross-compiles for TARGETARCH with
 # `deno task release`, which fetches denort (the Deno runtime) for that target from dl.deno.land.
-# Offline: put denort-<triple>.zip of Deno 2.9.6 in ./denort/ and build with --build-arg DENORT_DIR=denort.
+# Offline: put denort-<triple>.zip of Deno 2.9.6 in ./denort/ and build with --build-arg DENORT_DIR=denort
+# (passed to the release script as --runtime-dir, which refuses a zip of another Deno release).
 
 FROM --platform=$BUILDPLATFORM node:20.20.2-bookworm-slim AS build
 ARG TARGETARCH
@@ -21,11 +22,8 @@ COPY deno.json deno.lock ./
 RUN deno install --frozen
 COPY . .
 RUN set -eu; \
-    if [ -n "$DENORT_DIR" ]; then \
-      mkdir -p /deno-dir/dl/release/v2.9.6; \
-      cp "$DENORT_DIR"/denort-*.zip /deno-dir/dl/release/v2.9.6/; \
-    fi; \
-    deno run --allow-all scripts/release.ts --target "$TARGETARCH" --git-ref "$GIT_REF" --out /dist; \
+    deno run --allow-all scripts/release.ts --target "$TARGETARCH" --git-ref "$GIT_REF" --out /dist \
+      ${DENORT_DIR:+--runtime-dir "$DENORT_DIR"}; \
     mkdir -p /out/usr/local/bin; \
     tar -xzf /dist/teleport-access-email-v*-linux-"$TARGETARCH"-bin.tar.gz -C /tmp; \
     cp /tmp/teleport-access-email/teleport-email /out/usr/local/bin/teleport-email; \
