@@ -81,6 +81,8 @@ export function payloadExcludes(
     if (!folders.has(folder)) out.push(`node_modules/.deno/${folder}`);
   }
   for (const link of entries.links) {
+    const inFolder = /^\.deno\/([^/]+)\/node_modules\//.exec(link)?.[1];
+    if (inFolder !== undefined && inFolder !== "node_modules" && !folders.has(inFolder)) continue;
     const name = link.replace(/^\.deno\/([^/]+\/)?node_modules\//, "");
     if (!names.has(name)) out.push(`node_modules/${link}`);
   }

@@ -115,6 +115,7 @@ Deno.test("payloadExcludes() leaves out every folder and link of a package not k
     payloadExcludes(keep, {
       folders: ["@s+b@1.0.0", "a@1.0.0", "dev@1.0.0"],
       links: [
+        ".deno/dev@1.0.0/node_modules/x",
         ".deno/a@1.0.0/node_modules/@types/node",
         ".deno/a@1.0.0/node_modules/@s/b",
         ".deno/node_modules/@s/b",

@@ -32,8 +32,15 @@ import {
   TARGETS,
   writeChecksums,
 } from "../scripts/release.ts";
-import { ALLOWLIST_PATH, parseAllowList } from "../scripts/payload.ts";
-import { runSwitchedTests } from "./helpers/binary_switch.ts";
+import {
+  ALLOWLIST_PATH,
+  type DenoInfo,
+  listNodeModules,
+  parseAllowList,
+  payloadExcludes,
+  runtimePackages,
+} from "../scripts/payload.ts";
+import { runSwitchedTests, SWITCH_COUNT } from "./helpers/binary_switch.ts";
 import { fakeDenort, makeZip } from "./helpers/zip.ts";
 
 const DENO_JSON = JSON.parse(await Deno.readTextFile(`${REPO_ROOT}/deno.json`)) as {
@@ -459,6 +466,39 @@ Deno.test("payload check (deno CLI as a stand-in runtime): the binary embeds exa
   assert.deepEqual(report.packages, parseAllowList(await Deno.readTextFile(ALLOWLIST_PATH)));
   assert.ok(report.payloadBytes > 1e6 && report.standInTarballBytes > 1e6, JSON.stringify(report));
   assert.equal(await Deno.readTextFile(`${REPO_ROOT}/src/build_info.json`), before);
+});
+
+Deno.test("payload check: the daemon works with node_modules/ pruned exactly as deno compile's --exclude prunes it", async () => {
+  await withTempDir(async (dir) => {
+    // A copy of the tree (node_modules hard-linked) with every excluded path removed, run through
+    // its own copy of the launcher with nodeModulesDir "manual" (so deno uses the folder as is).
+    const tree = `${dir}/tree`;
+    await Deno.mkdir(`${tree}/scripts`, { recursive: true });
+    for (const name of ["deno.json", "deno.lock", "main.ts", "scripts/launcher_for_tests.sh"]) {
+      await Deno.copyFile(`${REPO_ROOT}/${name}`, `${tree}/${name}`);
+    }
+    await run("cp", ["-a", `${REPO_ROOT}/src`, `${tree}/src`]);
+    await run("cp", ["-al", `${REPO_ROOT}/node_modules`, `${tree}/node_modules`]);
+    const info = await run(DENO_CLI, ["info", "--json", "main.ts"], { cwd: tree });
+    assert.equal(info.code, 0, info.stderr);
+    const keep = runtimePackages(JSON.parse(info.stdout) as DenoInfo);
+    for (const path of payloadExcludes(keep, await listNodeModules(tree))) {
+      await Deno.remove(`${tree}/${path}`, { recursive: true });
+    }
+    const denoJson = JSON.parse(await Deno.readTextFile(`${tree}/deno.json`));
+    await Deno.writeTextFile(
+      `${tree}/deno.json`,
+      JSON.stringify({ ...denoJson, nodeModulesDir: "manual" }),
+    );
+    const left = [];
+    for await (const e of Deno.readDir(`${tree}/node_modules/.deno`)) {
+      if (e.isDirectory && e.name !== "node_modules") left.push(e.name);
+    }
+    assert.equal(left.length, parseAllowList(await Deno.readTextFile(ALLOWLIST_PATH)).length);
+    const r = await runSwitchedTests(`${tree}/scripts/launcher_for_tests.sh`);
+    assert.equal(r.code, 0, r.output);
+    assert.match(r.output, new RegExp(`ok \\| ${SWITCH_COUNT} passed \\| 0 failed`), r.output);
+  });
 });
 
 Deno.test("payload check (deno CLI as a stand-in runtime): an unused package imported by main.ts fails the build by name; the output embeds the build and is refused as a binary", async () => {

@@ -6,13 +6,20 @@
 
 const REPO = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 
-/** The tests re-run through the launcher: one-shot commands, and a daemon started and stopped. */
-export const SWITCH_FILTER =
-  "/^(teleport-email version prints|teleport-email configure prints|e2e: SIGTERM and SIGINT)/";
+/**
+ * The tests re-run: one-shot commands, daemons started and stopped by signals, the OSS scenarios
+ * over SMTP, and the SSH reverse tunnel (the only user of ssh2).
+ */
+export const SWITCH_FILTER = "/^(teleport-email version prints|teleport-email configure prints|" +
+  "e2e: SIGTERM and SIGINT|e2e smtp: OSS suite|e2e: SSH reverse tunnel)/";
+
+/** How many tests {@link SWITCH_FILTER} selects. */
+export const SWITCH_COUNT = 5;
 
 /**
- * Runs `tests/cli_test.ts` and `tests/e2e_startup_test.ts` filtered by {@link SWITCH_FILTER} in a
- * child `deno test` with `TELEPORT_EMAIL_BIN=bin` and `env`; returns its exit code and output.
+ * Runs the CLI, start-up, scenario and connection test files filtered by {@link SWITCH_FILTER}
+ * in a child `deno test` with `TELEPORT_EMAIL_BIN=bin` and `env`; returns its exit code and
+ * output.
  */
 export async function runSwitchedTests(
   bin: string,
@@ -25,8 +32,9 @@ export async function runSwitchedTests(
       "--no-check=remote",
       "--filter",
       SWITCH_FILTER,
-      `${REPO}/tests/cli_test.ts`,
-      `${REPO}/tests/e2e_startup_test.ts`,
+      ...["cli", "e2e_startup", "e2e_scenarios", "e2e_connection"].map((f) =>
+        `${REPO}/tests/${f}_test.ts`
+      ),
     ],
     cwd: REPO,
     env: { NO_COLOR: "1", TELEPORT_EMAIL_BIN: bin, ...env },
