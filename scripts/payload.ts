@@ -36,6 +36,17 @@ export interface RuntimePackage {
   folder?: string;
 }
 
+/**
+ * Folders of runtime packages that hold no runtime code and break `deno compile`, left out too
+ * (package name → paths inside the package). `bintrees` (prom-client → tdigest → bintrees) ships
+ * `test/perf/100k`, 2 MB of numbers one a line without a file extension: deno 2.9.6 parses it
+ * as one script, a 100,000-term expression, and its compile dies with "thread
+ * 'tokio-runtime-worker' has overflowed its stack".
+ */
+export const NON_RUNTIME_PATHS: Readonly<Record<string, readonly string[]>> = {
+  bintrees: ["test", "examples"],
+};
+
 /** Type-only packages: never loaded at run time, so never embedded. */
 function isTypeOnly(name: string): boolean {
   return name.startsWith("@types/");
@@ -68,7 +79,8 @@ export function runtimePackages(info: DenoInfo): RuntimePackage[] {
  * `keep`: the other `.deno/<package>` folders, every link to a package not kept (top-level
  * `<name>` and `@scope/<name>`, hoisted `.deno/node_modules/...`, and a kept package's own
  * `.deno/<package>/node_modules/<dependency>`, which deno compile would otherwise follow and
- * embed), and `.bin/`. `entries` lists the tree's `node_modules/` ({@link listNodeModules}).
+ * embed), `.bin/`, and the {@link NON_RUNTIME_PATHS} of kept packages. `entries` lists the
+ * tree's `node_modules/` ({@link listNodeModules}).
  */
 export function payloadExcludes(
   keep: readonly RuntimePackage[],
@@ -79,6 +91,11 @@ export function payloadExcludes(
   const out: string[] = [];
   for (const folder of entries.folders) {
     if (!folders.has(folder)) out.push(`node_modules/.deno/${folder}`);
+  }
+  for (const p of keep) {
+    for (const path of p.folder ? NON_RUNTIME_PATHS[p.name] ?? [] : []) {
+      out.push(`node_modules/.deno/${p.folder}/node_modules/${p.name}/${path}`);
+    }
   }
   for (const link of entries.links) {
     const inFolder = /^\.deno\/([^/]+)\/node_modules\//.exec(link)?.[1];

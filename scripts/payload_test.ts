@@ -110,10 +110,10 @@ Deno.test("payloadExcludes() leaves out every folder and link of a package not k
     name: "@s/b",
     version: "1.0.0",
     folder: "@s+b@1.0.0",
-  }];
+  }, { name: "bintrees", version: "1.0.2", folder: "bintrees@1.0.2" }];
   assert.deepEqual(
     payloadExcludes(keep, {
-      folders: ["@s+b@1.0.0", "a@1.0.0", "dev@1.0.0"],
+      folders: ["@s+b@1.0.0", "a@1.0.0", "bintrees@1.0.2", "dev@1.0.0"],
       links: [
         ".deno/dev@1.0.0/node_modules/x",
         ".deno/a@1.0.0/node_modules/@types/node",
@@ -122,12 +122,15 @@ Deno.test("payloadExcludes() leaves out every folder and link of a package not k
         ".deno/node_modules/dev",
         "@s/b",
         "a",
+        "bintrees",
         "dev",
       ],
     }),
     [
       "node_modules/.bin",
       "node_modules/.deno/a@1.0.0/node_modules/@types/node",
+      "node_modules/.deno/bintrees@1.0.2/node_modules/bintrees/examples",
+      "node_modules/.deno/bintrees@1.0.2/node_modules/bintrees/test",
       "node_modules/.deno/dev@1.0.0",
       "node_modules/.deno/node_modules/dev",
       "node_modules/dev",
