@@ -1,6 +1,6 @@
 /**
  * Re-runs a few CLI and end-to-end tests in a child `deno test` against another program under
- * test (`TELEPORT_EMAIL_BIN`): the launcher script in every run (tests/e2e_launcher_test.ts), a
+ * test (`TELEPORT_EMAIL_BIN`): the launcher script in every run (tests/binary_switch_test.ts), a
  * compiled binary where a runtime exists (tests/release_test.ts).
  */
 
