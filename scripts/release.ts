@@ -455,9 +455,9 @@ export async function smokeTest(
   if (!runner) {
     return { ran: false, reason: "the host cannot execute this architecture (no qemu-aarch64)" };
   }
+  const dir = await Deno.makeTempDir({ prefix: "teleport-email-smoke-" });
   const exec = (args: string[]) =>
     run(runner.cmd, [...runner.args, ...args], { check: false, cwd: dir, signal: options.signal });
-  const dir = await Deno.makeTempDir({ prefix: "teleport-email-smoke-" });
   try {
     const version = await exec(["version"]);
     const git = expected.gitRef ? ` git:${escapeRegExp(expected.gitRef)}` : "";
