@@ -14,6 +14,7 @@ import {
   type Arch,
   type Artifact,
   assembleRelease,
+  binaryRunner,
   checkCompiledBinary,
   checkPayload,
   checkVersionLine,
@@ -445,6 +446,35 @@ Deno.test("the CLI passes the release smoke test under exactly the compiled perm
   });
   checkVersionLine(smoke.ran ? smoke.versionLine : "", `v${DENO_JSON.version}`);
 });
+
+Deno.test(
+  "binaryRunner() runs a host binary or script directly, an arm64 binary on another CPU under qemu-aarch64 when installed",
+  {
+    ignore: Deno.build.arch !== "x86_64",
+  },
+  async () => {
+    await withTempDir(async (dir) => {
+      const arm64 = `${dir}/teleport-email`;
+      await Deno.writeFile(arm64, fakeDenort(Deno.version.deno, 183));
+      await Deno.writeFile(`${dir}/qemu-aarch64`, new Uint8Array());
+      const path = Deno.env.get("PATH")!;
+      try {
+        Deno.env.set("PATH", `/nonexistent:${dir}`);
+        assert.deepEqual(await binaryRunner(arm64), {
+          cmd: `${dir}/qemu-aarch64`,
+          args: ["-L", "/usr/aarch64-linux-gnu", arm64],
+        });
+        assert.deepEqual(await binaryRunner("/bin/true"), { cmd: "/bin/true", args: [] });
+        Deno.env.set("PATH", "/nonexistent");
+        assert.equal(await binaryRunner(arm64), undefined);
+        const script = await fakeBinary(dir, "exit 0");
+        assert.deepEqual(await binaryRunner(script), { cmd: script, args: [] });
+      } finally {
+        Deno.env.set("PATH", path);
+      }
+    });
+  },
+);
 
 Deno.test("checkVersionLine() fails the build when the binary's version line differs from the tag", () => {
   checkVersionLine("teleport-email v1.2.3 git:v1.2.3 deno2.9.6\n", "v1.2.3");
