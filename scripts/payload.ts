@@ -4,7 +4,7 @@
  * `deno compile` embeds the whole `node_modules/` unless told otherwise. The release embeds only
  * the npm packages `main.ts`'s module graph reaches (`deno info --json main.ts`, dynamic
  * `import()`s with literal specifiers included) and their dependencies, leaving out type-only
- * `@types/*` packages; every other folder of `node_modules/` is passed to `--exclude`. The
+ * `@types/*` packages and declared dependencies nothing loads ({@link NOT_LOADED}); every other folder of `node_modules/` is passed to `--exclude`. The
  * package names `deno compile` then lists under "Embedded Files" must equal
  * `scripts/payload_packages.txt`, the allow-list: a package added to the runtime graph, or one
  * that is missing, fails the build with its name.
@@ -47,14 +47,27 @@ export const NON_RUNTIME_PATHS: Readonly<Record<string, readonly string[]>> = {
   bintrees: ["test", "examples"],
 };
 
-/** Type-only packages: never loaded at run time, so never embedded. */
+/**
+ * Dependencies that runtime packages declare but that nothing loads when the daemon runs, left
+ * out with everything only they pull in (package name → why). The e2e checks against a tree
+ * pruned this way (tests/release_test.ts: signals, SMTP scenarios, SSH tunnel) guard the list.
+ */
+export const NOT_LOADED: Readonly<Record<string, string>> = {
+  "cpu-features": "ssh2 tries it in a try/catch; a native addon whose build Deno skips",
+  "nan": "C++ headers for building native addons",
+  "buildcheck": "cpu-features' install-time build check",
+  "yargs": "@grpc/proto-loader's command-line generator only (bin/proto-loader-gen-types.js)",
+};
+
+/** Type-only packages and {@link NOT_LOADED} ones: never loaded at run time, never embedded. */
 function isTypeOnly(name: string): boolean {
-  return name.startsWith("@types/");
+  return name.startsWith("@types/") || name in NOT_LOADED;
 }
 
 /**
  * The npm packages the module graph in `info` reaches, with every dependency of each (type-only
- * `@types/*` packages and what only they pull in left out), sorted by name then version.
+ * `@types/*` packages, {@link NOT_LOADED} ones and what only they pull in left out), sorted by
+ * name then version.
  */
 export function runtimePackages(info: DenoInfo): RuntimePackage[] {
   const npm = info.npmPackages ?? {};

@@ -70,7 +70,7 @@ out
   assert.deepEqual(embeddedPackages("Embedded Files\n\nout\n└── main.ts (1KB)\n"), []);
 });
 
-Deno.test("runtimePackages() follows the graph's npm packages and their dependencies, without @types", () => {
+Deno.test("runtimePackages() follows the graph's npm packages and their dependencies, without @types and NOT_LOADED ones", () => {
   const path = (folder: string, name: string) =>
     `/r/node_modules/.deno/${folder}/node_modules/${name}`;
   const packages = runtimePackages({
@@ -89,11 +89,14 @@ Deno.test("runtimePackages() follows the graph's npm packages and their dependen
       "b@1.0.0": {
         name: "b",
         version: "1.0.0",
-        dependencies: ["c@3.0.0"],
+        dependencies: ["c@3.0.0", "yargs@17.0.0"],
         localPath: path("b@1.0.0", "b"),
       },
       "c@3.0.0": { name: "c", version: "3.0.0", localPath: path("c@3.0.0", "c") },
       "@types/node@18.0.0": { name: "@types/node", version: "18.0.0", dependencies: ["u@1.0.0"] },
+      // Declared by b but never loaded (NOT_LOADED), with what only it pulls in.
+      "yargs@17.0.0": { name: "yargs", version: "17.0.0", dependencies: ["cliui@8.0.0"] },
+      "cliui@8.0.0": { name: "cliui", version: "8.0.0" },
       "u@1.0.0": { name: "u", version: "1.0.0" },
       "unused@1.0.0": { name: "unused", version: "1.0.0" },
     },
