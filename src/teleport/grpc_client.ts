@@ -2,8 +2,8 @@
  * {@link TeleportClient} over gRPC (`@grpc/grpc-js`) to the Teleport Auth Service.
  *
  * Every connection is a new stream from the `AuthDialer` (mTLS to Auth, h2 negotiated), plugged
- * into grpc-js through {@link DuplexCredentials}; the channel target is a throwaway loopback
- * listener and the authority is `teleport.cluster.local`. No `version` metadata is sent (the Auth
+ * into grpc-js through {@link DuplexCredentials}; the channel target is never dialed (nothing
+ * listens for it) and the authority is `teleport.cluster.local`. No `version` metadata is sent (the Auth
  * server then skips its client version check).
  */
 import * as grpc from "@grpc/grpc-js";
@@ -46,11 +46,10 @@ import {
   RequestState as PbRequestState,
 } from "./gen/teleport/legacy/types/types_pb.ts";
 import {
+  createDuplexClient,
   deserializer,
   DuplexCredentials,
   serializer,
-  startThrowawayTarget,
-  type ThrowawayTarget,
 } from "./grpc_transport.ts";
 import {
   type AccessMonitoringRule,
@@ -109,6 +108,7 @@ export interface GrpcTeleportClientOptions {
   pageSize?: number;
   /** Debug logging (fallbacks, unimplemented methods). */
   log?: DebugLogger;
+  /** Rejects {@link GrpcTeleportClient.create} when already aborted. */
   signal?: AbortSignal;
 }
 
@@ -159,7 +159,6 @@ function methodName(path: string): string {
 export class GrpcTeleportClient implements TeleportClient {
   readonly connectionMode: string;
   readonly #client: grpc.Client;
-  readonly #target: ThrowawayTarget;
   readonly #credentials: DuplexCredentials;
   readonly #callTimeoutMs: number;
   readonly #pageSize: number;
@@ -168,18 +167,13 @@ export class GrpcTeleportClient implements TeleportClient {
   readonly #active = new Set<{ cancel(): void }>();
   #closed = false;
 
-  private constructor(
-    dialer: AuthDialerLike,
-    target: ThrowawayTarget,
-    opts: GrpcTeleportClientOptions,
-  ) {
+  private constructor(dialer: AuthDialerLike, opts: GrpcTeleportClientOptions) {
     this.connectionMode = dialer.mode;
-    this.#target = target;
     this.#callTimeoutMs = opts.callTimeoutMs ?? 10_000;
     this.#pageSize = opts.pageSize ?? 500;
     this.#log = opts.log;
     this.#credentials = new DuplexCredentials((o) => dialer.dial(o), { secure: true });
-    this.#client = new grpc.Client(target.target, this.#credentials, {
+    this.#client = createDuplexClient(this.#credentials, {
       "grpc.default_authority": TELEPORT_API_DOMAIN,
       "grpc.keepalive_time_ms": opts.keepaliveTimeMs ?? 60_000,
       "grpc.keepalive_timeout_ms": opts.keepaliveTimeoutMs ?? 180_000,
@@ -190,13 +184,13 @@ export class GrpcTeleportClient implements TeleportClient {
     });
   }
 
-  /** Creates the client; no connection is made until the first call. */
-  static async create(
+  /** Creates the client; nothing is opened (no connection, no listener) until the first call. */
+  static create(
     dialer: AuthDialerLike,
     opts: GrpcTeleportClientOptions = {},
   ): Promise<GrpcTeleportClient> {
-    const target = await startThrowawayTarget({ signal: opts.signal });
-    return new GrpcTeleportClient(dialer, target, opts);
+    if (opts.signal?.aborted) return Promise.reject(opts.signal.reason);
+    return Promise.resolve(new GrpcTeleportClient(dialer, opts));
   }
 
   /** Number of connections (dialer streams) opened so far. */
@@ -457,6 +451,5 @@ export class GrpcTeleportClient implements TeleportClient {
     for (const call of [...this.#active]) call.cancel();
     this.#active.clear();
     this.#client.close();
-    this.#target.close();
   }
 }

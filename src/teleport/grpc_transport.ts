@@ -3,18 +3,20 @@
  *
  * - {@link DuplexCredentials}: `ChannelCredentials` whose connections are byte streams we open
  *   ourselves (a TLS socket to Auth from an `AuthDialer`), so grpc-js never does TLS or picks the
- *   route. It hooks grpc-js's internal `_createSecureConnector` (pinned grpc-js 1.14.7; a unit
- *   test fails if the hook disappears).
- * - {@link startThrowawayTarget}: grpc-js always opens a TCP connection to the channel target
- *   before asking the credentials for the real stream; the target is a loopback listener that
- *   closes every connection.
+ *   route. It hooks grpc-js's internal `_createSecureConnector`.
+ * - {@link createDuplexClient}: a `grpc.Client` over such credentials. grpc-js would open a TCP
+ *   connection to the channel target before asking the credentials for the real stream; a hook
+ *   on its internal `Http2SubchannelConnector` skips that step for our credentials, so the
+ *   target ({@link UNDIALED_TARGET}) is never dialed and nothing needs to listen on it.
  * - {@link grpcServiceDefinition}: a grpc-js service definition from a protoc-gen-es descriptor.
+ *
+ * Both hooks touch grpc-js internals (pinned grpc-js 1.14.7); unit tests fail if they disappear.
  */
 import * as grpc from "@grpc/grpc-js";
+import { Http2SubchannelConnector } from "@grpc/grpc-js/build/src/transport.js";
 import type { DescMessage, DescService, MessageShape } from "@bufbuild/protobuf";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Buffer } from "node:buffer";
-import net from "node:net";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 
@@ -25,10 +27,18 @@ export type DuplexFactory = (opts: { signal?: AbortSignal }) => Promise<Duplex>;
 const SOCKET_SHIMS = ["unref", "ref", "setNoDelay", "setTimeout", "setKeepAlive"] as const;
 
 /**
+ * The channel target of every {@link createDuplexClient} client. An IP literal (no DNS lookup)
+ * on port 0 (nothing can listen there): the no-TCP hook means grpc-js never connects to it.
+ */
+export const UNDIALED_TARGET = "127.0.0.1:0";
+
+/** Marks the secure connectors of {@link DuplexCredentials}: their subchannels open no TCP connection. */
+const NO_TCP = Symbol.for("teleport-email.grpc.noTcp");
+
+/**
  * Channel credentials whose transport is any `Duplex` from `open` (one call per connection).
  *
- * grpc-js still dials the channel target over TCP first; that socket is destroyed at once (point
- * the target at {@link startThrowawayTarget}). Deno's http2 calls `socket.unref()`
+ * Use them through {@link createDuplexClient}. Deno's http2 calls `socket.unref()`
  * unconditionally, so no-op `unref`/`ref`/`setNoDelay`/`setTimeout` are added when the duplex
  * lacks them. `secure` must be true for `.compose(callCredentials)` to be allowed; set it when
  * the stream is itself encrypted (our mTLS socket).
@@ -42,6 +52,7 @@ export class DuplexCredentials extends grpc.ChannelCredentials {
 
   constructor(open: DuplexFactory, opts: { secure?: boolean; signal?: AbortSignal } = {}) {
     super();
+    installNoTcpHook();
     this.#open = open;
     this.#secure = opts.secure ?? true;
     this.#signal = opts.signal;
@@ -60,9 +71,9 @@ export class DuplexCredentials extends grpc.ChannelCredentials {
     _options: unknown,
     callCredentials?: grpc.CallCredentials,
   ): grpc.experimental.SecureConnector {
-    return {
-      connect: async (tcp: Socket) => {
-        tcp.destroy(); // grpc-js always dials the (throwaway) target first
+    const connector: grpc.experimental.SecureConnector = {
+      // The argument is the hook's placeholder, not a socket: the stream comes from `open`.
+      connect: async () => {
         const duplex = await this.#open({ signal: this.#signal });
         this.opened++;
         const d = duplex as unknown as Record<string, unknown>;
@@ -75,37 +86,63 @@ export class DuplexCredentials extends grpc.ChannelCredentials {
       getCallCredentials: () => callCredentials ?? grpc.CallCredentials.createEmpty(),
       destroy: () => {},
     };
+    return Object.assign(connector, { [NO_TCP]: true });
   }
 }
 
-/** A loopback listener that accepts and immediately closes every connection. */
-export interface ThrowawayTarget {
-  /** `127.0.0.1:<port>`, usable as a grpc-js channel target. */
-  readonly target: string;
-  close(): void;
+/**
+ * A `grpc.Client` whose every connection is a stream from `credentials`, on
+ * {@link UNDIALED_TARGET}. grpc-js's own proxy support is off, or `grpc_proxy`/`https_proxy`
+ * would make it resolve the proxy's host name: routing, proxies included, is the duplex
+ * factory's job.
+ */
+export function createDuplexClient(
+  credentials: DuplexCredentials,
+  options: grpc.ChannelOptions = {},
+): grpc.Client {
+  return new grpc.Client(UNDIALED_TARGET, credentials, {
+    ...options,
+    "grpc.enable_http_proxy": 0,
+  });
 }
 
-/** Starts a {@link ThrowawayTarget} on 127.0.0.1, port chosen by the OS. */
-export function startThrowawayTarget(
-  opts: { signal?: AbortSignal } = {},
-): Promise<ThrowawayTarget> {
-  return new Promise((resolve, reject) => {
-    opts.signal?.throwIfAborted();
-    const server = net.createServer((s) => s.destroy());
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const addr = server.address() as net.AddressInfo;
-      let closed = false;
-      resolve({
-        target: `127.0.0.1:${addr.port}`,
-        close: () => {
-          if (closed) return;
-          closed = true;
-          server.close();
-        },
-      });
-    });
-  });
+/** The parts of grpc-js's `Http2SubchannelConnector` (1.14.7, private) the hook relies on. */
+interface ConnectorInternals {
+  connect(address: unknown, secureConnector: object, options: unknown): Promise<unknown>;
+  tcpConnect(address: unknown, options: unknown): Promise<unknown>;
+}
+
+const HOOKED = Symbol.for("teleport-email.grpc.noTcpHook");
+
+/**
+ * Makes grpc-js skip its TCP connection to the channel target for {@link DuplexCredentials}.
+ *
+ * `Http2SubchannelConnector.connect` runs `tcpConnect(address)` (a real `net.connect`) and hands
+ * the socket to the credentials' secure connector. One connector instance serves one subchannel,
+ * whose secure connector never changes, so for ours `tcpConnect` is replaced on the instance by
+ * one that returns an inert placeholder. Other credentials keep grpc-js's behaviour.
+ */
+function installNoTcpHook(): void {
+  const proto = Http2SubchannelConnector.prototype as unknown as
+    & ConnectorInternals
+    & Record<symbol, boolean>;
+  if (proto[HOOKED]) return;
+  if (typeof proto.connect !== "function" || typeof proto.tcpConnect !== "function") {
+    throw new Error(
+      "grpc-js has no Http2SubchannelConnector.tcpConnect: the no-TCP hook needs 1.14.7",
+    );
+  }
+  const connect = proto.connect;
+  proto.connect = function (this: ConnectorInternals, address, secureConnector, options) {
+    if (NO_TCP in secureConnector) this.tcpConnect = noTcpConnect;
+    return connect.call(this, address, secureConnector, options);
+  };
+  proto[HOOKED] = true;
+}
+
+/** Stands in for grpc-js's TCP socket: it only calls `setNoDelay()` and, on failure, `destroy()`. */
+function noTcpConnect(): Promise<unknown> {
+  return Promise.resolve({ setNoDelay: () => {}, destroy: () => {} });
 }
 
 /** Serializes a protobuf-es message (or init object) for grpc-js. */

@@ -4,12 +4,13 @@ import { create } from "@bufbuild/protobuf";
 import net from "node:net";
 import { Duplex } from "node:stream";
 import type { Buffer } from "node:buffer";
+import { Http2SubchannelConnector } from "@grpc/grpc-js/build/src/transport.js";
 import {
+  createDuplexClient,
   deserializer,
   DuplexCredentials,
   grpcServiceDefinition,
   serializer,
-  startThrowawayTarget,
 } from "./grpc_transport.ts";
 import {
   AuthService,
@@ -71,32 +72,76 @@ function ping(client: grpc.Client): Promise<string> {
   );
 }
 
-Deno.test("grpc-js still exposes the _createSecureConnector hook DuplexCredentials overrides", () => {
-  // grpc-js is pinned (1.14.7); its subchannel asks credentials for a connector through this
-  // internal method. If an upgrade renames it, this test and the next one fail.
-  const insecure = grpc.credentials.createInsecure() as unknown as Record<string, unknown>;
-  assert.equal(typeof insecure._createSecureConnector, "function");
-  assert.equal(typeof DuplexCredentials.prototype._createSecureConnector, "function");
-});
+/** A loopback listener counting the TCP connections it accepts (closes each at once). */
+async function startCountingListener(): Promise<
+  { port: number; accepted(): number; close(): void }
+> {
+  let accepted = 0;
+  const server = net.createServer((s) => {
+    accepted++;
+    s.destroy();
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    accepted: () => accepted,
+    close: () => server.close(),
+  };
+}
 
-Deno.test("DuplexCredentials routes every grpc-js connection through the factory (with Deno unref shim)", async () => {
-  const server = await startPingServer();
-  const target = await startThrowawayTarget();
-  let opened = 0;
-  const creds = new DuplexCredentials(() =>
+/** Credentials whose streams are plain TCP connections to `port` (a pure-JS Duplex). */
+function tcpCredentials(port: number, opened: { count: number }): DuplexCredentials {
+  return new DuplexCredentials(() =>
     new Promise<Duplex>((resolve, reject) => {
-      const s = net.connect(server.port, "127.0.0.1", () => {
-        opened++;
+      const s = net.connect(port, "127.0.0.1", () => {
+        opened.count++;
         resolve(jsDuplex(s));
       });
       s.once("error", reject);
     }), { secure: false });
-  const client = new grpc.Client(target.target, creds);
+}
+
+Deno.test("grpc-js still has the internals DuplexCredentials hooks (_createSecureConnector, tcpConnect)", () => {
+  // grpc-js is pinned (1.14.7); its subchannel asks credentials for a connector through
+  // _createSecureConnector and dials the target in Http2SubchannelConnector.tcpConnect. If an
+  // upgrade renames either, this test and the next ones fail.
+  const insecure = grpc.credentials.createInsecure() as unknown as Record<string, unknown>;
+  assert.equal(typeof insecure._createSecureConnector, "function");
+  assert.equal(typeof DuplexCredentials.prototype._createSecureConnector, "function");
+  const proto = Http2SubchannelConnector.prototype as unknown as Record<string, unknown>;
+  assert.equal(typeof proto.tcpConnect, "function");
+  assert.equal(typeof proto.connect, "function");
+});
+
+Deno.test("DuplexCredentials routes every grpc-js connection through the factory (with Deno unref shim)", async () => {
+  const server = await startPingServer();
+  const opened = { count: 0 };
+  const creds = tcpCredentials(server.port, opened);
+  const client = createDuplexClient(creds);
   try {
     assert.equal(await ping(client), "h2c");
     assert.equal(await ping(client), "h2c");
-    assert.equal(opened, 1);
+    assert.equal(opened.count, 1);
     assert.equal(creds.opened, 1);
+  } finally {
+    client.close();
+    server.close();
+  }
+});
+
+Deno.test("DuplexCredentials never opens a TCP connection to the channel target", async () => {
+  // Point the channel target at a listener: grpc-js would dial it before asking the
+  // credentials for the stream; with the hook it is never contacted.
+  const server = await startPingServer();
+  const target = await startCountingListener();
+  const creds = tcpCredentials(server.port, { count: 0 });
+  const client = new grpc.Client(`127.0.0.1:${target.port}`, creds, {
+    "grpc.enable_http_proxy": 0,
+  });
+  try {
+    assert.equal(await ping(client), "h2c");
+    assert.equal(creds.opened, 1);
+    assert.equal(target.accepted(), 0);
   } finally {
     client.close();
     target.close();
@@ -104,10 +149,23 @@ Deno.test("DuplexCredentials routes every grpc-js connection through the factory
   }
 });
 
+Deno.test("Other grpc-js credentials still dial the target over TCP", async () => {
+  const server = await startPingServer();
+  const client = new grpc.Client(
+    `127.0.0.1:${server.port}`,
+    grpc.credentials.createInsecure(),
+  );
+  try {
+    assert.equal(await ping(client), "h2c");
+  } finally {
+    client.close();
+    server.close();
+  }
+});
+
 Deno.test("DuplexCredentials surfaces a failing factory as UNAVAILABLE", async () => {
-  const target = await startThrowawayTarget();
   const creds = new DuplexCredentials(() => Promise.reject(new Error("dial refused")));
-  const client = new grpc.Client(target.target, creds);
+  const client = createDuplexClient(creds);
   try {
     await assert.rejects(ping(client), (e: grpc.ServiceError) => {
       assert.equal(e.code, grpc.status.UNAVAILABLE);
@@ -116,21 +174,5 @@ Deno.test("DuplexCredentials surfaces a failing factory as UNAVAILABLE", async (
     });
   } finally {
     client.close();
-    target.close();
-  }
-});
-
-Deno.test("startThrowawayTarget() closes accepted connections at once", async () => {
-  const target = await startThrowawayTarget();
-  try {
-    const [host, port] = target.target.split(":");
-    const closed = await new Promise<boolean>((resolve, reject) => {
-      const s = net.connect(Number(port), host);
-      s.on("close", () => resolve(true));
-      s.on("error", reject);
-    });
-    assert.equal(closed, true);
-  } finally {
-    target.close();
   }
 });

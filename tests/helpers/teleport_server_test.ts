@@ -7,10 +7,10 @@ import { TeleportTestServer } from "./teleport_server.ts";
 import { testDialer } from "./teleport_dialer.ts";
 import { GrpcTeleportClient } from "../../src/teleport/grpc_client.ts";
 import {
+  createDuplexClient,
   deserializer,
   DuplexCredentials,
   serializer,
-  startThrowawayTarget,
 } from "../../src/teleport/grpc_transport.ts";
 import {
   RequestStateSetterSchema,
@@ -145,10 +145,9 @@ Deno.test("TeleportTestServer.stop() and restart() serve again on the same port 
 });
 
 /** Raw gRPC calls for what GrpcTeleportClient does not expose. */
-async function rawClient(server: TeleportTestServer) {
-  const target = await startThrowawayTarget();
+function rawClient(server: TeleportTestServer) {
   const dialer = testDialer(server.addr, ca, plugin);
-  const client = new grpc.Client(target.target, new DuplexCredentials((o) => dialer.dial(o)));
+  const client = createDuplexClient(new DuplexCredentials((o) => dialer.dial(o)));
   return {
     unary<I extends DescMessage, O extends DescMessage>(
       path: string,
@@ -171,14 +170,13 @@ async function rawClient(server: TeleportTestServer) {
     client,
     close() {
       client.close();
-      target.close();
     },
   };
 }
 
 Deno.test("TeleportTestServer serves SubmitAccessReview and SetAccessRequestState over gRPC", async () => {
   await withServer(async (server) => {
-    const raw = await rawClient(server);
+    const raw = rawClient(server);
     try {
       const a = server.createAccessRequest({ user: "a", roles: ["r"] });
       const res = await raw.unary(
@@ -208,7 +206,7 @@ Deno.test("TeleportTestServer serves SubmitAccessReview and SetAccessRequestStat
 
 Deno.test("TeleportTestServer rejects a watch of a denied kind without AllowPartialSuccess", async () => {
   await withServer(async (server) => {
-    const raw = await rawClient(server);
+    const raw = rawClient(server);
     try {
       const call = raw.client.makeServerStreamRequest(
         "/proto.AuthService/WatchEvents",
