@@ -22,6 +22,9 @@
  * - methods: `set.contains(s)`, `set.add(s...)`, `set.remove(s...)`, `set.contains_any(set)`,
  *   `set.contains_all(set)`, `set.isempty()`, `t.before(u)`, `t.after(u)`, `t.between(a, b)`.
  *
+ * `regexp.replace` uses Go's RE2 syntax (`(?i)`, `(?P<name>…)`, `\pL`; no backreferences or
+ * lookaround) and Go's `ReplaceAllString` template (`$1`, `${name}`, `$$`), see `go_regexp.ts`.
+ *
  * Types are checked when compiling, as `typical` does: a string where a set is expected,
  * `==` on sets, an unknown identifier or function are compile errors ({@link PredicateError}
  * with `phase: "parse"` and the 0-based `position` in the source). Unlike Go, a condition whose
@@ -35,6 +38,8 @@
  */
 import { goParseAddress } from "../email_address.ts";
 import { TeleportEmailError } from "../errors.ts";
+import type { RE2JS } from "re2js";
+import { compileGoRegexp, goMatchString, goReplaceAll } from "./go_regexp.ts";
 import type { AccessRequest } from "../teleport/types.ts";
 
 /** A predicate that failed to compile (`parse`) or to evaluate (`evaluate`). */
@@ -510,23 +515,13 @@ function stringTransform(name: string, v: Value, f: (s: string) => string, pos: 
 const sameAsFirst = (args: Expr[]): Type =>
   args[0].type === "string" || args[0].type === "set" ? args[0].type : "any";
 
-function goRegexp(re: string, pos: number): RegExp {
+function goRegexp(re: string, pos: number): RE2JS {
   try {
-    return new RegExp(re, "gu");
+    return compileGoRegexp(re);
   } catch (cause) {
-    throw evalError(`invalid regular expression ${JSON.stringify(re)}: ${String(cause)}`, pos);
+    const detail = cause instanceof Error ? cause.message : String(cause);
+    throw evalError(`invalid regexp ${JSON.stringify(re)}: ${detail}`, pos);
   }
-}
-
-/** Converts Go's `$1`, `${1}`, `$name`, `${name}`, `$$` template to a replacer function. */
-function goExpand(template: string): (match: RegExpExecArray) => string {
-  return (m) =>
-    template.replace(/\$(\$|\{(\w+)\}|(\w+))/g, (_all, dollar, braced, bare) => {
-      if (dollar === "$") return "$";
-      const name: string = braced ?? bare;
-      if (/^\d+$/.test(name)) return m[Number(name)] ?? "";
-      return m.groups?.[name] ?? "";
-    });
 }
 
 const FUNCTIONS: Record<string, FuncDef> = {
@@ -592,19 +587,9 @@ const FUNCTIONS: Record<string, FuncDef> = {
     result: "set",
     impl: ([s, re, repl], pos) => {
       const rx = goRegexp(asStr(re), pos);
-      const expand = goExpand(asStr(repl));
       const out = new Set<string>();
       for (const v of asSet(s)) {
-        rx.lastIndex = 0;
-        if (!rx.test(v)) continue;
-        rx.lastIndex = 0;
-        out.add(v.replace(rx, (...args) => {
-          const groups = typeof args[args.length - 1] === "object" ? args.pop() : undefined;
-          args.pop(); // input
-          args.pop(); // offset
-          const m = Object.assign(args as string[], { groups }) as unknown as RegExpExecArray;
-          return expand(m);
-        }));
+        if (goMatchString(rx, v)) out.add(goReplaceAll(rx, v, asStr(repl)));
       }
       return out;
     },
