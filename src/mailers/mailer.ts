@@ -6,6 +6,16 @@ import type { EmailKind } from "../templates/common.ts";
 
 export type { EmailKind };
 
+/**
+ * Headers on every email, whatever the transport: it is machine-generated (RFC 3834
+ * `Auto-Submitted`), so vacation responders and auto-replies must not answer the sender
+ * (`X-Auto-Response-Suppress` is the Exchange/Outlook form of the same request).
+ */
+export const AUTOMATED_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  "Auto-Submitted": "auto-generated",
+  "X-Auto-Response-Suppress": "All",
+});
+
 export interface OutgoingEmail {
   /** One bare recipient address. */
   to: string;

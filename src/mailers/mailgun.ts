@@ -9,6 +9,8 @@
  * Differences from the Go plugin (`mailgun-go`):
  * - `apiBase` is configurable (EU region, issue #61370).
  * - Follow-up headers carry exactly one pair of angle brackets (Go sends `<<id>>`).
+ * - Every email carries `Auto-Submitted: auto-generated` and `X-Auto-Response-Suppress: All`
+ *   (`h:` parameters), so auto-responders do not answer.
  * - The health check never sends mail: `GET {apiBase}/domains/{domain}` (key and domain); when
  *   that answers 401/403 (a domain *sending* key may only send) or 404, it posts an empty
  *   test-mode message form to `{domain}/messages`, which Mailgun answers with 400 (missing
@@ -18,7 +20,7 @@
 
 import { ConfigError, MailerError } from "../errors.ts";
 import type { MailgunConfig } from "../config/types.ts";
-import type { Mailer, OutgoingEmail, SentEmail } from "./mailer.ts";
+import { AUTOMATED_HEADERS, type Mailer, type OutgoingEmail, type SentEmail } from "./mailer.ts";
 import { bracketed } from "./message_id.ts";
 import { checkRecipient, oneLine } from "./address.ts";
 
@@ -103,6 +105,7 @@ export class MailgunMailer implements Mailer {
     form.append("text", email.text);
     if (email.html) form.append("html", email.html);
     form.append("o:require-tls", "true");
+    for (const [name, value] of Object.entries(AUTOMATED_HEADERS)) form.append(`h:${name}`, value);
     const thread = email.inReplyTo ? bracketed(email.inReplyTo) : "";
     if (thread) {
       form.append("h:In-Reply-To", thread);

@@ -44,6 +44,9 @@ async function rejectsMailer(p: Promise<unknown>): Promise<MailerError> {
   assert.fail("expected a MailerError");
 }
 
+/** RFC 3834 and Exchange's auto-reply suppression, as `h:` parameters on every email. */
+const AUTOMATED = { "Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All" };
+
 const email = { to: "bob@example.com", subject: "Hello", text: "plain body", html: "<p>html</p>" };
 
 Deno.test("MailgunMailer.send() posts the Go plugin's fields with Basic auth and returns the id as given", async () => {
@@ -57,7 +60,7 @@ Deno.test("MailgunMailer.send() posts the Go plugin's fields with Basic auth and
     assert.equal(msg.text, "plain body");
     assert.equal(msg.html, "<p>html</p>");
     assert.deepEqual(msg.options, { "o:require-tls": "true" });
-    assert.deepEqual(msg.headers, {});
+    assert.deepEqual(msg.headers, AUTOMATED);
     assert.equal(sent.messageId, msg.id);
     assert.match(sent.messageId, /^<[0-9a-f-]+@mg\.example\.test>$/);
     assert.deepEqual(fake.requests.map((r) => [r.method, r.path, r.authUser, r.authOk]), [
@@ -74,11 +77,13 @@ Deno.test("MailgunMailer.send() puts exactly one pair of brackets in follow-up h
     await mailer.send({ ...email, inReplyTo: "BARE.ID@host" });
     const [, bracketedReply, bareReply] = await fake.waitFor(3);
     assert.deepEqual(bracketedReply.headers, {
+      ...AUTOMATED,
       "In-Reply-To": first.messageId,
       References: first.messageId,
     });
     assert.ok(!first.messageId.startsWith("<<"));
     assert.deepEqual(bareReply.headers, {
+      ...AUTOMATED,
       "In-Reply-To": "<BARE.ID@host>",
       References: "<BARE.ID@host>",
     });

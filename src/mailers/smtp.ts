@@ -31,8 +31,9 @@ import { Buffer } from "node:buffer";
 import { PassThrough } from "node:stream";
 import { ConfigError, MailerError } from "../errors.ts";
 import type { SmtpConfig, StartTlsPolicy } from "../config/types.ts";
-import type { Mailer, OutgoingEmail, SentEmail } from "./mailer.ts";
-import { bare, bracketed, generateMessageId, localHostname } from "./message_id.ts";
+import { AUTOMATED_HEADERS, type Mailer, type OutgoingEmail, type SentEmail } from "./mailer.ts";
+import { bare, bracketed, generateMessageId } from "./message_id.ts";
+import { mailLocalName } from "./local_name.ts";
 import { addressOf, checkRecipient, isLoopbackHost, oneLine } from "./address.ts";
 import { connectFailureDetail } from "./net_error.ts";
 
@@ -60,7 +61,10 @@ export interface SmtpMailerOptions {
   greetingTimeoutMs?: number;
   /** Inactivity timeout of a connection in ms. Default 30 000. */
   socketTimeoutMs?: number;
-  /** EHLO name. Default: the local host name. */
+  /**
+   * EHLO name and Message-ID domain. Default: the host's fully qualified name, else the sender's
+   * domain (`local_name.ts`).
+   */
   clientName?: string;
   /** Where warnings (clear-text password) and pool errors go. */
   log?: MailerLog;
@@ -107,6 +111,8 @@ export class SmtpMailer implements Mailer {
   readonly #guardedAuth: boolean;
   /** True when the password may travel unencrypted to a non-loopback host. */
   readonly clearTextAuth: boolean;
+  /** The EHLO name and the right-hand side of Message-IDs (see `local_name.ts`). */
+  readonly localName: string;
   /**
    * Encoded MIME parts by content, oldest first. One email's content goes to every recipient of
    * a request: encoding it once (quoted-printable, line folding) instead of per recipient, and
@@ -121,6 +127,7 @@ export class SmtpMailer implements Mailer {
   constructor(cfg: SmtpConfig, sender: string, opts: SmtpMailerOptions = {}) {
     this.#cfg = cfg;
     this.#sender = sender;
+    this.localName = opts.clientName ?? mailLocalName(sender);
     this.#envelopeFrom = addressOf(sender);
     this.#log = opts.log;
     this.#implicitTls = opts.implicitTls ?? cfg.port === 465;
@@ -139,7 +146,7 @@ export class SmtpMailer implements Mailer {
       port: cfg.port,
       secure: this.#implicitTls,
       ...tlsPolicy,
-      name: opts.clientName ?? localHostname(),
+      name: this.localName,
       connectionTimeout: opts.connectionTimeoutMs ?? DEFAULT_TIMEOUT_MS,
       greetingTimeout: opts.greetingTimeoutMs ?? DEFAULT_TIMEOUT_MS,
       socketTimeout: opts.socketTimeoutMs ?? 30_000,
@@ -187,7 +194,7 @@ export class SmtpMailer implements Mailer {
    */
   async send(email: OutgoingEmail, opts: { signal?: AbortSignal } = {}): Promise<SentEmail> {
     checkRecipient(email.to);
-    const messageId = generateMessageId();
+    const messageId = generateMessageId({ hostname: this.localName });
     const thread = email.inReplyTo ? bracketed(email.inReplyTo) : "";
     let parts: [Buffer, Buffer];
     try {
@@ -207,6 +214,7 @@ export class SmtpMailer implements Mailer {
       messageId,
       date: new Date(),
       envelope: { from: this.#envelopeFrom, to: [email.to] },
+      headers: { ...AUTOMATED_HEADERS },
       ...(thread ? { inReplyTo: thread, references: thread } : {}),
     };
     if (this.#guardedAuth) {

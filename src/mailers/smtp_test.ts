@@ -559,3 +559,31 @@ Deno.test("SmtpMailer.send() encodes a content once for all its recipients, keep
     await sink.waitFor(43);
   });
 });
+
+Deno.test("SmtpMailer.send() marks every email as automatic (RFC 3834) and suppresses auto-replies", async () => {
+  await withMailer({ cfg: { starttlsPolicy: "disabled" } }, async (mailer, sink) => {
+    await mailer.send(email);
+    await mailer.send({ ...email, inReplyTo: "A.B@example.com" });
+    for (const msg of await sink.waitFor(2)) {
+      assert.equal(header(msg, "Auto-Submitted"), "auto-generated");
+      assert.equal(header(msg, "X-Auto-Response-Suppress"), "All");
+    }
+  });
+});
+
+Deno.test("SmtpMailer uses one fully qualified name for EHLO and the Message-ID domain", async () => {
+  await withMailer({ cfg: { starttlsPolicy: "disabled" } }, async (mailer, sink) => {
+    const sent = await mailer.send(email);
+    const [msg] = await sink.waitFor(1);
+    assert.ok(mailer.localName.includes("."), `not fully qualified: ${mailer.localName}`);
+    assert.equal(msg.heloName, mailer.localName);
+    assert.equal(sent.messageId.slice(sent.messageId.indexOf("@") + 1), mailer.localName);
+  });
+  const opts = { clientName: "mx.example.org" };
+  await withMailer({ cfg: { starttlsPolicy: "disabled" }, opts }, async (mailer, sink) => {
+    const sent = await mailer.send(email);
+    const [msg] = await sink.waitFor(1);
+    assert.equal(msg.heloName, "mx.example.org");
+    assert.match(sent.messageId, /@mx\.example\.org$/);
+  });
+});

@@ -3,7 +3,7 @@
  * `types.ts`. Pure functions; both directions (the test Auth server builds wire messages with the
  * `to*` functions).
  */
-import { create } from "@bufbuild/protobuf";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { TimestampSchema } from "@bufbuild/protobuf/wkt";
 import {
@@ -19,6 +19,10 @@ import {
   type AccessReview as PbAccessReview,
   AccessReviewSchema,
   RequestState as PbRequestState,
+  type ResourceConstraints as PbResourceConstraints,
+  type ResourceConstraintsSchema,
+  type ResourceID as PbResourceID,
+  type ResourceIDSchema,
 } from "./gen/teleport/legacy/types/types_pb.ts";
 import {
   type LabelValues,
@@ -32,6 +36,8 @@ import {
   KIND_ACCESS_REQUEST,
   type PingResult,
   type RequestState,
+  type ResourceConstraints,
+  type ResourceId,
   type WatchEvent,
 } from "./types.ts";
 
@@ -112,6 +118,65 @@ export function accessReviewToPb(r: AccessReview): PbAccessReview {
   });
 }
 
+function resourceIdFromPb(id: PbResourceID | undefined): ResourceId {
+  return {
+    clusterName: id?.ClusterName ?? "",
+    kind: id?.Kind ?? "",
+    name: id?.Name ?? "",
+    subResourceName: id?.SubResourceName ?? "",
+  };
+}
+
+function resourceIdToPb(id: ResourceId): MessageInitShape<typeof ResourceIDSchema> {
+  return {
+    ClusterName: id.clusterName,
+    Kind: id.kind,
+    Name: id.name,
+    SubResourceName: id.subResourceName,
+  };
+}
+
+function constraintsFromPb(c: PbResourceConstraints | undefined): ResourceConstraints | undefined {
+  switch (c?.details.case) {
+    case "ssh":
+      return { kind: "ssh", values: [...c.details.value.logins] };
+    case "windowsDesktop":
+      return { kind: "windows_desktop", values: [...c.details.value.logins] };
+    case "awsConsole":
+      return { kind: "aws_console", values: [...c.details.value.roleArns] };
+    default:
+      return undefined;
+  }
+}
+
+function constraintsToPb(
+  c: ResourceConstraints | undefined,
+): MessageInitShape<typeof ResourceConstraintsSchema> | undefined {
+  switch (c?.kind) {
+    case "ssh":
+      return { version: "v1", details: { case: "ssh", value: { logins: c.values } } };
+    case "windows_desktop":
+      return { version: "v1", details: { case: "windowsDesktop", value: { logins: c.values } } };
+    case "aws_console":
+      return { version: "v1", details: { case: "awsConsole", value: { roleArns: c.values } } };
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * The requested resources: `RequestedResourceAccessIDs` (field 26) when present, as current
+ * Teleport treats it as authoritative, else `RequestedResourceIDs` (field 14) of older servers.
+ */
+function requestedResourcesFromPb(spec: AccessRequestV3["Spec"]): ResourceId[] {
+  const access = spec?.RequestedResourceAccessIDs ?? [];
+  if (access.length === 0) return (spec?.RequestedResourceIDs ?? []).map(resourceIdFromPb);
+  return access.map((a) => {
+    const constraints = constraintsFromPb(a.constraints);
+    return constraints ? { ...resourceIdFromPb(a.id), constraints } : resourceIdFromPb(a.id);
+  });
+}
+
 /** `types.AccessRequestV3` → {@link AccessRequest}. */
 export function accessRequestFromPb(r: AccessRequestV3): AccessRequest {
   const spec = r.Spec;
@@ -128,12 +193,7 @@ export function accessRequestFromPb(r: AccessRequestV3): AccessRequest {
     reviews: (spec?.Reviews ?? []).map(accessReviewFromPb),
     suggestedReviewers: [...(spec?.SuggestedReviewers ?? [])],
     systemAnnotations: labelValuesFromPb(spec?.SystemAnnotations),
-    requestedResources: (spec?.RequestedResourceIDs ?? []).map((id) => ({
-      clusterName: id.ClusterName,
-      kind: id.Kind,
-      name: id.Name,
-      subResourceName: id.SubResourceName,
-    })),
+    requestedResources: requestedResourcesFromPb(spec),
     promotedAccessList: al && (al.Name || al.Title)
       ? { name: al.Name, title: al.Title }
       : undefined,
@@ -157,11 +217,10 @@ export function accessRequestToPb(r: AccessRequest): AccessRequestV3 {
       Reviews: r.reviews.map(accessReviewToPb),
       SuggestedReviewers: r.suggestedReviewers,
       SystemAnnotations: labelValuesToPb(r.systemAnnotations),
-      RequestedResourceIDs: r.requestedResources.map((id) => ({
-        ClusterName: id.clusterName,
-        Kind: id.kind,
-        Name: id.name,
-        SubResourceName: id.subResourceName,
+      RequestedResourceIDs: r.requestedResources.map(resourceIdToPb),
+      RequestedResourceAccessIDs: r.requestedResources.map((id) => ({
+        id: resourceIdToPb(id),
+        constraints: constraintsToPb(id.constraints),
       })),
       AccessList: r.promotedAccessList
         ? { Name: r.promotedAccessList.name, Title: r.promotedAccessList.title }

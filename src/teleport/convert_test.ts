@@ -204,3 +204,85 @@ Deno.test("accessMonitoringRuleToPb() and accessMonitoringRuleFromPb() round-tri
   };
   assert.deepEqual(accessMonitoringRuleFromPb(accessMonitoringRuleToPb(rule)), rule);
 });
+
+/** `types.ResourceID` bytes: ClusterName (1), Kind (2), Name (3). */
+function resourceIdHex(cluster: string, kind: string, name: string): string {
+  const field = (tag: string, s: string) =>
+    `${tag}${s.length.toString(16).padStart(2, "0")}${str(s)}`;
+  return field("0a", cluster) + field("12", kind) + field("1a", name);
+}
+const len = (h: string) => (h.replace(/\s+/g, "").length / 2).toString(16).padStart(2, "0");
+
+Deno.test("RequestedResourceAccessIDs (field 26) decode from hand-encoded bytes, constraints included", () => {
+  const web = resourceIdHex("c", "node", "web"); // 0a0163 12046e6f6465 1a03776562
+  assert.equal(web, "0a0163" + "12046e6f6465" + "1a03776562");
+  // ResourceConstraints: version (1) "v1", ssh (11, tag 5a) { logins (1) "root" }.
+  const ssh = "0a027631" + "5a06" + "0a04726f6f74";
+  // ResourceAccessID: id (1), constraints (2).
+  const constrained = `0a${len(web)}${web}12${len(ssh)}${ssh}`;
+  const pg = resourceIdHex("c", "db", "pg");
+  const plain = `0a${len(pg)}${pg}`;
+  // AccessRequestSpecV3 field 26, wire type 2: tag 26<<3|2 = 210 = varint d2 01.
+  const spec = `d201${len(constrained)}${constrained}d201${len(plain)}${plain}`;
+  const bytes = hex(`2a${len(spec)}${spec}`);
+  const req = accessRequestFromPb(fromBinary(AccessRequestV3Schema, bytes));
+  assert.deepEqual(req.requestedResources, [
+    {
+      clusterName: "c",
+      kind: "node",
+      name: "web",
+      subResourceName: "",
+      constraints: { kind: "ssh", values: ["root"] },
+    },
+    { clusterName: "c", kind: "db", name: "pg", subResourceName: "" },
+  ]);
+});
+
+Deno.test("RequestedResourceIDs (field 14) are read when field 26 is absent, and 26 wins over 14", () => {
+  const old = resourceIdHex("c", "node", "old");
+  const field14 = `72${len(old)}${old}`; // tag 14<<3|2 = 0x72
+  const only14 = hex(`2a${len(field14)}${field14}`);
+  assert.deepEqual(
+    accessRequestFromPb(fromBinary(AccessRequestV3Schema, only14)).requestedResources,
+    [{ clusterName: "c", kind: "node", name: "old", subResourceName: "" }],
+  );
+  const cur = resourceIdHex("c", "node", "new");
+  const access = `0a${len(cur)}${cur}`;
+  const both = `${field14}d201${len(access)}${access}`;
+  assert.deepEqual(
+    accessRequestFromPb(fromBinary(AccessRequestV3Schema, hex(`2a${len(both)}${both}`)))
+      .requestedResources,
+    [{ clusterName: "c", kind: "node", name: "new", subResourceName: "" }],
+  );
+});
+
+Deno.test("accessRequestToPb() writes both field 14 (older readers) and field 26", () => {
+  const pb = accessRequestToPb({
+    id: "r",
+    user: "u",
+    roles: [],
+    state: "PENDING",
+    requestReason: "",
+    resolveReason: "",
+    reviews: [],
+    suggestedReviewers: [],
+    systemAnnotations: {},
+    requestedResources: [{
+      clusterName: "c",
+      kind: "app",
+      name: "aws",
+      subResourceName: "",
+      constraints: { kind: "aws_console", values: ["arn:aws:iam::1:role/r"] },
+    }],
+  });
+  assert.equal(pb.Spec?.RequestedResourceIDs[0].Name, "aws");
+  const wire = toHex(toBinary(AccessRequestV3Schema, pb));
+  // aws_console is field 10 of ResourceConstraints (tag 52), role_arns field 1.
+  assert.ok(wire.includes("d201"), wire);
+  assert.ok(wire.includes(`52${len(`0a15${str("arn:aws:iam::1:role/r")}`)}0a15`), wire);
+  const back = accessRequestFromPb(fromBinary(AccessRequestV3Schema, hex(wire)));
+  assert.deepEqual(back.requestedResources[0].constraints, {
+    kind: "aws_console",
+    values: ["arn:aws:iam::1:role/r"],
+  });
+});

@@ -14,12 +14,24 @@ export interface AccessReview {
   created?: Date;
 }
 
-/** A resource named by a resource-based access request (`RequestedResourceIDs`). */
+/**
+ * A resource named by a resource-based access request: `RequestedResourceAccessIDs` (field 26,
+ * current Teleport) or, on older servers, `RequestedResourceIDs` (field 14).
+ */
 export interface ResourceId {
   clusterName: string;
   kind: string;
   name: string;
   subResourceName: string;
+  /** What the request narrows access to (field 26 only); absent when unconstrained. */
+  constraints?: ResourceConstraints;
+}
+
+/** `types.ResourceConstraints`: the logins or AWS role ARNs a request is limited to. */
+export interface ResourceConstraints {
+  kind: "ssh" | "windows_desktop" | "aws_console";
+  /** Logins (`ssh`, `windows_desktop`) or role ARNs (`aws_console`). */
+  values: string[];
 }
 
 export interface AccessRequest {

@@ -145,6 +145,14 @@ export function resourceIdString(r: ResourceId): string {
   return r.subResourceName ? `${base}/${r.subResourceName}` : base;
 }
 
+/** What a requested resource is narrowed to (field 26 constraints): ` (logins: root, admin)`. */
+export function constraintsSuffix(r: ResourceId): string {
+  const c = r.constraints;
+  if (!c || c.values.length === 0) return "";
+  const label = c.kind === "aws_console" ? "AWS role ARNs" : "logins";
+  return ` (${label}: ${c.values.join(", ")})`;
+}
+
 /** The status of the status line: a resolution, or undefined while pending. */
 export type StatusInfo = ResolutionInfo | undefined;
 
@@ -189,7 +197,8 @@ export function extraLines(ctx: RequestContext): string[] {
   if (resources.length > 0) {
     lines.push("Requested resources:");
     for (const r of resources.slice(0, MAX_LISTED_RESOURCES)) {
-      lines.push(`  ${textValue(resourceIdString(r)).replaceAll("\n", " ")}`);
+      const line = resourceIdString(r) + constraintsSuffix(r);
+      lines.push(`  ${textValue(line).replaceAll("\n", " ")}`);
     }
     if (resources.length > MAX_LISTED_RESOURCES) {
       lines.push(`  … and ${resources.length - MAX_LISTED_RESOURCES} more`);
@@ -278,7 +287,8 @@ export function htmlExtras(ctx: RequestContext): string {
   const resources = ctx.requestedResources ?? [];
   if (resources.length > 0) {
     const items = resources.slice(0, MAX_LISTED_RESOURCES)
-      .map((r) => `<li>${htmlCode(resourceIdString(r))}</li>\n`).join("");
+      .map((r) => `<li>${htmlCode(resourceIdString(r))}${escapeHtml(constraintsSuffix(r))}</li>\n`)
+      .join("");
     const more = resources.length > MAX_LISTED_RESOURCES
       ? `<li>… and ${resources.length - MAX_LISTED_RESOURCES} more</li>\n`
       : "";

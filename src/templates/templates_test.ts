@@ -243,6 +243,13 @@ const RESOURCES = [
   { clusterName: "teleport.example.com", kind: "node", name: "a1b2c3", subResourceName: "" },
   {
     clusterName: "teleport.example.com",
+    kind: "node",
+    name: "web-1",
+    subResourceName: "",
+    constraints: { kind: "ssh" as const, values: ["root", "<admin>"] },
+  },
+  {
+    clusterName: "teleport.example.com",
     kind: "kube_cluster",
     name: "prod",
     subResourceName: "ns/default",

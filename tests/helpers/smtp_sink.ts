@@ -33,6 +33,8 @@ export interface SinkMessage {
   secure: boolean;
   /** The authenticated user name, if any. */
   user?: string;
+  /** The name the client gave in EHLO/HELO. */
+  heloName: string;
   /** The raw message, for saving as a `.eml` file. */
   toEml(): string;
 }
@@ -270,6 +272,7 @@ export class SmtpSink {
       raw,
       secure: session.secure,
       user: typeof session.user === "string" ? session.user : undefined,
+      heloName: session.hostNameAppearsAs,
       toEml: () => raw,
     };
     this.messages.push(message);

@@ -31,6 +31,7 @@ import {
   accessMonitoringRuleFromPb,
   accessMonitoringRuleToPb,
   accessRequestFromPb,
+  accessRequestToPb,
   dateToTimestamp,
   labelValuesToPb,
   requestStateToPb,
@@ -149,6 +150,27 @@ export interface SeenConnection {
   cn: string;
 }
 
+/** The spec fields that carry the requested resources, as {@link CreateAccessRequestInput} asks. */
+function requestedResourceFields(input: CreateAccessRequestInput) {
+  const pb = accessRequestToPb({
+    id: "",
+    user: "",
+    roles: [],
+    state: "PENDING",
+    requestReason: "",
+    resolveReason: "",
+    reviews: [],
+    suggestedReviewers: [],
+    systemAnnotations: {},
+    requestedResources: input.requestedResources ?? [],
+  }).Spec;
+  const fields = input.resourceFields ?? "both";
+  return {
+    RequestedResourceIDs: fields === "26" ? [] : pb?.RequestedResourceIDs ?? [],
+    RequestedResourceAccessIDs: fields === "14" ? [] : pb?.RequestedResourceAccessIDs ?? [],
+  };
+}
+
 /** Arguments of {@link TeleportTestServer.createAccessRequest}. */
 export interface CreateAccessRequestInput {
   user: string;
@@ -158,6 +180,11 @@ export interface CreateAccessRequestInput {
   /** Review thresholds; default approve 1, deny 1. */
   thresholds?: { approve: number; deny: number };
   requestedResources?: ResourceId[];
+  /**
+   * Which spec fields carry `requestedResources`: `RequestedResourceIDs` (14, older Teleport),
+   * `RequestedResourceAccessIDs` (26, current Teleport), or both (default).
+   */
+  resourceFields?: "14" | "26" | "both";
   systemAnnotations?: Record<string, string[]>;
   /** Request ID; default a random UUID. */
   id?: string;
@@ -487,12 +514,7 @@ export class TeleportTestServer {
           Approve: input.thresholds?.approve ?? 1,
           Deny: input.thresholds?.deny ?? 1,
         }],
-        RequestedResourceIDs: (input.requestedResources ?? []).map((r) => ({
-          ClusterName: r.clusterName,
-          Kind: r.kind,
-          Name: r.name,
-          SubResourceName: r.subResourceName,
-        })),
+        ...requestedResourceFields(input),
       },
     });
     this.#requests.set(id, req);

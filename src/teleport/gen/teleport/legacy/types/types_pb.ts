@@ -20,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file teleport/legacy/types/types.proto.
  */
 export const file_teleport_legacy_types_types: GenFile = /*@__PURE__*/
-  fileDesc("CiF0ZWxlcG9ydC9sZWdhY3kvdHlwZXMvdHlwZXMucHJvdG8SBXR5cGVzIuEBCghNZXRhZGF0YRIMCgROYW1lGAEgASgJEhEKCU5hbWVzcGFjZRgCIAEoCRITCgtEZXNjcmlwdGlvbhgDIAEoCRIrCgZMYWJlbHMYBSADKAsyGy50eXBlcy5NZXRhZGF0YS5MYWJlbHNFbnRyeRIrCgdFeHBpcmVzGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghSZXZpc2lvbhgIIAEoCRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBSgQIBxAIImMKDlJlc291cmNlSGVhZGVyEgwKBEtpbmQYASABKAkSDwoHU3ViS2luZBgCIAEoCRIPCgdWZXJzaW9uGAMgASgJEiEKCE1ldGFkYXRhGAQgASgLMg8udHlwZXMuTWV0YWRhdGEiuwEKCVdhdGNoS2luZBIMCgRLaW5kGAEgASgJEhMKC0xvYWRTZWNyZXRzGAIgASgIEgwKBE5hbWUYAyABKAkSLAoGRmlsdGVyGAQgAygLMhwudHlwZXMuV2F0Y2hLaW5kLkZpbHRlckVudHJ5Eg8KB1N1YktpbmQYBSABKAkSDwoHVmVyc2lvbhgGIAEoCRotCgtGaWx0ZXJFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIooBCg1XYXRjaFN0YXR1c1YxEgwKBEtpbmQYASABKAkSDwoHU3ViS2luZBgCIAEoCRIPCgdWZXJzaW9uGAMgASgJEiEKCE1ldGFkYXRhGAQgASgLMg8udHlwZXMuTWV0YWRhdGESJgoEU3BlYxgFIAEoCzIYLnR5cGVzLldhdGNoU3RhdHVzU3BlY1YxIjQKEVdhdGNoU3RhdHVzU3BlY1YxEh8KBUtpbmRzGAEgAygLMhAudHlwZXMuV2F0Y2hLaW5kIlsKBlVzZXJWMhIMCgRLaW5kGAEgASgJEg8KB1N1YktpbmQYAiABKAkSDwoHVmVyc2lvbhgDIAEoCRIhCghNZXRhZGF0YRgEIAEoCzIPLnR5cGVzLk1ldGFkYXRhIlYKClJlc291cmNlSUQSEwoLQ2x1c3Rlck5hbWUYASABKAkSDAoES2luZBgCIAEoCRIMCgROYW1lGAMgASgJEhcKD1N1YlJlc291cmNlTmFtZRgEIAEoCSIxChJQcm9tb3RlZEFjY2Vzc0xpc3QSDAoETmFtZRgBIAEoCRINCgVUaXRsZRgCIAEoCSJUChVBY2Nlc3NSZXZpZXdUaHJlc2hvbGQSDAoETmFtZRgBIAEoCRIOCgZGaWx0ZXIYAiABKAkSDwoHQXBwcm92ZRgDIAEoDRIMCgREZW55GAQgASgNIiQKEVRocmVzaG9sZEluZGV4U2V0Eg8KB0luZGV4ZXMYASADKA0iPAoSVGhyZXNob2xkSW5kZXhTZXRzEiYKBFNldHMYASADKAsyGC50eXBlcy5UaHJlc2hvbGRJbmRleFNldCJKCh1BY2Nlc3NSZXF1ZXN0RHJ5UnVuRW5yaWNobWVudBISCgpSZWFzb25Nb2RlGAEgASgJEhUKDVJlYXNvblByb21wdHMYAiADKAkixgIKDEFjY2Vzc1JldmlldxIOCgZBdXRob3IYASABKAkSDQoFUm9sZXMYAiADKAkSKgoNUHJvcG9zZWRTdGF0ZRgDIAEoDjITLnR5cGVzLlJlcXVlc3RTdGF0ZRIOCgZSZWFzb24YBCABKAkSKwoHQ3JlYXRlZBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKgoLQW5ub3RhdGlvbnMYBiABKAsyFS53cmFwcGVycy5MYWJlbFZhbHVlcxIYChBUaHJlc2hvbGRJbmRleGVzGAcgAygNEi0KCmFjY2Vzc0xpc3QYCSABKAsyGS50eXBlcy5Qcm9tb3RlZEFjY2Vzc0xpc3QSMwoPQXNzdW1lU3RhcnRUaW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEoECAgQCSJQChZBY2Nlc3NSZXZpZXdTdWJtaXNzaW9uEhEKCVJlcXVlc3RJRBgBIAEoCRIjCgZSZXZpZXcYAiABKAsyEy50eXBlcy5BY2Nlc3NSZXZpZXcipQgKE0FjY2Vzc1JlcXVlc3RTcGVjVjMSDAoEVXNlchgBIAEoCRINCgVSb2xlcxgCIAMoCRIiCgVTdGF0ZRgDIAEoDjITLnR5cGVzLlJlcXVlc3RTdGF0ZRIrCgdDcmVhdGVkGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIrCgdFeHBpcmVzGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1SZXF1ZXN0UmVhc29uGAYgASgJEhUKDVJlc29sdmVSZWFzb24YByABKAkSMQoSUmVzb2x2ZUFubm90YXRpb25zGAggASgLMhUud3JhcHBlcnMuTGFiZWxWYWx1ZXMSMAoRU3lzdGVtQW5ub3RhdGlvbnMYCSABKAsyFS53cmFwcGVycy5MYWJlbFZhbHVlcxIwCgpUaHJlc2hvbGRzGAogAygLMhwudHlwZXMuQWNjZXNzUmV2aWV3VGhyZXNob2xkElIKFFJvbGVUaHJlc2hvbGRNYXBwaW5nGAsgAygLMjQudHlwZXMuQWNjZXNzUmVxdWVzdFNwZWNWMy5Sb2xlVGhyZXNob2xkTWFwcGluZ0VudHJ5EiQKB1Jldmlld3MYDCADKAsyEy50eXBlcy5BY2Nlc3NSZXZpZXcSGgoSU3VnZ2VzdGVkUmV2aWV3ZXJzGA0gAygJEi8KFFJlcXVlc3RlZFJlc291cmNlSURzGA4gAygLMhEudHlwZXMuUmVzb3VyY2VJRBIRCglMb2dpbkhpbnQYDyABKAkSDgoGRHJ5UnVuGBAgASgIEi8KC01heER1cmF0aW9uGBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpTZXNzaW9uVFRMGBIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCgpBY2Nlc3NMaXN0GBQgASgLMhkudHlwZXMuUHJvbW90ZWRBY2Nlc3NMaXN0EjMKD0Fzc3VtZVN0YXJ0VGltZRgVIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoOUmVzb3VyY2VFeHBpcnkYFiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEj4KEERyeVJ1bkVucmljaG1lbnQYFyABKAsyJC50eXBlcy5BY2Nlc3NSZXF1ZXN0RHJ5UnVuRW5yaWNobWVudBItCgtSZXF1ZXN0S2luZBgYIAEoDjIYLnR5cGVzLkFjY2Vzc1JlcXVlc3RLaW5kGlYKGVJvbGVUaHJlc2hvbGRNYXBwaW5nRW50cnkSCwoDa2V5GAEgASgJEigKBXZhbHVlGAIgASgLMhkudHlwZXMuVGhyZXNob2xkSW5kZXhTZXRzOgI4AUoECBMQFCKOAQoPQWNjZXNzUmVxdWVzdFYzEgwKBEtpbmQYASABKAkSDwoHU3ViS2luZBgCIAEoCRIPCgdWZXJzaW9uGAMgASgJEiEKCE1ldGFkYXRhGAQgASgLMg8udHlwZXMuTWV0YWRhdGESKAoEU3BlYxgFIAEoCzIaLnR5cGVzLkFjY2Vzc1JlcXVlc3RTcGVjVjMiqAEKE0FjY2Vzc1JlcXVlc3RGaWx0ZXISCgoCSUQYASABKAkSDAoEVXNlchgCIAEoCRIiCgVTdGF0ZRgDIAEoDjITLnR5cGVzLlJlcXVlc3RTdGF0ZRIWCg5TZWFyY2hLZXl3b3JkcxgEIAMoCRIoCgVTY29wZRgFIAEoDjIZLnR5cGVzLkFjY2Vzc1JlcXVlc3RTY29wZRIRCglSZXF1ZXN0ZXIYBiABKAkiiAEKDFBsdWdpbkRhdGFWMxIMCgRLaW5kGAEgASgJEg8KB1N1YktpbmQYAiABKAkSDwoHVmVyc2lvbhgDIAEoCRIhCghNZXRhZGF0YRgEIAEoCzIPLnR5cGVzLk1ldGFkYXRhEiUKBFNwZWMYBSABKAsyFy50eXBlcy5QbHVnaW5EYXRhU3BlY1YzIm4KD1BsdWdpbkRhdGFFbnRyeRIuCgREYXRhGAEgAygLMiAudHlwZXMuUGx1Z2luRGF0YUVudHJ5LkRhdGFFbnRyeRorCglEYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKRAQoQUGx1Z2luRGF0YVNwZWNWMxI1CgdFbnRyaWVzGAEgAygLMiQudHlwZXMuUGx1Z2luRGF0YVNwZWNWMy5FbnRyaWVzRW50cnkaRgoMRW50cmllc0VudHJ5EgsKA2tleRgBIAEoCRIlCgV2YWx1ZRgCIAEoCzIWLnR5cGVzLlBsdWdpbkRhdGFFbnRyeToCOAEiQgoQUGx1Z2luRGF0YUZpbHRlchIMCgRLaW5kGAEgASgJEhAKCFJlc291cmNlGAIgASgJEg4KBlBsdWdpbhgDIAEoCSKTAgoWUGx1Z2luRGF0YVVwZGF0ZVBhcmFtcxIMCgRLaW5kGAEgASgJEhAKCFJlc291cmNlGAIgASgJEg4KBlBsdWdpbhgDIAEoCRIzCgNTZXQYBCADKAsyJi50eXBlcy5QbHVnaW5EYXRhVXBkYXRlUGFyYW1zLlNldEVudHJ5EjkKBkV4cGVjdBgFIAMoCzIpLnR5cGVzLlBsdWdpbkRhdGFVcGRhdGVQYXJhbXMuRXhwZWN0RW50cnkaKgoIU2V0RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARotCgtFeHBlY3RFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBKk0KDFJlcXVlc3RTdGF0ZRIICgROT05FEAASCwoHUEVORElORxABEgwKCEFQUFJPVkVEEAISCgoGREVOSUVEEAMSDAoIUFJPTU9URUQQBCpBChFBY2Nlc3NSZXF1ZXN0S2luZBINCglVTkRFRklORUQQABIOCgpTSE9SVF9URVJNEAESDQoJTE9OR19URVJNEAIqUgoSQWNjZXNzUmVxdWVzdFNjb3BlEgsKB0RFRkFVTFQQABIPCgtNWV9SRVFVRVNUUxABEhAKDE5FRURTX1JFVklFVxACEgwKCFJFVklFV0VEEANiBnByb3RvMw", [file_google_protobuf_timestamp, file_teleport_legacy_types_wrappers_wrappers]);
+  fileDesc("CiF0ZWxlcG9ydC9sZWdhY3kvdHlwZXMvdHlwZXMucHJvdG8SBXR5cGVzIuEBCghNZXRhZGF0YRIMCgROYW1lGAEgASgJEhEKCU5hbWVzcGFjZRgCIAEoCRITCgtEZXNjcmlwdGlvbhgDIAEoCRIrCgZMYWJlbHMYBSADKAsyGy50eXBlcy5NZXRhZGF0YS5MYWJlbHNFbnRyeRIrCgdFeHBpcmVzGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghSZXZpc2lvbhgIIAEoCRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBSgQIBxAIImMKDlJlc291cmNlSGVhZGVyEgwKBEtpbmQYASABKAkSDwoHU3ViS2luZBgCIAEoCRIPCgdWZXJzaW9uGAMgASgJEiEKCE1ldGFkYXRhGAQgASgLMg8udHlwZXMuTWV0YWRhdGEiuwEKCVdhdGNoS2luZBIMCgRLaW5kGAEgASgJEhMKC0xvYWRTZWNyZXRzGAIgASgIEgwKBE5hbWUYAyABKAkSLAoGRmlsdGVyGAQgAygLMhwudHlwZXMuV2F0Y2hLaW5kLkZpbHRlckVudHJ5Eg8KB1N1YktpbmQYBSABKAkSDwoHVmVyc2lvbhgGIAEoCRotCgtGaWx0ZXJFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIooBCg1XYXRjaFN0YXR1c1YxEgwKBEtpbmQYASABKAkSDwoHU3ViS2luZBgCIAEoCRIPCgdWZXJzaW9uGAMgASgJEiEKCE1ldGFkYXRhGAQgASgLMg8udHlwZXMuTWV0YWRhdGESJgoEU3BlYxgFIAEoCzIYLnR5cGVzLldhdGNoU3RhdHVzU3BlY1YxIjQKEVdhdGNoU3RhdHVzU3BlY1YxEh8KBUtpbmRzGAEgAygLMhAudHlwZXMuV2F0Y2hLaW5kIlsKBlVzZXJWMhIMCgRLaW5kGAEgASgJEg8KB1N1YktpbmQYAiABKAkSDwoHVmVyc2lvbhgDIAEoCRIhCghNZXRhZGF0YRgEIAEoCzIPLnR5cGVzLk1ldGFkYXRhIlYKClJlc291cmNlSUQSEwoLQ2x1c3Rlck5hbWUYASABKAkSDAoES2luZBgCIAEoCRIMCgROYW1lGAMgASgJEhcKD1N1YlJlc291cmNlTmFtZRgEIAEoCSLhAQoTUmVzb3VyY2VDb25zdHJhaW50cxIPCgd2ZXJzaW9uGAEgASgJEjsKC2F3c19jb25zb2xlGAogASgLMiQudHlwZXMuQVdTQ29uc29sZVJlc291cmNlQ29uc3RyYWludHNIABIsCgNzc2gYCyABKAsyHS50eXBlcy5TU0hSZXNvdXJjZUNvbnN0cmFpbnRzSAASQwoPd2luZG93c19kZXNrdG9wGA0gASgLMigudHlwZXMuV2luZG93c0Rlc2t0b3BSZXNvdXJjZUNvbnN0cmFpbnRzSABCCQoHZGV0YWlscyIyCh1BV1NDb25zb2xlUmVzb3VyY2VDb25zdHJhaW50cxIRCglyb2xlX2FybnMYASADKAkiKAoWU1NIUmVzb3VyY2VDb25zdHJhaW50cxIOCgZsb2dpbnMYASADKAkiMwohV2luZG93c0Rlc2t0b3BSZXNvdXJjZUNvbnN0cmFpbnRzEg4KBmxvZ2lucxgBIAMoCSJiChBSZXNvdXJjZUFjY2Vzc0lEEh0KAmlkGAEgASgLMhEudHlwZXMuUmVzb3VyY2VJRBIvCgtjb25zdHJhaW50cxgCIAEoCzIaLnR5cGVzLlJlc291cmNlQ29uc3RyYWludHMiMQoSUHJvbW90ZWRBY2Nlc3NMaXN0EgwKBE5hbWUYASABKAkSDQoFVGl0bGUYAiABKAkiVAoVQWNjZXNzUmV2aWV3VGhyZXNob2xkEgwKBE5hbWUYASABKAkSDgoGRmlsdGVyGAIgASgJEg8KB0FwcHJvdmUYAyABKA0SDAoERGVueRgEIAEoDSIkChFUaHJlc2hvbGRJbmRleFNldBIPCgdJbmRleGVzGAEgAygNIjwKElRocmVzaG9sZEluZGV4U2V0cxImCgRTZXRzGAEgAygLMhgudHlwZXMuVGhyZXNob2xkSW5kZXhTZXQiSgodQWNjZXNzUmVxdWVzdERyeVJ1bkVucmljaG1lbnQSEgoKUmVhc29uTW9kZRgBIAEoCRIVCg1SZWFzb25Qcm9tcHRzGAIgAygJIsYCCgxBY2Nlc3NSZXZpZXcSDgoGQXV0aG9yGAEgASgJEg0KBVJvbGVzGAIgAygJEioKDVByb3Bvc2VkU3RhdGUYAyABKA4yEy50eXBlcy5SZXF1ZXN0U3RhdGUSDgoGUmVhc29uGAQgASgJEisKB0NyZWF0ZWQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEioKC0Fubm90YXRpb25zGAYgASgLMhUud3JhcHBlcnMuTGFiZWxWYWx1ZXMSGAoQVGhyZXNob2xkSW5kZXhlcxgHIAMoDRItCgphY2Nlc3NMaXN0GAkgASgLMhkudHlwZXMuUHJvbW90ZWRBY2Nlc3NMaXN0EjMKD0Fzc3VtZVN0YXJ0VGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBKBAgIEAkiUAoWQWNjZXNzUmV2aWV3U3VibWlzc2lvbhIRCglSZXF1ZXN0SUQYASABKAkSIwoGUmV2aWV3GAIgASgLMhMudHlwZXMuQWNjZXNzUmV2aWV3IuIIChNBY2Nlc3NSZXF1ZXN0U3BlY1YzEgwKBFVzZXIYASABKAkSDQoFUm9sZXMYAiADKAkSIgoFU3RhdGUYAyABKA4yEy50eXBlcy5SZXF1ZXN0U3RhdGUSKwoHQ3JlYXRlZBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoHRXhwaXJlcxgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNUmVxdWVzdFJlYXNvbhgGIAEoCRIVCg1SZXNvbHZlUmVhc29uGAcgASgJEjEKElJlc29sdmVBbm5vdGF0aW9ucxgIIAEoCzIVLndyYXBwZXJzLkxhYmVsVmFsdWVzEjAKEVN5c3RlbUFubm90YXRpb25zGAkgASgLMhUud3JhcHBlcnMuTGFiZWxWYWx1ZXMSMAoKVGhyZXNob2xkcxgKIAMoCzIcLnR5cGVzLkFjY2Vzc1Jldmlld1RocmVzaG9sZBJSChRSb2xlVGhyZXNob2xkTWFwcGluZxgLIAMoCzI0LnR5cGVzLkFjY2Vzc1JlcXVlc3RTcGVjVjMuUm9sZVRocmVzaG9sZE1hcHBpbmdFbnRyeRIkCgdSZXZpZXdzGAwgAygLMhMudHlwZXMuQWNjZXNzUmV2aWV3EhoKElN1Z2dlc3RlZFJldmlld2VycxgNIAMoCRIvChRSZXF1ZXN0ZWRSZXNvdXJjZUlEcxgOIAMoCzIRLnR5cGVzLlJlc291cmNlSUQSEQoJTG9naW5IaW50GA8gASgJEg4KBkRyeVJ1bhgQIAEoCBIvCgtNYXhEdXJhdGlvbhgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKU2Vzc2lvblRUTBgSIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoKQWNjZXNzTGlzdBgUIAEoCzIZLnR5cGVzLlByb21vdGVkQWNjZXNzTGlzdBIzCg9Bc3N1bWVTdGFydFRpbWUYFSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDlJlc291cmNlRXhwaXJ5GBYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI+ChBEcnlSdW5FbnJpY2htZW50GBcgASgLMiQudHlwZXMuQWNjZXNzUmVxdWVzdERyeVJ1bkVucmljaG1lbnQSLQoLUmVxdWVzdEtpbmQYGCABKA4yGC50eXBlcy5BY2Nlc3NSZXF1ZXN0S2luZBI7ChpSZXF1ZXN0ZWRSZXNvdXJjZUFjY2Vzc0lEcxgaIAMoCzIXLnR5cGVzLlJlc291cmNlQWNjZXNzSUQaVgoZUm9sZVRocmVzaG9sZE1hcHBpbmdFbnRyeRILCgNrZXkYASABKAkSKAoFdmFsdWUYAiABKAsyGS50eXBlcy5UaHJlc2hvbGRJbmRleFNldHM6AjgBSgQIExAUIo4BCg9BY2Nlc3NSZXF1ZXN0VjMSDAoES2luZBgBIAEoCRIPCgdTdWJLaW5kGAIgASgJEg8KB1ZlcnNpb24YAyABKAkSIQoITWV0YWRhdGEYBCABKAsyDy50eXBlcy5NZXRhZGF0YRIoCgRTcGVjGAUgASgLMhoudHlwZXMuQWNjZXNzUmVxdWVzdFNwZWNWMyKoAQoTQWNjZXNzUmVxdWVzdEZpbHRlchIKCgJJRBgBIAEoCRIMCgRVc2VyGAIgASgJEiIKBVN0YXRlGAMgASgOMhMudHlwZXMuUmVxdWVzdFN0YXRlEhYKDlNlYXJjaEtleXdvcmRzGAQgAygJEigKBVNjb3BlGAUgASgOMhkudHlwZXMuQWNjZXNzUmVxdWVzdFNjb3BlEhEKCVJlcXVlc3RlchgGIAEoCSKIAQoMUGx1Z2luRGF0YVYzEgwKBEtpbmQYASABKAkSDwoHU3ViS2luZBgCIAEoCRIPCgdWZXJzaW9uGAMgASgJEiEKCE1ldGFkYXRhGAQgASgLMg8udHlwZXMuTWV0YWRhdGESJQoEU3BlYxgFIAEoCzIXLnR5cGVzLlBsdWdpbkRhdGFTcGVjVjMibgoPUGx1Z2luRGF0YUVudHJ5Ei4KBERhdGEYASADKAsyIC50eXBlcy5QbHVnaW5EYXRhRW50cnkuRGF0YUVudHJ5GisKCURhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIpEBChBQbHVnaW5EYXRhU3BlY1YzEjUKB0VudHJpZXMYASADKAsyJC50eXBlcy5QbHVnaW5EYXRhU3BlY1YzLkVudHJpZXNFbnRyeRpGCgxFbnRyaWVzRW50cnkSCwoDa2V5GAEgASgJEiUKBXZhbHVlGAIgASgLMhYudHlwZXMuUGx1Z2luRGF0YUVudHJ5OgI4ASJCChBQbHVnaW5EYXRhRmlsdGVyEgwKBEtpbmQYASABKAkSEAoIUmVzb3VyY2UYAiABKAkSDgoGUGx1Z2luGAMgASgJIpMCChZQbHVnaW5EYXRhVXBkYXRlUGFyYW1zEgwKBEtpbmQYASABKAkSEAoIUmVzb3VyY2UYAiABKAkSDgoGUGx1Z2luGAMgASgJEjMKA1NldBgEIAMoCzImLnR5cGVzLlBsdWdpbkRhdGFVcGRhdGVQYXJhbXMuU2V0RW50cnkSOQoGRXhwZWN0GAUgAygLMikudHlwZXMuUGx1Z2luRGF0YVVwZGF0ZVBhcmFtcy5FeHBlY3RFbnRyeRoqCghTZXRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGi0KC0V4cGVjdEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEqTQoMUmVxdWVzdFN0YXRlEggKBE5PTkUQABILCgdQRU5ESU5HEAESDAoIQVBQUk9WRUQQAhIKCgZERU5JRUQQAxIMCghQUk9NT1RFRBAEKkEKEUFjY2Vzc1JlcXVlc3RLaW5kEg0KCVVOREVGSU5FRBAAEg4KClNIT1JUX1RFUk0QARINCglMT05HX1RFUk0QAipSChJBY2Nlc3NSZXF1ZXN0U2NvcGUSCwoHREVGQVVMVBAAEg8KC01ZX1JFUVVFU1RTEAESEAoMTkVFRFNfUkVWSUVXEAISDAoIUkVWSUVXRUQQA2IGcHJvdG8z", [file_google_protobuf_timestamp, file_teleport_legacy_types_wrappers_wrappers]);
 
 /**
  * Metadata is resource metadata.
@@ -273,6 +273,133 @@ export const ResourceIDSchema: GenMessage<ResourceID> = /*@__PURE__*/
   messageDesc(file_teleport_legacy_types_types, 6);
 
 /**
+ * ResourceConstraints narrows what principals or options are allowed on the associated ResourceID
+ * (upstream resources.proto). Exactly one detail is set.
+ *
+ * @generated from message types.ResourceConstraints
+ */
+export type ResourceConstraints = Message<"types.ResourceConstraints"> & {
+  /**
+   * @generated from field: string version = 1;
+   */
+  version: string;
+
+  /**
+   * @generated from oneof types.ResourceConstraints.details
+   */
+  details: {
+    /**
+     * @generated from field: types.AWSConsoleResourceConstraints aws_console = 10;
+     */
+    value: AWSConsoleResourceConstraints;
+    case: "awsConsole";
+  } | {
+    /**
+     * @generated from field: types.SSHResourceConstraints ssh = 11;
+     */
+    value: SSHResourceConstraints;
+    case: "ssh";
+  } | {
+    /**
+     * 12 reserved upstream for DatabaseResourceConstraints.
+     *
+     * @generated from field: types.WindowsDesktopResourceConstraints windows_desktop = 13;
+     */
+    value: WindowsDesktopResourceConstraints;
+    case: "windowsDesktop";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message types.ResourceConstraints.
+ * Use `create(ResourceConstraintsSchema)` to create a new message.
+ */
+export const ResourceConstraintsSchema: GenMessage<ResourceConstraints> = /*@__PURE__*/
+  messageDesc(file_teleport_legacy_types_types, 7);
+
+/**
+ * AWSConsoleResourceConstraints scopes an AWS Console app to a subset of role ARNs.
+ *
+ * @generated from message types.AWSConsoleResourceConstraints
+ */
+export type AWSConsoleResourceConstraints = Message<"types.AWSConsoleResourceConstraints"> & {
+  /**
+   * @generated from field: repeated string role_arns = 1;
+   */
+  roleArns: string[];
+};
+
+/**
+ * Describes the message types.AWSConsoleResourceConstraints.
+ * Use `create(AWSConsoleResourceConstraintsSchema)` to create a new message.
+ */
+export const AWSConsoleResourceConstraintsSchema: GenMessage<AWSConsoleResourceConstraints> = /*@__PURE__*/
+  messageDesc(file_teleport_legacy_types_types, 8);
+
+/**
+ * SSHResourceConstraints scopes an SSH node to a subset of logins.
+ *
+ * @generated from message types.SSHResourceConstraints
+ */
+export type SSHResourceConstraints = Message<"types.SSHResourceConstraints"> & {
+  /**
+   * @generated from field: repeated string logins = 1;
+   */
+  logins: string[];
+};
+
+/**
+ * Describes the message types.SSHResourceConstraints.
+ * Use `create(SSHResourceConstraintsSchema)` to create a new message.
+ */
+export const SSHResourceConstraintsSchema: GenMessage<SSHResourceConstraints> = /*@__PURE__*/
+  messageDesc(file_teleport_legacy_types_types, 9);
+
+/**
+ * WindowsDesktopResourceConstraints scopes a Windows Desktop to a subset of logins.
+ *
+ * @generated from message types.WindowsDesktopResourceConstraints
+ */
+export type WindowsDesktopResourceConstraints = Message<"types.WindowsDesktopResourceConstraints"> & {
+  /**
+   * @generated from field: repeated string logins = 1;
+   */
+  logins: string[];
+};
+
+/**
+ * Describes the message types.WindowsDesktopResourceConstraints.
+ * Use `create(WindowsDesktopResourceConstraintsSchema)` to create a new message.
+ */
+export const WindowsDesktopResourceConstraintsSchema: GenMessage<WindowsDesktopResourceConstraints> = /*@__PURE__*/
+  messageDesc(file_teleport_legacy_types_types, 10);
+
+/**
+ * ResourceAccessID is a ResourceID in an Access Request context, with optional constraints
+ * (upstream resources.proto).
+ *
+ * @generated from message types.ResourceAccessID
+ */
+export type ResourceAccessID = Message<"types.ResourceAccessID"> & {
+  /**
+   * @generated from field: types.ResourceID id = 1;
+   */
+  id?: ResourceID | undefined;
+
+  /**
+   * @generated from field: types.ResourceConstraints constraints = 2;
+   */
+  constraints?: ResourceConstraints | undefined;
+};
+
+/**
+ * Describes the message types.ResourceAccessID.
+ * Use `create(ResourceAccessIDSchema)` to create a new message.
+ */
+export const ResourceAccessIDSchema: GenMessage<ResourceAccessID> = /*@__PURE__*/
+  messageDesc(file_teleport_legacy_types_types, 11);
+
+/**
  * PromotedAccessList is a minimal access list representation used in access requests.
  *
  * @generated from message types.PromotedAccessList
@@ -294,7 +421,7 @@ export type PromotedAccessList = Message<"types.PromotedAccessList"> & {
  * Use `create(PromotedAccessListSchema)` to create a new message.
  */
 export const PromotedAccessListSchema: GenMessage<PromotedAccessList> = /*@__PURE__*/
-  messageDesc(file_teleport_legacy_types_types, 7);
+  messageDesc(file_teleport_legacy_types_types, 12);
 
 /**
  * AccessReviewThreshold describes a filter used to match access reviews.
@@ -328,7 +455,7 @@ export type AccessReviewThreshold = Message<"types.AccessReviewThreshold"> & {
  * Use `create(AccessReviewThresholdSchema)` to create a new message.
  */
 export const AccessReviewThresholdSchema: GenMessage<AccessReviewThreshold> = /*@__PURE__*/
-  messageDesc(file_teleport_legacy_types_types, 8);
+  messageDesc(file_teleport_legacy_types_types, 13);
 
 /**
  * ThresholdIndexSet encodes a list of threshold indexes.
@@ -347,7 +474,7 @@ export type ThresholdIndexSet = Message<"types.ThresholdIndexSet"> & {
  * Use `create(ThresholdIndexSetSchema)` to create a new message.
  */
 export const ThresholdIndexSetSchema: GenMessage<ThresholdIndexSet> = /*@__PURE__*/
-  messageDesc(file_teleport_legacy_types_types, 9);
+  messageDesc(file_teleport_legacy_types_types, 14);
 
 /**
  * ThresholdIndexSets is a list of threshold index sets.
@@ -366,7 +493,7 @@ export type ThresholdIndexSets = Message<"types.ThresholdIndexSets"> & {
  * Use `create(ThresholdIndexSetsSchema)` to create a new message.
  */
 export const ThresholdIndexSetsSchema: GenMessage<ThresholdIndexSets> = /*@__PURE__*/
-  messageDesc(file_teleport_legacy_types_types, 10);
+  messageDesc(file_teleport_legacy_types_types, 15);
 
 /**
  * AccessRequestDryRunEnrichment is extra information returned by a dry run.
@@ -390,7 +517,7 @@ export type AccessRequestDryRunEnrichment = Message<"types.AccessRequestDryRunEn
  * Use `create(AccessRequestDryRunEnrichmentSchema)` to create a new message.
  */
 export const AccessRequestDryRunEnrichmentSchema: GenMessage<AccessRequestDryRunEnrichment> = /*@__PURE__*/
-  messageDesc(file_teleport_legacy_types_types, 11);
+  messageDesc(file_teleport_legacy_types_types, 16);
 
 /**
  * AccessReview is a review to be applied to an access request.
@@ -451,7 +578,7 @@ export type AccessReview = Message<"types.AccessReview"> & {
  * Use `create(AccessReviewSchema)` to create a new message.
  */
 export const AccessReviewSchema: GenMessage<AccessReview> = /*@__PURE__*/
-  messageDesc(file_teleport_legacy_types_types, 12);
+  messageDesc(file_teleport_legacy_types_types, 17);
 
 /**
  * AccessReviewSubmission encodes the necessary parameters for submitting a new access review.
@@ -475,7 +602,7 @@ export type AccessReviewSubmission = Message<"types.AccessReviewSubmission"> & {
  * Use `create(AccessReviewSubmissionSchema)` to create a new message.
  */
 export const AccessReviewSubmissionSchema: GenMessage<AccessReviewSubmission> = /*@__PURE__*/
-  messageDesc(file_teleport_legacy_types_types, 13);
+  messageDesc(file_teleport_legacy_types_types, 18);
 
 /**
  * AccessRequestSpecV3 is the specification for AccessRequestV3.
@@ -600,11 +727,17 @@ export type AccessRequestSpecV3 = Message<"types.AccessRequestSpecV3"> & {
   DryRunEnrichment?: AccessRequestDryRunEnrichment | undefined;
 
   /**
-   * 25 LongTermGrouping and 26 RequestedResourceAccessIDs are not used (skipped on decode).
-   *
    * @generated from field: types.AccessRequestKind RequestKind = 24;
    */
   RequestKind: AccessRequestKind;
+
+  /**
+   * 25 LongTermGrouping is not used (skipped on decode).
+   * Current Teleport's authoritative list of requested resources; field 14 is derived from it.
+   *
+   * @generated from field: repeated types.ResourceAccessID RequestedResourceAccessIDs = 26;
+   */
+  RequestedResourceAccessIDs: ResourceAccessID[];
 };
 
 /**
@@ -612,7 +745,7 @@ export type AccessRequestSpecV3 = Message<"types.AccessRequestSpecV3"> & {
  * Use `create(AccessRequestSpecV3Schema)` to create a new message.
  */
 export const AccessRequestSpecV3Schema: GenMessage<AccessRequestSpecV3> = /*@__PURE__*/
-  messageDesc(file_teleport_legacy_types_types, 14);
+  messageDesc(file_teleport_legacy_types_types, 19);
 
 /**
  * AccessRequestV3 represents an access request resource specification.
@@ -651,7 +784,7 @@ export type AccessRequestV3 = Message<"types.AccessRequestV3"> & {
  * Use `create(AccessRequestV3Schema)` to create a new message.
  */
 export const AccessRequestV3Schema: GenMessage<AccessRequestV3> = /*@__PURE__*/
-  messageDesc(file_teleport_legacy_types_types, 15);
+  messageDesc(file_teleport_legacy_types_types, 20);
 
 /**
  * AccessRequestFilter encodes filter params for access requests.
@@ -695,7 +828,7 @@ export type AccessRequestFilter = Message<"types.AccessRequestFilter"> & {
  * Use `create(AccessRequestFilterSchema)` to create a new message.
  */
 export const AccessRequestFilterSchema: GenMessage<AccessRequestFilter> = /*@__PURE__*/
-  messageDesc(file_teleport_legacy_types_types, 16);
+  messageDesc(file_teleport_legacy_types_types, 21);
 
 /**
  * PluginDataV3 represents plugin-specific data attached to a resource.
@@ -734,7 +867,7 @@ export type PluginDataV3 = Message<"types.PluginDataV3"> & {
  * Use `create(PluginDataV3Schema)` to create a new message.
  */
 export const PluginDataV3Schema: GenMessage<PluginDataV3> = /*@__PURE__*/
-  messageDesc(file_teleport_legacy_types_types, 17);
+  messageDesc(file_teleport_legacy_types_types, 22);
 
 /**
  * PluginDataEntry wraps a mapping of arbitrary string values used by plugins.
@@ -753,7 +886,7 @@ export type PluginDataEntry = Message<"types.PluginDataEntry"> & {
  * Use `create(PluginDataEntrySchema)` to create a new message.
  */
 export const PluginDataEntrySchema: GenMessage<PluginDataEntry> = /*@__PURE__*/
-  messageDesc(file_teleport_legacy_types_types, 18);
+  messageDesc(file_teleport_legacy_types_types, 23);
 
 /**
  * PluginDataSpecV3 is the specification for PluginDataV3.
@@ -772,7 +905,7 @@ export type PluginDataSpecV3 = Message<"types.PluginDataSpecV3"> & {
  * Use `create(PluginDataSpecV3Schema)` to create a new message.
  */
 export const PluginDataSpecV3Schema: GenMessage<PluginDataSpecV3> = /*@__PURE__*/
-  messageDesc(file_teleport_legacy_types_types, 19);
+  messageDesc(file_teleport_legacy_types_types, 24);
 
 /**
  * PluginDataFilter encodes filter params for plugin data.
@@ -801,7 +934,7 @@ export type PluginDataFilter = Message<"types.PluginDataFilter"> & {
  * Use `create(PluginDataFilterSchema)` to create a new message.
  */
 export const PluginDataFilterSchema: GenMessage<PluginDataFilter> = /*@__PURE__*/
-  messageDesc(file_teleport_legacy_types_types, 20);
+  messageDesc(file_teleport_legacy_types_types, 25);
 
 /**
  * PluginDataUpdateParams encodes parameters for updating a PluginData field.
@@ -840,7 +973,7 @@ export type PluginDataUpdateParams = Message<"types.PluginDataUpdateParams"> & {
  * Use `create(PluginDataUpdateParamsSchema)` to create a new message.
  */
 export const PluginDataUpdateParamsSchema: GenMessage<PluginDataUpdateParams> = /*@__PURE__*/
-  messageDesc(file_teleport_legacy_types_types, 21);
+  messageDesc(file_teleport_legacy_types_types, 26);
 
 /**
  * RequestState represents the state of a request for escalated privilege.
