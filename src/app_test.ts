@@ -159,7 +159,7 @@ Deno.test("runAppWith() logs Plugin is not ready when the watcher fails before I
     const d = deps(client, new FakeMailer());
     await assert.rejects(
       runAppWith(config(), { signal: new AbortController().signal, debug: false }, d.deps),
-      /failed to initialize watcher for all the required resources/,
+      /none of the requested kinds can be watched/,
     );
     assert.ok(records.some((r) => r.rawMessage === "Plugin is not ready" && r.level === "error"));
   });

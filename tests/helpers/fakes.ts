@@ -96,6 +96,15 @@ export type FakeMethod =
   | "updatePluginData"
   | "listAccessMonitoringRules";
 
+/** The error of a watch none of whose kinds may be watched, as the gRPC client reports it. */
+function noWatchableKind(): TeleportError {
+  return new TeleportError(
+    "bad_parameter",
+    'Teleport call "WatchEvents" failed (INVALID_ARGUMENT): none of the requested kinds can be watched',
+    { grpcCode: 3 },
+  );
+}
+
 /**
  * An in-memory Teleport: access requests, plugin data (surviving request deletion, like the real
  * server) with compare-and-swap, access monitoring rules and `WatchEvents` streams that the test
@@ -107,7 +116,11 @@ export class FakeTeleportClient implements TeleportClient {
   /** requestId → plugin → data. */
   readonly pluginData = new Map<string, Map<string, PluginDataMap>>();
   readonly rules = new Map<string, AccessMonitoringRule>();
-  /** Kinds the INIT event confirms; undefined = all requested kinds. */
+  /**
+   * Kinds the caller may watch; undefined = all requested kinds. The INIT event confirms those
+   * requested; when none is left the stream fails as Teleport's `authorizeWatchRequest` fails it
+   * (INVALID_ARGUMENT "none of the requested kinds can be watched").
+   */
   acceptedKinds: string[] | undefined;
   /** When false, new streams send no INIT (to test the INIT timeout). */
   sendInit = true;
@@ -172,10 +185,12 @@ export class FakeTeleportClient implements TeleportClient {
     const stream = new Stream();
     this.streams.push(stream);
     for (const w of this.streamWaiters.splice(0)) w();
-    if (this.sendInit) {
-      const accepted = this.acceptedKinds === undefined
-        ? kinds
-        : kinds.filter((k) => this.acceptedKinds!.includes(k));
+    const accepted = this.acceptedKinds === undefined
+      ? kinds
+      : kinds.filter((k) => this.acceptedKinds!.includes(k));
+    if (accepted.length === 0) {
+      stream.push({ error: noWatchableKind() });
+    } else if (this.sendInit) {
       stream.push({ type: "init", kinds: accepted });
     }
     const signal = opts.signal;
@@ -291,9 +306,11 @@ export class FakeTeleportClient implements TeleportClient {
   ): Promise<void> {
     opts.signal?.throwIfAborted();
     this.count("updatePluginData");
+    // Teleport creates the plugin data item only for an existing request; once any plugin's data
+    // exists it survives the request (dynamic_access.go updateAccessRequestPluginData).
     const byPlugin = this.pluginData.get(requestId);
     const current = byPlugin?.get(plugin);
-    if (current === undefined && !this.requests.has(requestId)) {
+    if (byPlugin === undefined && !this.requests.has(requestId)) {
       return Promise.reject(
         new TeleportError("not_found", `access request "${requestId}" not found`),
       );

@@ -37,6 +37,13 @@ import {
   requestStateToPb,
 } from "../../src/teleport/convert.ts";
 import { grpcServiceDefinition } from "../../src/teleport/grpc_transport.ts";
+import {
+  accessRequestFilterMatches,
+  type AccessRequestWatchFilter,
+  authorizeWatch,
+  deleteEvent,
+  initEvent,
+} from "./teleport_watch_rules.ts";
 import { AccessMonitoringRulesService } from "../../src/teleport/gen/teleport/accessmonitoringrules/v1/access_monitoring_rules_service_pb.ts";
 import {
   type AccessMonitoringRule as PbRule,
@@ -205,6 +212,8 @@ interface Identity {
 interface Watcher {
   call: grpc.ServerWritableStream<Watch, Event>;
   kinds: Set<string>;
+  /** The `access_request` kind's filter (PUTs that do not match are not sent). */
+  requestFilter?: AccessRequestWatchFilter;
   ready: boolean;
   ended: boolean;
 }
@@ -680,16 +689,7 @@ export class TeleportTestServer {
   }
 
   #emitDelete(kind: string, name: string): void {
-    this.#broadcast(
-      kind,
-      create(EventSchema, {
-        Type: Operation.DELETE,
-        Resource: {
-          case: "ResourceHeader",
-          value: { Kind: kind, Version: "v3", Metadata: { Name: name } },
-        },
-      }),
-    );
+    this.#broadcast(kind, deleteEvent(kind, name));
   }
 
   #broadcast(kind: string, event: Event): void {
@@ -697,8 +697,11 @@ export class TeleportTestServer {
       this.#pausedEvents.push({ kind, event });
       return;
     }
+    const req = event.Resource.case === "AccessRequest" ? event.Resource.value : undefined;
     for (const w of this.#watchers) {
-      if (w.ready && !w.ended && w.kinds.has(kind)) w.call.write(event);
+      if (!w.ready || w.ended || !w.kinds.has(kind)) continue;
+      if (req && w.requestFilter && !accessRequestFilterMatches(w.requestFilter, req)) continue;
+      w.call.write(event);
     }
   }
 
@@ -906,20 +909,15 @@ export class TeleportTestServer {
     call.on("error", () => {});
     const err = this.#check("WatchEvents", call);
     if (err) return failStream(call, err);
-    const requested = call.request.Kinds.map((k) => k.Kind);
-    const denials = requested.map((k) => this.#denial(call, k, "read"));
-    const accepted = requested.filter((_, i) => !denials[i]);
-    const firstDenial = denials.find((d) => d !== undefined);
-    if (firstDenial && !call.request.AllowPartialSuccess) {
-      return failStream(call, rpcFailure(grpc.status.PERMISSION_DENIED, firstDenial.message));
-    }
-    if (requested.length > 0 && accepted.length === 0) {
-      return failStream(
-        call,
-        rpcFailure(grpc.status.INVALID_ARGUMENT, "none of the requested kinds can be watched"),
-      );
-    }
-    const w: Watcher = { call, kinds: new Set(accepted), ready: false, ended: false };
+    const accepted = authorizeWatch(call.request, (kind) => this.#denial(call, kind, "read"));
+    if (accepted instanceof Error) return failStream(call, accepted);
+    const w: Watcher = {
+      call,
+      kinds: new Set(accepted.map((a) => a.kind.Kind)),
+      requestFilter: accepted.find((a) => a.requestFilter)?.requestFilter,
+      ready: false,
+      ended: false,
+    };
     this.#watchers.add(w);
     const cleanup = () => {
       w.ended = true;
@@ -931,18 +929,7 @@ export class TeleportTestServer {
     const init = () => {
       if (w.ended) return;
       w.ready = true;
-      call.write(create(EventSchema, {
-        Type: Operation.INIT,
-        Resource: this.legacyInit ? { case: undefined } : {
-          case: "WatchStatus",
-          value: {
-            Kind: "watch_status",
-            Version: "v1",
-            Metadata: { Name: "watch_status" },
-            Spec: { Kinds: accepted.map((Kind) => ({ Kind })) },
-          },
-        },
-      }));
+      call.write(initEvent(accepted.map((a) => a.kind), this.legacyInit));
     };
     if (this.initDelayMs > 0) {
       const t = setTimeout(init, this.initDelayMs);
