@@ -34,6 +34,7 @@ export interface RawSmtp {
   passwordFile: string;
   starttlsPolicy: string;
   caFile: string;
+  localName: string;
 }
 
 export interface RawLog {
@@ -67,7 +68,16 @@ const KNOWN_KEYS: Record<string, readonly string[]> = {
     "root_cas",
   ],
   mailgun: ["domain", "private_key", "private_key_file", "api_base", "region"],
-  smtp: ["host", "port", "username", "password", "password_file", "starttls_policy", "ca_file"],
+  smtp: [
+    "host",
+    "port",
+    "username",
+    "password",
+    "password_file",
+    "starttls_policy",
+    "ca_file",
+    "local_name",
+  ],
   delivery: ["sender", "recipients", "notify_requester"],
   log: ["output", "severity", "format"],
 };
@@ -312,6 +322,7 @@ class Decoder {
       passwordFile: this.string(sm, "smtp", "password_file"),
       starttlsPolicy: this.string(sm, "smtp", "starttls_policy"),
       caFile: this.string(sm, "smtp", "ca_file"),
+      localName: this.string(sm, "smtp", "local_name"),
     };
   }
 

@@ -720,6 +720,20 @@ Deno.test("loadConfig() checks smtp.ca_file", async () => {
   });
 });
 
+Deno.test("loadConfig() reads smtp.local_name and rejects what is not a host name", async () => {
+  await withFixture(async (f) => {
+    const withName = (name: string) =>
+      valid(f).replace("[smtp]\n", `[smtp]\nlocal_name = ${JSON.stringify(name)}\n`);
+    const cfg = await f.load(withName("mail.example.com"));
+    assert.equal(cfg.smtp?.localName, "mail.example.com");
+    assert.ok(!cfg.warnings.some((w) => w.includes("local_name")), cfg.warnings.join("; "));
+    assert.equal((await f.load(valid(f))).smtp?.localName, undefined);
+    for (const bad of ["mail example.com", "-mail.example.com", "mail..example.com", "a@b"]) {
+      await assertFails(f, withName(bad), "smtp.local_name", `invalid smtp.local_name "${bad}"`);
+    }
+  });
+});
+
 // ---- Sender -------------------------------------------------------------------------------------
 
 Deno.test("loadConfig() requires delivery.sender", async () => {

@@ -44,6 +44,11 @@ export interface SmtpConfig {
   starttlsPolicy: StartTlsPolicy;
   /** Extension: `ca_file`, PEM bundle of extra CAs trusted for the SMTP server's certificate. */
   caFile: string;
+  /**
+   * Extension: `local_name`, the EHLO name and Message-ID domain. Unset: the host's fully
+   * qualified name, else the sender's domain (`mailers/local_name.ts`).
+   */
+  localName?: string;
 }
 
 /** `[delivery]`. */

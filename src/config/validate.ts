@@ -242,6 +242,14 @@ async function validateSmtp(ctx: LoadContext, raw: RawSmtp): Promise<SmtpConfig>
     );
   }
   if (raw.caFile !== "") await checkPemFile(ctx, "smtp.ca_file", raw.caFile);
+  if (raw.localName !== "" && !isHostName(raw.localName)) {
+    throw ctx.error(
+      "smtp.local_name",
+      `invalid smtp.local_name "${
+        show(raw.localName)
+      }": expected a host name such as "mail.example.com" (letters, digits, "-" and ".")`,
+    );
+  }
   return {
     host: raw.host,
     port: Number(port),
@@ -250,7 +258,14 @@ async function validateSmtp(ctx: LoadContext, raw: RawSmtp): Promise<SmtpConfig>
     passwordFile: raw.passwordFile,
     starttlsPolicy: policy,
     caFile: raw.caFile,
+    ...(raw.localName !== "" ? { localName: raw.localName } : {}),
   };
+}
+
+/** A DNS host name: dot-separated labels of letters, digits and inner hyphens, ≤ 253 chars. */
+function isHostName(name: string): boolean {
+  const label = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+  return name.length <= 253 && name.split(".").every((l) => label.test(l));
 }
 
 /** `path` (the value of `key`) is readable and holds at least one PEM certificate. */

@@ -127,7 +127,7 @@ export class SmtpMailer implements Mailer {
   constructor(cfg: SmtpConfig, sender: string, opts: SmtpMailerOptions = {}) {
     this.#cfg = cfg;
     this.#sender = sender;
-    this.localName = opts.clientName ?? mailLocalName(sender);
+    this.localName = opts.clientName ?? mailLocalName(sender, { localName: cfg.localName });
     this.#envelopeFrom = addressOf(sender);
     this.#log = opts.log;
     this.#implicitTls = opts.implicitTls ?? cfg.port === 465;

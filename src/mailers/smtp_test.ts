@@ -587,3 +587,13 @@ Deno.test("SmtpMailer uses one fully qualified name for EHLO and the Message-ID 
     assert.match(sent.messageId, /@mx\.example\.org$/);
   });
 });
+
+Deno.test("SmtpMailer takes smtp.local_name for EHLO and the Message-ID domain", async () => {
+  const cfg = { starttlsPolicy: "disabled" as const, localName: "relay.example.net" };
+  await withMailer({ cfg }, async (mailer, sink) => {
+    const sent = await mailer.send(email);
+    const [msg] = await sink.waitFor(1);
+    assert.equal(msg.heloName, "relay.example.net");
+    assert.match(sent.messageId, /@relay\.example\.net$/);
+  });
+});
