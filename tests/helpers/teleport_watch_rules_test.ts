@@ -9,10 +9,10 @@ import { TestCertificateAuthority } from "./ca.ts";
 import { TeleportTestServer, type TeleportTestServerOptions } from "./teleport_server.ts";
 import { testDialer } from "./teleport_dialer.ts";
 import {
+  createDuplexClient,
   deserializer,
   DuplexCredentials,
   serializer,
-  startThrowawayTarget,
 } from "../../src/teleport/grpc_transport.ts";
 import { WatchSchema } from "../../src/teleport/gen/teleport/legacy/client/proto/authservice_pb.ts";
 import {
@@ -40,9 +40,8 @@ async function withWatch(
   opts: Omit<TeleportTestServerOptions, "ca"> = {},
 ): Promise<void> {
   const server = await TeleportTestServer.start({ ca, ...opts });
-  const target = await startThrowawayTarget();
   const dialer = testDialer(server.addr, ca, plugin);
-  const client = new grpc.Client(target.target, new DuplexCredentials((o) => dialer.dial(o)));
+  const client = createDuplexClient(new DuplexCredentials((o) => dialer.dial(o)));
   const call = client.makeServerStreamRequest(
     "/proto.AuthService/WatchEvents",
     serializer(WatchSchema),
@@ -75,7 +74,6 @@ async function withWatch(
   } finally {
     call.cancel();
     client.close();
-    target.close();
     await server.close();
   }
 }
