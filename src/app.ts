@@ -22,7 +22,7 @@ import { createMailer } from "./mailers/create.ts";
 import type { Mailer } from "./mailers/mailer.ts";
 import { DEFAULT_SMTP_MAX_CONNECTIONS } from "./mailers/smtp.ts";
 import { SwappableMailer } from "./mailers/swappable.ts";
-import { Watermark } from "./notify/handler.ts";
+import { Watermark } from "./notify/watermark.ts";
 import { Pipeline } from "./pipeline.ts";
 import {
   type ConfigChange,

@@ -111,6 +111,65 @@ export class AggregateFailure extends TeleportEmailError {
 }
 
 /**
+ * Thrown when another handler (in this or another replica) holds the request's lease, so this
+ * one sent nothing. Retryable.
+ */
+export class RequestBusyError extends TeleportEmailError {
+  readonly retryable = true;
+  /**
+   * When the holder's lease expires (unix ms, as stored by the holder): from then on the
+   * request can be taken over, so that is when to try again. The holder renews it while it
+   * records sends and releases it when done.
+   */
+  readonly until: number;
+
+  constructor(message: string, until: number, options: { cause?: unknown; hint?: string } = {}) {
+    super(message, options);
+    this.until = until;
+  }
+}
+
+/**
+ * The abort reason a caller gives the handler's signal when the process shuts down (the engine
+ * does after its drain limit): the handler then reports unsent emails as left for the next start
+ * or another replica, not as failures.
+ */
+export class ShutdownAbort extends TeleportEmailError {
+  constructor() {
+    super("Shutting down");
+  }
+}
+
+/**
+ * Thrown when shutdown ({@link ShutdownAbort}) cut a handler call off before it sent every email;
+ * the handler has already logged each unsent one as a warning.
+ */
+export class RequestInterrupted extends TeleportEmailError {
+  /** Recipients whose email was not sent. */
+  readonly unsent: readonly string[];
+
+  constructor(requestId: string, unsent: readonly string[]) {
+    super(
+      `Shutdown interrupted request "${requestId}" before ${unsent.length} email(s) were sent`,
+    );
+    this.unsent = unsent;
+  }
+}
+
+/** Some emails for a request could not be sent (yet). */
+export class RequestFailure extends TeleportEmailError {
+  /** Whether another attempt may succeed (some failures were retryable). */
+  readonly retryable: boolean;
+  readonly errors: readonly Error[];
+
+  constructor(message: string, errors: readonly Error[], retryable: boolean) {
+    super(`${message}: ${errors.map((e) => e.message).join("; ")}`);
+    this.errors = errors;
+    this.retryable = retryable;
+  }
+}
+
+/**
  * One line for a user: the message, then the hint when there is one. Unknown (non
  * TeleportEmailError) errors keep their message but never their stack.
  */

@@ -18,7 +18,8 @@ import type { Config } from "./config/types.ts";
 import type { PluginObserver } from "./diag/metrics.ts";
 import type { Mailer } from "./mailers/mailer.ts";
 import { Engine } from "./notify/engine.ts";
-import { RequestHandler, type Watermark } from "./notify/handler.ts";
+import { RequestHandler } from "./notify/handler.ts";
+import type { Watermark } from "./notify/watermark.ts";
 import { computeRecipients } from "./notify/recipients.ts";
 import { AccessMonitoringRuleCache } from "./notify/rules.ts";
 import type { TeleportConnection } from "./teleport/connect.ts";
@@ -69,6 +70,7 @@ export class Pipeline {
         : undefined,
       plugin: opts.plugin,
       maxParallelSends: opts.maxParallelSends,
+      timing: { eventTimeoutMs: opts.eventTimeoutMs },
       recipients: (req) => {
         const config = opts.config();
         return computeRecipients(req, {
@@ -82,11 +84,7 @@ export class Pipeline {
       watermark: opts.watermark,
       log: opts.log.notify,
     });
-    this.engine = new Engine({
-      handler,
-      eventTimeoutMs: opts.eventTimeoutMs,
-      log: opts.log.notify,
-    });
+    this.engine = new Engine({ handler, log: opts.log.notify });
     let onReady: (info: WatcherReadyInfo) => void = () => {};
     const initReceived = new Promise<WatcherReadyInfo>((resolve) => (onReady = resolve));
     this.done = runWatcher({

@@ -6,25 +6,27 @@
  *   are the accepted kinds: none is fatal; without `access_monitoring_rule` the plugin warns and
  *   routes by `role_to_recipients` only (Go crashes there).
  * - After each INIT (and every `resyncIntervalMs` while connected): reload the rule cache (when
- *   rules were accepted; INIT only), then a **catch-up** that Go lacks: every access request goes through the handler as a PUT, and plugin data whose
- *   request is gone (deleted or expired while we were away) as a DELETE. The handler is
+ *   rules were accepted; INIT only), then a **catch-up** that Go lacks: every access request
+ *   goes through the handler as a PUT, and plugin data whose request is gone (deleted or expired while we were away) as a DELETE. The handler is
  *   idempotent, so only missing emails go out. Requests already up to date are skipped without
  *   a read each, using one `listPluginData` snapshot taken *before* listing the requests (so a
  *   request created in between is never mistaken for a deleted one).
  * - The {@link Watermark} (which requests first seen resolved are notified, see
- *   `notify/handler.ts`): the time of the first successful INIT is noted before anything is
+ *   `notify/plan.ts`): the time of the first successful INIT is noted before anything is
  *   dispatched, and each catch-up notes the newest thread timestamp of the plugin data it listed
  *   before submitting any request, so requests created and resolved while the plugin or its
  *   stream was down (after the watermark) are announced, while on a first install the resolved
  *   requests that predate the plugin stay silent.
- * - Stream loss or EOF: reconnect after a decorrelated-jitter backoff (20 ms … 5 s, ×3), or
- *   fail when `TELEPORT_PLUGIN_FAIL_FAST` is true. Access denied and other permanent errors are
- *   fatal (no hot loop on a revoked identity).
+ * - Stream loss or EOF: reconnect after a decorrelated-jitter backoff (20 ms … 5 s, ×3,
+ *   from the shortest again after each INIT), or fail when fail-fast is on. Access denied and
+ *   other permanent errors are fatal (no hot loop on a revoked identity).
  */
 import { getLogger, type Logger } from "@logtape/logtape";
+import { abortable, withRetry } from "./async.ts";
 import { formatError, TeleportError } from "./errors.ts";
 import type { Engine } from "./notify/engine.ts";
-import type { RequestEvent, Watermark } from "./notify/handler.ts";
+import type { RequestEvent } from "./notify/plan.ts";
+import type { Watermark } from "./notify/watermark.ts";
 import type { TeleportClient } from "./teleport/client.ts";
 import {
   type AccessMonitoringRule,
@@ -57,7 +59,7 @@ export interface WatcherOptions {
   plugin?: string;
   /** How long to wait for INIT, in ms; default 15 000. */
   initTimeoutMs?: number;
-  /** Exit instead of reconnecting (`TELEPORT_PLUGIN_FAIL_FAST`). */
+  /** Exit instead of reconnecting (`TELEPORT_PLUGIN_FAIL_FAST`, read by `config/env.ts`). */
   failFast?: boolean;
   /** Reconnect backoff base and cap, in ms; default 20 and 5000. */
   backoffBaseMs?: number;
@@ -86,26 +88,6 @@ export interface WatcherOptions {
 /** The kinds the plugin watches. */
 export const WATCH_KINDS = [KIND_ACCESS_REQUEST, KIND_ACCESS_MONITORING_RULE];
 
-/** Decorrelated jitter: uniform in [base, prev × 3], capped. */
-function nextBackoff(prev: number, base: number, cap: number): number {
-  return Math.min(cap, base + Math.random() * Math.max(0, prev * 3 - base));
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const onAbort = () => {
-      clearTimeout(t);
-      resolve();
-    };
-    const t = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}
-
 /** Errors that reconnecting cannot fix. */
 function isFatal(err: unknown): boolean {
   return err instanceof TeleportError &&
@@ -115,174 +97,229 @@ function isFatal(err: unknown): boolean {
 
 class StreamClosed extends Error {}
 
+/** What outlives one connection: the catch-ups still running, and what was said once. */
+interface WatchState {
+  opts: WatcherOptions;
+  plugin: string;
+  log: Logger;
+  ready: boolean;
+  warnedNoRules: boolean;
+  catchUps: Set<Promise<unknown>>;
+}
+
 /**
  * Runs until `signal` aborts (then resolves once the catch-up stopped) or a fatal error
  * (thrown: {@link TeleportError}). See the file header for the behaviour.
  */
 export async function runWatcher(opts: WatcherOptions): Promise<void> {
-  const { client, engine } = opts;
-  const plugin = opts.plugin ?? "email";
-  const log = opts.log ?? getLogger(["teleport-email", "watcher"]);
-  const base = opts.backoffBaseMs ?? 20;
-  const cap = opts.backoffCapMs ?? 5000;
   const signal = opts.signal ?? new AbortController().signal;
-  let delay = base;
-  let ready = false;
-  let warnedNoRules = false;
-  const catchUps = new Set<Promise<unknown>>();
-
-  while (!signal.aborted) {
-    const stream = new AbortController();
-    const onAbort = () => stream.abort();
-    signal.addEventListener("abort", onAbort, { once: true });
-    let problem: unknown;
-    try {
-      const it = client.watchEvents(WATCH_KINDS, { signal: stream.signal })[
-        Symbol.asyncIterator
-      ]();
-      const init = await firstEvent(it, opts.initTimeoutMs ?? 15_000, stream);
-      if (init === undefined) throw new StreamClosed();
-      opts.onEvent?.();
-      if (init.type !== "init") {
-        throw new TeleportError("connection_problem", `unexpected event type "${init.type}"`);
-      }
-      const kinds = init.kinds ?? WATCH_KINDS;
-      if (!WATCH_KINDS.some((k) => kinds.includes(k))) {
-        throw new TeleportError(
-          "bad_parameter",
-          `failed to initialize watcher for all the required resources: [${WATCH_KINDS.join(" ")}]`,
-          { hint: "grant the plugin's role list and read on access_request" },
+  const state: WatchState = {
+    opts,
+    plugin: opts.plugin ?? "email",
+    log: opts.log ?? getLogger(["teleport-email", "watcher"]),
+    ready: false,
+    warnedNoRules: false,
+    catchUps: new Set(),
+  };
+  try {
+    await withRetry((_attempt, progressed) => connection(state, signal, progressed), {
+      signal,
+      isRetryable: (err) => !isFatal(err) && !opts.failFast,
+      baseMs: opts.backoffBaseMs ?? 20,
+      capMs: opts.backoffCapMs ?? 5000,
+      onRetry: ({ error }) => {
+        opts.onReconnect?.(
+          error instanceof StreamClosed ? "watch stream closed" : formatError(error),
         );
-      }
-      const rulesEnabled = kinds.includes(KIND_ACCESS_MONITORING_RULE);
-      if (rulesEnabled) {
-        try {
-          const rules = await client.listAccessMonitoringRules(plugin, { signal: stream.signal });
-          opts.rules?.replaceAll(rules);
-        } catch (err) {
-          if (!(err instanceof TeleportError && err.kind === "access_denied")) {
-            throw new TeleportError(
-              err instanceof TeleportError ? err.kind : "unknown",
-              `initializing Access Monitoring Rule cache: ${formatError(err)}`,
-              { cause: err },
-            );
-          }
-          log.warn(
-            "Cannot list access monitoring rules; routing by role_to_recipients only",
-            { error: formatError(err) },
-          );
-          opts.rules?.replaceAll([]);
-        }
-      } else {
-        opts.rules?.replaceAll([]);
-        if (!warnedNoRules) {
-          warnedNoRules = true;
-          log.warn(
-            "Teleport did not accept watching access_monitoring_rule; routing by role_to_recipients only",
-            { kinds: kinds.join(",") },
-          );
-        }
-      }
-      log.debug("Watcher connected");
-      opts.onInit?.();
-      // Which connection mode the reconnect used (start-up logs it as "Connected to Teleport").
-      if (ready) log.info("Reconnected to Teleport", { connection_mode: client.connectionMode });
-      opts.watermark?.noteInit(new Date());
-      delay = base;
-      let resync: ReturnType<typeof setInterval> | undefined;
-      if (opts.catchUp ?? true) {
-        let running: Promise<unknown> | undefined;
-        const startCatchUp = () => {
-          if (running !== undefined || stream.signal.aborted) return;
-          const run: Promise<unknown> = catchUp(
-            client,
-            engine,
-            plugin,
-            log,
-            stream.signal,
-            opts.watermark,
-          )
-            .catch((err) => {
-              if (!stream.signal.aborted) {
-                log.error("Failed to catch up on access requests", { error: formatError(err) });
-              }
-            })
-            .finally(() => {
-              catchUps.delete(run);
-              running = undefined;
-            });
-          running = run;
-          catchUps.add(run);
-        };
-        startCatchUp();
-        const every = opts.resyncIntervalMs ?? 300_000;
-        if (every > 0) {
-          resync = setInterval(startCatchUp, every);
-          stream.signal.addEventListener("abort", () => clearInterval(resync), { once: true });
-        }
-      }
-      if (!ready) {
-        ready = true;
-        opts.onReady?.({ kinds, rulesEnabled });
-      }
-      while (true) {
-        const next = await it.next();
-        if (next.done) break;
-        opts.onEvent?.();
-        await dispatch(next.value, engine, opts.rules, rulesEnabled, log, stream.signal);
-      }
-      if (!signal.aborted) problem = new StreamClosed();
-    } catch (err) {
-      if (signal.aborted) break;
-      if (isFatal(err)) throw err;
-      problem = err;
-    } finally {
-      signal.removeEventListener("abort", onAbort);
-      stream.abort();
-    }
-    if (signal.aborted) break;
-    const closed = problem instanceof StreamClosed;
-    if (opts.failFast) {
-      throw new TeleportError(
-        "connection_problem",
-        closed
-          ? "Watcher stream closed. Exiting as fail fast is on."
-          // The Go message, then what the problem was: an operator needs both on one line.
-          : `Connection problem detected. Exiting as fail fast is on. (${formatError(problem)})`,
-        { cause: closed ? undefined : problem },
-      );
-    }
-    opts.onReconnect?.(closed ? "watch stream closed" : formatError(problem));
-    if (closed) log.warn("Watcher stream closed attempting to reconnect");
-    else {
-      log.error("Connection problem detected, attempting to reconnect", {
-        error: formatError(problem),
-      });
-    }
-    delay = nextBackoff(delay, base, cap);
-    await sleep(delay, signal);
+        logReconnect(state.log, error);
+      },
+    });
+  } catch (err) {
+    if (!signal.aborted) throw opts.failFast && !isFatal(err) ? failFastError(err) : err;
   }
-  log.debug("Watcher context is canceled");
-  await Promise.all([...catchUps]);
+  state.log.debug("Watcher context is canceled");
+  await Promise.all([...state.catchUps]);
 }
 
-async function firstEvent(
+function logReconnect(log: Logger, problem: unknown): void {
+  if (problem instanceof StreamClosed) log.warn("Watcher stream closed attempting to reconnect");
+  else {
+    log.error("Connection problem detected, attempting to reconnect", {
+      error: formatError(problem),
+    });
+  }
+}
+
+function failFastError(problem: unknown): TeleportError {
+  const closed = problem instanceof StreamClosed;
+  return new TeleportError(
+    "connection_problem",
+    closed
+      ? "Watcher stream closed. Exiting as fail fast is on."
+      // The Go message, then what the problem was: an operator needs both on one line.
+      : `Connection problem detected. Exiting as fail fast is on. (${formatError(problem)})`,
+    { cause: closed ? undefined : problem },
+  );
+}
+
+/**
+ * One connection: opens the stream, waits for INIT, loads the rules, starts the catch-up, then
+ * dispatches events until the stream ends (throws {@link StreamClosed}) or fails (throws).
+ * Resolves when `signal` aborts. Calls `progressed` once INIT arrived.
+ */
+async function connection(
+  state: WatchState,
+  signal: AbortSignal,
+  progressed: () => void,
+): Promise<void> {
+  const { opts, log } = state;
+  const stream = new AbortController();
+  const onAbort = () => stream.abort();
+  signal.addEventListener("abort", onAbort, { once: true });
+  try {
+    const it = opts.client.watchEvents(WATCH_KINDS, { signal: stream.signal })[
+      Symbol.asyncIterator
+    ]();
+    const kinds = await awaitInit(it, opts.initTimeoutMs ?? 15_000, stream, opts.onEvent);
+    const rulesEnabled = kinds.includes(KIND_ACCESS_MONITORING_RULE);
+    await loadRules(state, kinds, rulesEnabled, stream.signal);
+    log.debug("Watcher connected");
+    opts.onInit?.();
+    // Which connection mode the reconnect used (start-up logs it as "Connected to Teleport").
+    if (state.ready) {
+      log.info("Reconnected to Teleport", { connection_mode: opts.client.connectionMode });
+    }
+    opts.watermark?.noteInit(new Date());
+    progressed();
+    if (opts.catchUp ?? true) scheduleCatchUps(state, stream.signal);
+    if (!state.ready) {
+      state.ready = true;
+      opts.onReady?.({ kinds, rulesEnabled });
+    }
+    while (true) {
+      const next = await it.next();
+      if (next.done) break;
+      opts.onEvent?.();
+      await dispatch(next.value, opts.engine, opts.rules, rulesEnabled, log, stream.signal);
+    }
+    if (!signal.aborted) throw new StreamClosed();
+  } catch (err) {
+    if (!signal.aborted) throw err;
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+    stream.abort();
+  }
+}
+
+/**
+ * Waits for the stream's INIT (at most `timeoutMs`) and returns the accepted kinds; `onEvent`
+ * is told when the first event arrived.
+ */
+async function awaitInit(
   it: AsyncIterator<WatchEvent>,
   timeoutMs: number,
   stream: AbortController,
-): Promise<WatchEvent | undefined> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      stream.abort();
-      reject(new TeleportError("connection_problem", "watcher initialization timed out"));
-    }, timeoutMs);
-  });
+  onEvent: (() => void) | undefined,
+): Promise<string[]> {
+  const timeout = AbortSignal.timeout(timeoutMs);
+  let first: IteratorResult<WatchEvent>;
   try {
-    const res = await Promise.race([it.next(), timeout]);
-    return res.done ? undefined : res.value;
-  } finally {
-    clearTimeout(timer);
+    first = await abortable(it.next(), timeout);
+  } catch (err) {
+    if (!timeout.aborted) throw err;
+    stream.abort();
+    throw new TeleportError("connection_problem", "watcher initialization timed out");
+  }
+  if (first.done) throw new StreamClosed();
+  onEvent?.();
+  const init = first.value;
+  if (init.type !== "init") {
+    throw new TeleportError("connection_problem", `unexpected event type "${init.type}"`);
+  }
+  const kinds = init.kinds ?? WATCH_KINDS;
+  if (!WATCH_KINDS.some((k) => kinds.includes(k))) {
+    throw new TeleportError(
+      "bad_parameter",
+      `failed to initialize watcher for all the required resources: [${WATCH_KINDS.join(" ")}]`,
+      { hint: "grant the plugin's role list and read on access_request" },
+    );
+  }
+  return kinds;
+}
+
+/**
+ * Fills the rule cache after INIT: from Teleport when rules are watched (access denied: warn,
+ * route by role only), else empty, with a warning the first time.
+ */
+async function loadRules(
+  state: WatchState,
+  kinds: string[],
+  rulesEnabled: boolean,
+  signal: AbortSignal,
+): Promise<void> {
+  const { opts, log } = state;
+  if (!rulesEnabled) {
+    opts.rules?.replaceAll([]);
+    if (!state.warnedNoRules) {
+      state.warnedNoRules = true;
+      log.warn(
+        "Teleport did not accept watching access_monitoring_rule; routing by role_to_recipients only",
+        { kinds: kinds.join(",") },
+      );
+    }
+    return;
+  }
+  try {
+    opts.rules?.replaceAll(await opts.client.listAccessMonitoringRules(state.plugin, { signal }));
+  } catch (err) {
+    if (!(err instanceof TeleportError && err.kind === "access_denied")) {
+      throw new TeleportError(
+        err instanceof TeleportError ? err.kind : "unknown",
+        `initializing Access Monitoring Rule cache: ${formatError(err)}`,
+        { cause: err },
+      );
+    }
+    log.warn("Cannot list access monitoring rules; routing by role_to_recipients only", {
+      error: formatError(err),
+    });
+    opts.rules?.replaceAll([]);
+  }
+}
+
+/**
+ * Starts a catch-up now and every `resyncIntervalMs` until `signal` (the stream's) aborts; a
+ * catch-up still running is not started twice.
+ */
+function scheduleCatchUps(state: WatchState, signal: AbortSignal): void {
+  const { opts, log } = state;
+  let running: Promise<unknown> | undefined;
+  const start = () => {
+    if (running !== undefined || signal.aborted) return;
+    const run: Promise<unknown> = catchUp(
+      opts.client,
+      opts.engine,
+      state.plugin,
+      log,
+      signal,
+      opts.watermark,
+    )
+      .catch((err) => {
+        if (!signal.aborted) {
+          log.error("Failed to catch up on access requests", { error: formatError(err) });
+        }
+      })
+      .finally(() => {
+        state.catchUps.delete(run);
+        running = undefined;
+      });
+    running = run;
+    state.catchUps.add(run);
+  };
+  start();
+  const every = opts.resyncIntervalMs ?? 300_000;
+  if (every > 0) {
+    const resync = setInterval(start, every);
+    signal.addEventListener("abort", () => clearInterval(resync), { once: true });
   }
 }
 

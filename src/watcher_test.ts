@@ -3,7 +3,7 @@ import { getLogger } from "@logtape/logtape";
 import { captureLogs } from "../tests/helpers/logs.ts";
 import { TeleportError } from "./errors.ts";
 import { Engine } from "./notify/engine.ts";
-import { Watermark } from "./notify/handler.ts";
+import { Watermark } from "./notify/watermark.ts";
 import type { AccessMonitoringRule } from "./teleport/types.ts";
 import {
   FakeMailer,

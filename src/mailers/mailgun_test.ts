@@ -3,7 +3,7 @@ import { ConfigError, MailerError } from "../errors.ts";
 import type { MailgunConfig } from "../config/types.ts";
 import { FakeMailgun, type FakeMailgunOptions } from "../../tests/helpers/fake_mailgun.ts";
 import { MailgunMailer, validateMailgunDomain } from "./mailgun.ts";
-import { withRetry } from "./retry.ts";
+import { withRetry } from "../async.ts";
 
 const KEY = "key-0123456789abcdef-secret";
 const SENDER = "Teleport <noreply@mg.example.test>";

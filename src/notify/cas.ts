@@ -8,6 +8,7 @@
  * record: malformed or extended data then still compares equal, and a key that must stay absent
  * (our `email_delivery` lock) is guarded too.
  */
+import { withRetry } from "../async.ts";
 import { TeleportError } from "../errors.ts";
 import type { TeleportClient } from "../teleport/client.ts";
 import type { PluginDataMap } from "../teleport/types.ts";
@@ -44,26 +45,16 @@ export interface CasMapResult {
 
 const DEFAULT_ATTEMPTS = 5;
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
+function isCompareFailed(err: unknown): boolean {
+  return err instanceof TeleportError && err.kind === "compare_failed";
 }
 
 /**
  * Read-modify-write of the raw plugin data map. `modify` gets the stored map (undefined when
  * absent) and returns the keys to `Set` ("" deletes a key), or undefined to write nothing.
  * `modify` may run several times and must be pure. Throws the last `compare_failed`
- * {@link TeleportError} after `attempts` attempts; any other error at once.
+ * {@link TeleportError} after `attempts` attempts (with a small jittered backoff between them,
+ * so competing replicas do not collide again at once); any other error at once.
  */
 export async function casPluginDataMap(
   client: TeleportClient,
@@ -72,36 +63,30 @@ export async function casPluginDataMap(
   modify: (current: PluginDataMap | undefined) => PluginDataMap | undefined,
   opts: CasOptions = {},
 ): Promise<CasMapResult> {
-  const attempts = Math.max(1, opts.attempts ?? DEFAULT_ATTEMPTS);
-  let lastError: unknown;
-  for (let attempt = 1; attempt <= attempts; attempt++) {
-    opts.signal?.throwIfAborted();
+  const { signal } = opts;
+  return await withRetry(async (attempt) => {
+    signal?.throwIfAborted();
     const current = attempt === 1 && opts.initial !== undefined && opts.initial !== null
       ? opts.initial
-      : await client.getPluginData(requestId, plugin, { signal: opts.signal });
+      : await client.getPluginData(requestId, plugin, { signal });
     const set = modify(current);
     if (set === undefined) return { old: current, new: current, written: false };
     const expect = expectedPluginData(current);
     for (const key of opts.expectKeys ?? []) expect[key] = current?.[key] ?? "";
-    try {
-      await client.updatePluginData(requestId, plugin, set, expect, { signal: opts.signal });
-    } catch (err) {
-      if (!(err instanceof TeleportError && err.kind === "compare_failed")) throw err;
-      lastError = err;
-      if (attempt < attempts) {
-        // Small jittered backoff so competing replicas do not collide again at once.
-        await sleep(5 + Math.random() * 20 * attempt, opts.signal);
-      }
-      continue;
-    }
+    await client.updatePluginData(requestId, plugin, set, expect, { signal });
     const next: PluginDataMap = { ...current };
     for (const [key, value] of Object.entries(set)) {
       if (value === "") delete next[key];
       else next[key] = value;
     }
     return { old: current, new: Object.keys(next).length === 0 ? undefined : next, written: true };
-  }
-  throw lastError;
+  }, {
+    signal,
+    isRetryable: isCompareFailed,
+    maxAttempts: Math.max(1, opts.attempts ?? DEFAULT_ATTEMPTS),
+    baseMs: 5,
+    capMs: 100,
+  });
 }
 
 /** What a typed CAS update did. */

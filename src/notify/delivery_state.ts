@@ -7,11 +7,11 @@
  *
  * Format (version 1):
  * `{"v":1,"recipients":[...],"failed":[...],"threads":{"<email>":{"reviews":N,"resolved":B}},
- *   "lock":{"owner":"...","until":<unix ms>},"title":"...","decided":"APPROVED","rc":N,
- *   "late":true}`
- * `decided`, `rc` and `late` were added compatibly (older versions of our code neither write nor
- * need them; they keep the other fields when rewriting, but drop these, which is safe: see
- * {@link reconcileDelivery}).
+ *   "lock":{"owner":"...","until":<unix ms>,"holder":{...}},"title":"...","decided":"APPROVED",
+ *   "rc":N,"late":true}`
+ * `decided`, `rc`, `late` and `lock.holder` were added compatibly (older versions of our code
+ * neither write nor need them; they keep the other fields when rewriting, but drop these, which
+ * is safe: see {@link reconcileDelivery}, and a lease without `holder` follows the expiry rule).
  *
  * Taking over after the Go plugin advanced our data ({@link reconcileDelivery}, applied on every
  * decode): Go never reads or writes `email_delivery`, it only raises `reviews_count` after
@@ -42,6 +42,31 @@ export interface ThreadProgress {
   resolved: boolean;
 }
 
+/**
+ * Which process holds a lease, so that a restarted process on the same host can tell that the
+ * holder is gone (see `lease_holder.ts`).
+ */
+export interface LeaseHolder {
+  /** Host name of the holder. */
+  host: string;
+  /** Process ID of the holder. */
+  pid: number;
+  /** When the holder process started (unix ms). */
+  start: number;
+  /** Path of the holder's liveness socket (a Unix socket it listens on while it runs). */
+  probe?: string;
+}
+
+/** The lease: who may send for a request until when. */
+export interface LeaseLock {
+  /** `<instance id>/<invocation>`. */
+  owner: string;
+  /** Expiry, unix ms (the holder's clock). */
+  until: number;
+  /** Absent in data written by older versions. */
+  holder?: LeaseHolder;
+}
+
 /** The decoded `email_delivery` value. */
 export interface DeliveryState {
   /** The recipients chosen when the request was first seen (threads are only created for these). */
@@ -50,8 +75,8 @@ export interface DeliveryState {
   failed: string[];
   /** Progress per thread, by email. "Handled" = delivered, or failed permanently. */
   threads: Record<string, ThreadProgress>;
-  /** Who may send for this request until when (unix ms). */
-  lock?: { owner: string; until: number };
+  /** Who may send for this request until when. */
+  lock?: LeaseLock;
   /** Access List title of a PROMOTED request, for its resolution email. */
   title?: string;
   /** The resolution tag we decided (absent: none yet, or data of an older version). */
@@ -98,12 +123,8 @@ export function decodeDelivery(raw: string | undefined): DeliveryState | undefin
       };
     }
   }
-  if (typeof o.lock === "object" && o.lock !== null) {
-    const l = o.lock as Record<string, unknown>;
-    if (typeof l.owner === "string" && typeof l.until === "number") {
-      state.lock = { owner: l.owner, until: l.until };
-    }
-  }
+  const lock = decodeLock(o.lock);
+  if (lock !== undefined) state.lock = lock;
   if (typeof o.title === "string") state.title = o.title;
   if (typeof o.decided === "string" && DECIDED_TAGS.has(o.decided)) {
     state.decided = o.decided as Exclude<ResolutionTag, "">;
@@ -111,6 +132,24 @@ export function decodeDelivery(raw: string | undefined): DeliveryState | undefin
   if (typeof o.rc === "number" && Number.isSafeInteger(o.rc) && o.rc >= 0) state.rc = o.rc;
   if (o.late === true) state.late = true;
   return state;
+}
+
+function decodeLock(v: unknown): LeaseLock | undefined {
+  if (typeof v !== "object" || v === null) return undefined;
+  const l = v as Record<string, unknown>;
+  if (typeof l.owner !== "string" || typeof l.until !== "number") return undefined;
+  const lock: LeaseLock = { owner: l.owner, until: l.until };
+  const h = typeof l.holder === "object" && l.holder !== null
+    ? l.holder as Record<string, unknown>
+    : undefined;
+  if (
+    h !== undefined && typeof h.host === "string" && Number.isSafeInteger(h.pid) &&
+    typeof h.start === "number"
+  ) {
+    lock.holder = { host: h.host, pid: h.pid as number, start: h.start };
+    if (typeof h.probe === "string") lock.holder.probe = h.probe;
+  }
+  return lock;
 }
 
 /** Encodes `state` as the `email_delivery` value. */

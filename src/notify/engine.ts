@@ -5,7 +5,8 @@
  * - Events of one request run one at a time, in arrival order; different requests run
  *   concurrently. At most `maxInFlight` (128) events are queued or running; {@link submit}
  *   waits for room, which is the back-pressure on the stream reader.
- * - Each event gets its own deadline (`eventTimeoutMs`, 15 s).
+ * - Each event gets its own deadline: the handler's `timing.eventTimeoutMs` (15 s), which the
+ *   lease rule accounts for (`lease.ts`).
  * - A failure that may pass (a retryable send failure, a busy lease, a Teleport outage) is
  *   retried later with the request's latest event, with exponential backoff, at most
  *   `maxRetries` times; a newer event of the same request replaces a pending retry. A busy
@@ -19,31 +20,27 @@
  *   another replica), not as failures.
  */
 import { getLogger, type Logger } from "@logtape/logtape";
-import { formatError, TeleportError } from "../errors.ts";
-import type { PluginDataMap } from "../teleport/types.ts";
 import {
-  eventRequestId,
+  formatError,
   RequestBusyError,
-  type RequestEvent,
   RequestFailure,
-  type RequestHandler,
   RequestInterrupted,
   ShutdownAbort,
-} from "./handler.ts";
+  TeleportError,
+} from "../errors.ts";
+import type { PluginDataMap } from "../teleport/types.ts";
+import type { RequestHandler } from "./handler.ts";
+import { eventRequestId, type RequestEvent } from "./plan.ts";
 import { NOT_RETRIED, retriesExhausted, retryScheduled } from "./retry_words.ts";
-
-/** Default deadline of one handler call, in ms. */
-export const DEFAULT_EVENT_TIMEOUT_MS = 15_000;
 /** Most jitter added after a busy lease's expiry before retrying, in ms. */
 export const BUSY_JITTER_MS = 250;
 
 /** Options of {@link Engine}. */
 export interface EngineOptions {
-  handler: Pick<RequestHandler, "handle" | "eventContext" | "needsWork">;
+  /** Its `timing.eventTimeoutMs` is the deadline of each call. */
+  handler: Pick<RequestHandler, "handle" | "eventContext" | "needsWork" | "timing">;
   /** Events queued or running at once; default 128. */
   maxInFlight?: number;
-  /** Deadline of one handler call, in ms; default 15 000. */
-  eventTimeoutMs?: number;
   /** First retry delay, in ms; default 1000 (doubles, with jitter). */
   retryBaseMs?: number;
   /** Longest retry delay, in ms; default 300 000. */
@@ -151,7 +148,7 @@ export class Engine {
   private async runOne(ev: RequestEvent): Promise<void> {
     const id = eventRequestId(ev);
     const signal = AbortSignal.any([
-      AbortSignal.timeout(this.o.eventTimeoutMs ?? DEFAULT_EVENT_TIMEOUT_MS),
+      AbortSignal.timeout(this.o.handler.timing.eventTimeoutMs),
       this.hardStop.signal,
     ]);
     try {

@@ -786,6 +786,64 @@ function buildCall(name: string, def: FuncDef, args: Expr[], pos: number): Expr 
   };
 }
 
+function compileCall(node: Extract<Ast, { k: "call" }>): Expr {
+  const path = selectorPath(node.fn);
+  if (path !== undefined) {
+    const fullName = path.join(".");
+    const fn = Object.hasOwn(FUNCTIONS, fullName) ? FUNCTIONS[fullName] : undefined;
+    if (fn !== undefined) return buildCall(fullName, fn, node.args.map(compileNode), node.pos);
+  }
+  if (node.fn.k === "sel") {
+    const method = Object.hasOwn(METHODS, node.fn.name) ? METHODS[node.fn.name] : undefined;
+    if (method !== undefined) {
+      const receiver = compileNode(node.fn.x);
+      return buildCall(
+        node.fn.name,
+        method,
+        [receiver, ...node.args.map(compileNode)],
+        node.pos,
+      );
+    }
+  }
+  const name = path?.join(".") ?? (node.fn.k === "sel" ? node.fn.name : "expression");
+  throw parseError(`unsupported function: ${name}`, startPos(node.fn));
+}
+
+function compileBinary(node: Extract<Ast, { k: "bin" }>): Expr {
+  const l = compileNode(node.l);
+  const r = compileNode(node.r);
+  if (node.op === "&&" || node.op === "||") {
+    const lb = coerce(l, "bool", `parsing lhs of (${node.op}) operator`);
+    const rb = coerce(r, "bool", `parsing rhs of (${node.op}) operator`);
+    return node.op === "&&"
+      ? {
+        type: "bool",
+        pos: node.pos,
+        ev: (env) => (lb.ev(env) as boolean) && (rb.ev(env) as boolean),
+      }
+      : {
+        type: "bool",
+        pos: node.pos,
+        ev: (env) => (lb.ev(env) as boolean) || (rb.ev(env) as boolean),
+      };
+  }
+  // == and !=: the type of the first operand whose type is known.
+  const operand = l.type === "any" ? r : l;
+  if (operand.type === "any") {
+    throw parseError(
+      `operator (${node.op}) can only be used when at least one operand type is known at parse time`,
+      node.pos,
+    );
+  }
+  if (operand.type !== "string" && operand.type !== "int") {
+    throw parseError(`operator (${node.op}) not supported for type: ${operand.type}`, node.pos);
+  }
+  const lt = coerce(l, operand.type, `parsing lhs of (${node.op}) operator`);
+  const rt = coerce(r, operand.type, `parsing rhs of (${node.op}) operator`);
+  const negate = node.op === "!=";
+  return { type: "bool", pos: node.pos, ev: (env) => (lt.ev(env) === rt.ev(env)) !== negate };
+}
+
 function compileNode(node: Ast): Expr {
   switch (node.k) {
     case "string": {
@@ -814,66 +872,14 @@ function compileNode(node: Ast): Expr {
       }
       return indexDict(x, compileNode(node.key), node.pos);
     }
-    case "call": {
-      const path = selectorPath(node.fn);
-      if (path !== undefined) {
-        const fullName = path.join(".");
-        const fn = Object.hasOwn(FUNCTIONS, fullName) ? FUNCTIONS[fullName] : undefined;
-        if (fn !== undefined) return buildCall(fullName, fn, node.args.map(compileNode), node.pos);
-      }
-      if (node.fn.k === "sel") {
-        const method = Object.hasOwn(METHODS, node.fn.name) ? METHODS[node.fn.name] : undefined;
-        if (method !== undefined) {
-          const receiver = compileNode(node.fn.x);
-          return buildCall(
-            node.fn.name,
-            method,
-            [receiver, ...node.args.map(compileNode)],
-            node.pos,
-          );
-        }
-      }
-      const name = path?.join(".") ?? (node.fn.k === "sel" ? node.fn.name : "expression");
-      throw parseError(`unsupported function: ${name}`, startPos(node.fn));
-    }
+    case "call":
+      return compileCall(node);
     case "not": {
       const x = coerce(compileNode(node.x), "bool", "parsing target of (!) operator");
       return { type: "bool", pos: node.pos, ev: (env) => !x.ev(env) };
     }
-    case "bin": {
-      const l = compileNode(node.l);
-      const r = compileNode(node.r);
-      if (node.op === "&&" || node.op === "||") {
-        const lb = coerce(l, "bool", `parsing lhs of (${node.op}) operator`);
-        const rb = coerce(r, "bool", `parsing rhs of (${node.op}) operator`);
-        return node.op === "&&"
-          ? {
-            type: "bool",
-            pos: node.pos,
-            ev: (env) => (lb.ev(env) as boolean) && (rb.ev(env) as boolean),
-          }
-          : {
-            type: "bool",
-            pos: node.pos,
-            ev: (env) => (lb.ev(env) as boolean) || (rb.ev(env) as boolean),
-          };
-      }
-      // == and !=: the type of the first operand whose type is known.
-      const operand = l.type === "any" ? r : l;
-      if (operand.type === "any") {
-        throw parseError(
-          `operator (${node.op}) can only be used when at least one operand type is known at parse time`,
-          node.pos,
-        );
-      }
-      if (operand.type !== "string" && operand.type !== "int") {
-        throw parseError(`operator (${node.op}) not supported for type: ${operand.type}`, node.pos);
-      }
-      const lt = coerce(l, operand.type, `parsing lhs of (${node.op}) operator`);
-      const rt = coerce(r, operand.type, `parsing rhs of (${node.op}) operator`);
-      const negate = node.op === "!=";
-      return { type: "bool", pos: node.pos, ev: (env) => (lt.ev(env) === rt.ev(env)) !== negate };
-    }
+    case "bin":
+      return compileBinary(node);
   }
 }
 

@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
-import { MailerError } from "../errors.ts";
-import { isRetryableError, nextDelay, withRetry } from "./retry.ts";
+import { MailerError } from "./errors.ts";
+import {
+  abortable,
+  delay,
+  isRetryableError,
+  Limiter,
+  nextDelay,
+  pool,
+  withRetry,
+} from "./async.ts";
 
 const retryable = () => new MailerError("try again", { retryable: true, code: 451 });
 const permanent = () => new MailerError("no such user", { retryable: false, code: 550 });
@@ -111,4 +119,77 @@ Deno.test("isRetryableError() reads the retryable flag", () => {
   assert.equal(isRetryableError(permanent()), false);
   assert.equal(isRetryableError(new Error("x")), false);
   assert.equal(isRetryableError(null), false);
+});
+
+Deno.test("delay() resolves after the time, rejects with the abort reason at once", async () => {
+  await delay(1);
+  const ac = new AbortController();
+  const waiting = delay(60_000, { signal: ac.signal });
+  ac.abort(new Error("stop"));
+  await assert.rejects(waiting, /stop/);
+  await assert.rejects(delay(1, { signal: ac.signal }), /stop/);
+});
+
+Deno.test("abortable() passes the result through, or rejects when the signal aborts first", async () => {
+  const ac = new AbortController();
+  assert.equal(await abortable(Promise.resolve(7), ac.signal), 7);
+  await assert.rejects(abortable(Promise.reject(new Error("own")), ac.signal), /own/);
+  const never = new Promise<number>(() => {});
+  const waiting = abortable(never, ac.signal);
+  ac.abort(new Error("gave up"));
+  await assert.rejects(waiting, /gave up/);
+});
+
+Deno.test("pool() runs every item at most limit at once and reports errors without stopping", async () => {
+  let running = 0;
+  let most = 0;
+  const done: number[] = [];
+  const errors: unknown[] = [];
+  await pool([1, 2, 3, 4, 5, 6], 2, async (n) => {
+    running++;
+    most = Math.max(most, running);
+    await delay(1);
+    running--;
+    if (n === 3) throw new Error("three");
+    done.push(n);
+  }, (err) => errors.push(err));
+  assert.equal(most, 2);
+  assert.deepEqual(done.sort(), [1, 2, 4, 5, 6]);
+  assert.equal(errors.length, 1);
+});
+
+Deno.test("Limiter runs at most its limit at once, in arrival order, and drops a waiter whose signal aborts", async () => {
+  const limiter = new Limiter(1);
+  const order: string[] = [];
+  let release!: () => void;
+  const first = limiter.run(() =>
+    new Promise<void>((r) => (release = r)).then(() => order.push("a"))
+  );
+  const ac = new AbortController();
+  const cancelled = limiter.run(() => Promise.resolve(order.push("cancelled")), ac.signal);
+  const second = limiter.run(() => Promise.resolve(order.push("b")));
+  assert.equal(limiter.active, 1);
+  assert.equal(limiter.waiting, 2);
+  ac.abort(new Error("deadline"));
+  await assert.rejects(cancelled, /deadline/);
+  release();
+  await Promise.all([first, second]);
+  assert.deepEqual(order, ["a", "b"]);
+  assert.equal(limiter.active, 0);
+});
+
+Deno.test("withRetry() starts from the shortest delay again after an attempt reports progress", async () => {
+  const delays: number[] = [];
+  await withRetry((attempt, progressed) => {
+    if (attempt === 3) progressed();
+    if (attempt < 5) throw retryable();
+    return Promise.resolve();
+  }, {
+    baseMs: 1,
+    capMs: 1000,
+    random: () => 1,
+    onRetry: ({ delayMs }) => delays.push(delayMs),
+  });
+  // Each delay triples (random = 1) until attempt 3 progressed.
+  assert.deepEqual(delays, [3, 9, 3, 9]);
 });
