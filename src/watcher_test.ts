@@ -72,9 +72,9 @@ Deno.test("runWatcher() handles request events from the stream", async () => {
     r.client.putRequest({ ...req, state: "APPROVED", resolveReason: "okay" });
     await waitFor(() => r.mailer.sent.length === 4, "resolution emails");
     assert.ok(r.mailer.sent[3].text.includes("Status: ✅ APPROVED (okay)"));
+    const handled = r.engine.handled;
     r.client.deleteRequest(req.id);
-    await new Promise((res) => setTimeout(res, 20));
-    await r.engine.idle();
+    await waitFor(() => r.engine.handled > handled, "the delete event to be handled");
     assert.equal(r.mailer.sent.length, 4, "deleting a resolved request sends nothing");
   } finally {
     await w.stop();

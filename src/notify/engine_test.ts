@@ -131,7 +131,8 @@ Deno.test("Engine gives up after maxRetries until the next event", async () => {
   }, { maxRetries: 2 });
   await engine.submit(ev("a"));
   await waitFor(() => attempts === 3 && engine.pendingRetries === 0, "retries to end");
-  await new Promise((r) => setTimeout(r, 30));
+  // No retry is scheduled any more, so no further attempt can come.
+  await engine.idle();
   assert.equal(attempts, 3);
 });
 
