@@ -22,7 +22,9 @@ import { createMailer } from "./mailers/create.ts";
 import type { Mailer } from "./mailers/mailer.ts";
 import { DEFAULT_SMTP_MAX_CONNECTIONS } from "./mailers/smtp.ts";
 import { SwappableMailer } from "./mailers/swappable.ts";
+import { DEFAULT_LEASE_MS } from "./notify/lease.ts";
 import { Watermark } from "./notify/watermark.ts";
+import { type LivenessProbe, tryStartProbe } from "./liveness.ts";
 import { Pipeline } from "./pipeline.ts";
 import {
   type ConfigChange,
@@ -115,6 +117,8 @@ interface App {
   mailer: SwappableMailer;
   pipeline: Pipeline;
   readonly watermark: Watermark;
+  /** This process's liveness socket, written into leases (undefined: it could not be made). */
+  readonly probe: LivenessProbe | undefined;
   readonly opts: RunAppOptions;
   readonly deps: AppDeps;
   /** Aborted on shutdown and on a fatal error (stops a reload in progress). */
@@ -154,7 +158,12 @@ export async function runAppWith(
     if (started === undefined) return;
     const watermark = new Watermark({ marginMs: opts.env?.watermarkMarginMs });
     const mailer = new SwappableMailer(started.mailer);
-    const base = { config, mailer, watermark, opts, deps, signal };
+    const probe = tryStartProbe({
+      dir: opts.env?.probeDir ?? "/tmp",
+      hostName: opts.env?.hostName,
+      sweepAfterMs: 2 * DEFAULT_LEASE_MS,
+    }, (msg, attrs) => log.warn(msg, attrs));
+    const base = { config, mailer, watermark, probe, opts, deps, signal };
     // The same object: the pipeline reads `config` from it, which a reload replaces.
     app = Object.assign(base, { pipeline: newPipeline(base, started.conn, mailer.kind, true) });
     await runPipelines(app, () => reloads.resume());
@@ -241,6 +250,8 @@ function newPipeline(
     mailer: app.mailer,
     plugin: PLUGIN_NAME,
     watermark: app.watermark,
+    holder: app.probe?.holder,
+    holderGone: app.probe && ((lock) => app.probe!.holderGone(lock)),
     failFast: app.opts.env?.failFast ?? false,
     maxParallelSends: app.deps.maxParallelSends ?? MAX_PARALLEL_SENDS[kind],
     eventTimeoutMs: app.deps.eventTimeoutMs,
@@ -287,6 +298,7 @@ async function shutdown(app: App): Promise<void> {
   }
   await closeQuietly(app.mailer);
   app.pipeline.conn.close();
+  await app.probe?.close();
 }
 
 async function closeQuietly(mailer: Mailer | undefined): Promise<void> {

@@ -17,6 +17,7 @@ import type { Logger } from "@logtape/logtape";
 import type { Config } from "./config/types.ts";
 import type { PluginObserver } from "./diag/metrics.ts";
 import type { Mailer } from "./mailers/mailer.ts";
+import type { LeaseHolder, LeaseLock } from "./notify/delivery_state.ts";
 import { Engine } from "./notify/engine.ts";
 import { RequestHandler } from "./notify/handler.ts";
 import type { Watermark } from "./notify/watermark.ts";
@@ -32,6 +33,10 @@ export interface PipelineOptions {
   mailer: Mailer;
   plugin: "email";
   watermark: Watermark;
+  /** Written into the leases this pipeline's handler takes (see `liveness.ts`). */
+  holder?: LeaseHolder;
+  /** Whether a lease's holder has exited on this host, so its lease can be taken over. */
+  holderGone?: (lock: LeaseLock) => Promise<boolean>;
   failFast: boolean;
   maxParallelSends?: number;
   eventTimeoutMs?: number;
@@ -82,6 +87,8 @@ export class Pipeline {
         }).recipients;
       },
       watermark: opts.watermark,
+      holder: opts.holder,
+      holderGone: opts.holderGone,
       log: opts.log.notify,
     });
     this.engine = new Engine({ handler, log: opts.log.notify });

@@ -6,7 +6,12 @@
  *   stream is lost; parsed like Go's `strconv.ParseBool`.
  * - `TELEPORT_EMAIL_WATERMARK_MARGIN_MS`: the clock-skew margin of the watermark that decides
  *   which requests first seen already resolved are notified (default 120 000 ms, see
- *   `notify/handler.ts`).
+ *   `notify/watermark.ts`).
+ * - `TELEPORT_EMAIL_HOSTNAME`: the host name written into request leases (default the
+ *   system's; see `liveness.ts`), for tests and for containers whose host name is not the
+ *   instance's identity.
+ * - `RUNTIME_DIRECTORY` (systemd's `RuntimeDirectory=`, its first entry), else `TMPDIR`: where
+ *   the liveness socket lives (default `/tmp`).
  *
  * Teleport dialing (the Go client's variables, same names and meaning; {@link readDialEnv}):
  * - `HTTPS_PROXY`/`https_proxy`, `HTTP_PROXY`/`http_proxy`, `NO_PROXY`/`no_proxy`: the HTTP
@@ -25,10 +30,17 @@ export interface EnvSettings {
   watermarkMarginMs?: number;
   /** The Teleport dialers' variables ({@link DIAL_ENV_NAMES}); undefined: none set. */
   dial?: Env;
+  /** Host name for request leases; undefined: the system's. */
+  hostName?: string;
+  /** Directory of the liveness socket; undefined: `/tmp`. */
+  probeDir?: string;
 }
 
 export const FAIL_FAST_ENV = "TELEPORT_PLUGIN_FAIL_FAST";
 export const WATERMARK_MARGIN_ENV = "TELEPORT_EMAIL_WATERMARK_MARGIN_MS";
+export const HOSTNAME_ENV = "TELEPORT_EMAIL_HOSTNAME";
+/** Where the liveness socket lives: the first of these that is set. */
+export const PROBE_DIR_ENVS = ["RUNTIME_DIRECTORY", "TMPDIR"] as const;
 
 const TRUE_VALUES = new Set(["1", "t", "T", "TRUE", "true", "True"]);
 const FALSE_VALUES = new Set(["0", "f", "F", "FALSE", "false", "False"]);
@@ -75,6 +87,8 @@ export function readEnvSettings(
     failFast: parseFailFast(env(FAIL_FAST_ENV)),
     watermarkMarginMs: parseWatermarkMargin(env(WATERMARK_MARGIN_ENV)),
     dial: readEnv(DIAL_ENV_NAMES, env),
+    hostName: env(HOSTNAME_ENV) || undefined,
+    probeDir: PROBE_DIR_ENVS.map((n) => env(n)?.split(":")[0]).find((d) => !!d),
   };
 }
 

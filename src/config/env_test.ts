@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { ConfigError } from "../errors.ts";
 import {
   DIAL_ENV_NAMES,
+  HOSTNAME_ENV,
   parseFailFast,
   parseWatermarkMargin,
   readEnvSettings,
@@ -78,4 +79,22 @@ Deno.test("readEnvSettings() snapshots the Teleport dialers' variables, and only
     return undefined;
   });
   assert.equal(denied.dial?.HTTPS_PROXY, undefined);
+});
+
+Deno.test("readEnvSettings() reads the lease host name and the liveness socket's directory", () => {
+  const vars: Record<string, string> = {
+    [HOSTNAME_ENV]: "replica-a",
+    RUNTIME_DIRECTORY: "/run/teleport-email:/run/other",
+    TMPDIR: "/var/tmp",
+  };
+  const set = readEnvSettings((n) => vars[n]);
+  assert.equal(set.hostName, "replica-a");
+  assert.equal(set.probeDir, "/run/teleport-email");
+  assert.equal(
+    readEnvSettings((n) => (n === "TMPDIR" ? "/var/tmp" : undefined)).probeDir,
+    "/var/tmp",
+  );
+  const unset = readEnvSettings((n) => (n === HOSTNAME_ENV ? "" : undefined));
+  assert.equal(unset.hostName, undefined, "empty: the system's host name");
+  assert.equal(unset.probeDir, undefined, "unset: /tmp");
 });

@@ -66,3 +66,18 @@ Deno.test("reconcileDelivery() a resolution we did not decide counts as sent to 
   // Unresolved: nothing changes.
   assert.deepEqual(reconcileDelivery(state(), data("")), state());
 });
+
+Deno.test("decodeDelivery() keeps who holds the lease, and reads a lease without it (older versions)", () => {
+  const holder = { host: "h1", pid: 7, start: 1000, probe: "/run/teleport-email/p.sock" };
+  const state = {
+    recipients: [],
+    failed: [],
+    threads: {},
+    lock: { owner: "i/1", until: 5, holder },
+  };
+  assert.deepEqual(decodeDelivery(encodeDelivery(state))?.lock, state.lock);
+  const old = decodeDelivery('{"v":1,"lock":{"owner":"i/1","until":5}}');
+  assert.deepEqual(old?.lock, { owner: "i/1", until: 5 });
+  const bad = decodeDelivery('{"v":1,"lock":{"owner":"i/1","until":5,"holder":{"host":1}}}');
+  assert.deepEqual(bad?.lock, { owner: "i/1", until: 5 }, "a malformed holder is ignored");
+});

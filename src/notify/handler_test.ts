@@ -10,7 +10,7 @@ import {
 } from "../../tests/helpers/fakes.ts";
 import type { AccessRequest } from "../teleport/types.ts";
 import { RequestBusyError, RequestFailure, TeleportError } from "../errors.ts";
-import { decodeDelivery, DELIVERY_KEY } from "./delivery_state.ts";
+import { decodeDelivery, DELIVERY_KEY, type LeaseLock } from "./delivery_state.ts";
 import type { HandlerOptions } from "./handler.ts";
 import type { RequestEvent } from "./plan.ts";
 import { parseGoTimestamp, Watermark } from "./watermark.ts";
@@ -968,4 +968,91 @@ Deno.test("handle() two replicas first seeing the same resolved request at once:
   assert.deepEqual(await t.handler.handle(put(req)), { sent: 0, noop: true });
   assert.equal(t.mailer.sent.length, 8);
   assert.equal(new Set(t.mailer.sent.map((e) => `${e.to} ${e.text}`)).size, 8);
+});
+
+// ---- Taking over the lease of a process that exited (a restart on the same host) ----
+
+function heldBy(req: AccessRequest, lock: Record<string, unknown>) {
+  return new Map([["email", {
+    user: req.user,
+    roles: "editor",
+    request_reason: req.requestReason,
+    [DELIVERY_KEY]: JSON.stringify({ v: 1, recipients: [ALL, R1], failed: [], threads: {}, lock }),
+  }]]);
+}
+
+const DEAD = { host: "h1", pid: 41, start: 1000, probe: "/tmp/teleport-email-41-x.sock" };
+
+Deno.test("handle() takes over at once a live lease whose holder is gone, and says so", async () => {
+  await captureLogs(async (records) => {
+    const seen: LeaseLock[] = [];
+    const t = setup({
+      holder: { host: "h1", pid: 42, start: 2000, probe: "/tmp/teleport-email-42-y.sock" },
+      holderGone: (lock) => {
+        seen.push(lock);
+        return Promise.resolve(true);
+      },
+    });
+    const req = makeRequest({ id: "req-1", suggestedReviewers: [R1] });
+    t.client.putRequest(req, false);
+    const until = Date.now() + 60_000;
+    t.client.pluginData.set(req.id, heldBy(req, { owner: "dead/1", until, holder: DEAD }));
+    await t.handler.handle(put(req));
+    assert.deepEqual(t.mailer.sent.map((e) => e.to).sort(), [ALL, R1]);
+    assert.deepEqual(seen, [{ owner: "dead/1", until, holder: DEAD }]);
+    const took = records.find((r) =>
+      r.rawMessage === "Took over the lease of a process that is no longer running"
+    );
+    assert.equal(took?.properties.holder_pid, 41);
+    assert.equal(took?.properties.request_id, "req-1");
+    assert.equal(stored(t.client, req.id).delivery?.lock, undefined, "released when done");
+  });
+});
+
+Deno.test("handle() a live lease whose holder runs, or cannot be told, stays busy until it expires", async () => {
+  const t = setup({ holderGone: () => Promise.resolve(false) });
+  const req = makeRequest({ id: "req-1", suggestedReviewers: [R1] });
+  t.client.putRequest(req, false);
+  const until = Date.now() + 60_000;
+  t.client.pluginData.set(req.id, heldBy(req, { owner: "other/1", until }));
+  await assert.rejects(
+    t.handler.handle(put(req)),
+    (err) => err instanceof RequestBusyError && err.until === until,
+  );
+  assert.equal(t.mailer.sent.length, 0);
+});
+
+Deno.test("handle() does not take over a lease that changed hands while its holder was probed", async () => {
+  const t = setup();
+  const req = makeRequest({ id: "req-1", suggestedReviewers: [R1] });
+  t.client.putRequest(req, false);
+  const until = Date.now() + 60_000;
+  t.client.pluginData.set(req.id, heldBy(req, { owner: "dead/1", until, holder: DEAD }));
+  const h = fakeHandler(t.client, t.mailer, {
+    holderGone: () => {
+      // Meanwhile a third instance took over the dead holder's lease.
+      t.client.pluginData.set(req.id, heldBy(req, { owner: "third/1", until: until + 1 }));
+      return Promise.resolve(true);
+    },
+  });
+  await assert.rejects(
+    h.handle(put(req)),
+    (err) => err instanceof RequestBusyError && err.until === until + 1,
+  );
+  assert.equal(t.mailer.sent.length, 0);
+});
+
+Deno.test("handle() writes who holds the lease into it while sending", async () => {
+  const holder = { host: "h1", pid: 42, start: 2000, probe: "/tmp/teleport-email-42-y.sock" };
+  const t = setup({ holder });
+  const req = makeRequest({ id: "req-1", suggestedReviewers: [R1] });
+  t.client.putRequest(req, false);
+  let open!: () => void;
+  t.mailer.gate = new Promise<void>((r) => (open = r));
+  const handling = t.handler.handle(put(req));
+  await waitFor(() => t.mailer.inFlight > 0, "a send to start");
+  assert.deepEqual(stored(t.client, req.id).delivery?.lock?.holder, holder);
+  open();
+  await handling;
+  assert.equal(stored(t.client, req.id).delivery?.lock, undefined);
 });
