@@ -12,12 +12,7 @@ import { withRetry } from "../async.ts";
 import { TeleportError } from "../errors.ts";
 import type { TeleportClient } from "../teleport/client.ts";
 import type { PluginDataMap } from "../teleport/types.ts";
-import {
-  decodePluginData,
-  type EmailPluginData,
-  encodePluginData,
-  expectedPluginData,
-} from "./plugin_data.ts";
+import { expectedPluginData } from "./plugin_data.ts";
 
 /** Options of the CAS helpers. */
 export interface CasOptions {
@@ -87,32 +82,4 @@ export async function casPluginDataMap(
     baseMs: 5,
     capMs: 100,
   });
-}
-
-/** What a typed CAS update did. */
-export interface CasResult {
-  old: EmailPluginData;
-  new: EmailPluginData;
-  written: boolean;
-}
-
-/**
- * The Go plugin's `modifyPluginData`: `modify` gets the decoded record (the empty record and
- * `exists = false` when there is none) and returns the new record, or undefined to decline.
- * Writes the 7 Go keys; other stored keys are kept.
- */
-export async function updatePluginDataCas(
-  client: TeleportClient,
-  requestId: string,
-  plugin: string,
-  modify: (current: EmailPluginData, exists: boolean) => EmailPluginData | undefined,
-  opts: CasOptions = {},
-): Promise<CasResult> {
-  let decided: EmailPluginData | undefined;
-  const result = await casPluginDataMap(client, requestId, plugin, (current) => {
-    decided = modify(decodePluginData(current), current !== undefined);
-    return decided === undefined ? undefined : encodePluginData(decided);
-  }, opts);
-  const old = decodePluginData(result.old);
-  return { old, new: result.written ? decided! : old, written: result.written };
 }

@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
 import { TeleportError } from "../errors.ts";
 import { FakeTeleportClient, makeRequest } from "../../tests/helpers/fakes.ts";
-import { casPluginDataMap, updatePluginDataCas } from "./cas.ts";
-import { emptyPluginData } from "./plugin_data.ts";
+import { casPluginDataMap } from "./cas.ts";
 
 function client(): FakeTeleportClient {
   const c = new FakeTeleportClient();
@@ -10,33 +9,26 @@ function client(): FakeTeleportClient {
   return c;
 }
 
-Deno.test("updatePluginDataCas() creates absent data with all 7 Go keys", async () => {
-  const c = client();
-  const res = await updatePluginDataCas(c, "r1", "email", (cur, exists) => {
-    assert.equal(exists, false);
-    assert.deepEqual(cur, emptyPluginData());
-    return { ...cur, user: "alice" };
-  });
-  assert.equal(res.written, true);
-  assert.equal(res.new.user, "alice");
-  assert.deepEqual(c.pluginData.get("r1")?.get("email"), { user: "alice" });
-});
-
-Deno.test("updatePluginDataCas() declining writes nothing", async () => {
-  const c = client();
-  const res = await updatePluginDataCas(c, "r1", "email", () => undefined);
-  assert.equal(res.written, false);
-  assert.equal(c.writes, 0);
-});
-
-Deno.test("updatePluginDataCas() keeps keys it does not manage and still matches Expect", async () => {
+Deno.test("casPluginDataMap() expects the exact stored map (extra and malformed keys too) and keeps what it does not set", async () => {
   const c = client();
   c.pluginData.set("r1", new Map([["email", { user: "bob", extra: "x", email_threads: "bad" }]]));
-  await updatePluginDataCas(c, "r1", "email", (cur) => ({ ...cur, requestReason: "why" }));
-  const stored = c.pluginData.get("r1")?.get("email");
-  assert.equal(stored?.extra, "x");
-  assert.equal(stored?.request_reason, "why");
-  assert.equal(stored?.user, "bob");
+  const res = await casPluginDataMap(c, "r1", "email", () => ({ request_reason: "why" }));
+  assert.equal(res.written, true);
+  assert.deepEqual(c.pluginData.get("r1")?.get("email"), {
+    user: "bob",
+    extra: "x",
+    email_threads: "bad",
+    request_reason: "why",
+  });
+  assert.deepEqual(res.new, c.pluginData.get("r1")?.get("email"));
+});
+
+Deno.test("casPluginDataMap() declining writes nothing", async () => {
+  const c = client();
+  const res = await casPluginDataMap(c, "r1", "email", () => undefined);
+  assert.equal(res.written, false);
+  assert.equal(res.new, undefined);
+  assert.equal(c.writes, 0);
 });
 
 Deno.test("casPluginDataMap() retries compare failures and gives up after 5 attempts", async () => {

@@ -93,9 +93,6 @@ export function leaseTiming(over: Partial<LeaseTiming> = {}): LeaseTiming {
   return t;
 }
 
-/** The default {@link LeaseTiming} (checked when this module loads). */
-export const DEFAULT_TIMING: LeaseTiming = leaseTiming();
-
 type Warn = (msg: string, attrs: Record<string, unknown>) => void;
 
 /** Where a lease lives and who takes it. */

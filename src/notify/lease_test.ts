@@ -7,12 +7,12 @@ import {
   DEFAULT_EVENT_TIMEOUT_MS,
   DEFAULT_LEASE_MS,
   DEFAULT_RECORD_TIMEOUT_MS,
-  DEFAULT_TIMING,
   leaseTiming,
 } from "./lease.ts";
 
 Deno.test("leaseTiming() defaults: a 30 s lease covers the 15 s event deadline, a 5 s record and 10 s of clock skew", () => {
-  assert.deepEqual(DEFAULT_TIMING, {
+  const defaults = leaseTiming();
+  assert.deepEqual(defaults, {
     leaseMs: 30_000,
     eventTimeoutMs: 15_000,
     recordTimeoutMs: 5000,
@@ -22,7 +22,7 @@ Deno.test("leaseTiming() defaults: a 30 s lease covers the 15 s event deadline, 
     DEFAULT_LEASE_MS >=
       DEFAULT_EVENT_TIMEOUT_MS + DEFAULT_RECORD_TIMEOUT_MS + DEFAULT_CLOCK_SKEW_MS,
   );
-  assert.deepEqual(leaseTiming({ eventTimeoutMs: 20 }), { ...DEFAULT_TIMING, eventTimeoutMs: 20 });
+  assert.deepEqual(leaseTiming({ eventTimeoutMs: 20 }), { ...defaults, eventTimeoutMs: 20 });
 });
 
 Deno.test("leaseTiming() rejects a lease shorter than event deadline + record budget + clock skew", () => {
