@@ -16,11 +16,9 @@ function lockOf(env: E2eEnv, id: string): unknown {
   return raw === undefined ? undefined : JSON.parse(raw).lock;
 }
 
-/** Starts the plugin as host `host`, with its liveness probes in the environment's folder. */
+/** Starts the plugin as host `host` (its liveness socket goes to the environment's folder). */
 function startAs(env: E2eEnv, host: string): Promise<PluginProcess> {
-  return env.startPlugin({
-    env: { TELEPORT_EMAIL_HOSTNAME: host, RUNTIME_DIRECTORY: env.dir },
-  });
+  return env.startPlugin({ env: { TELEPORT_EMAIL_HOSTNAME: host } });
 }
 
 Deno.test("e2e smtp: SIGKILL in the middle of a 40-request burst; the restart takes the dead process's leases over at once: none lost, duplicates at most the in-flight ones", async () => {

@@ -158,11 +158,20 @@ export class E2eEnv {
     return env;
   }
 
-  /** Starts `teleport-email start -c <config>` and waits until it logs `Plugin is ready`. */
+  /**
+   * Starts `teleport-email start -c <config>` and waits until it logs `Plugin is ready`. Its
+   * liveness socket goes to the environment's folder (`RUNTIME_DIRECTORY`), shared by every
+   * plugin of the environment as by restarts on one host.
+   */
   async startPlugin(
     opts: PluginProcessOptions & { waitReady?: boolean; args?: string[] } = {},
   ): Promise<PluginProcess> {
-    const plugin = PluginProcess.start(opts.args ?? ["start", "-c", this.configPath], opts);
+    // Liveness sockets in the environment's folder, not /tmp (killed plugins leave theirs).
+    const env = { RUNTIME_DIRECTORY: this.dir, ...opts.env };
+    const plugin = PluginProcess.start(opts.args ?? ["start", "-c", this.configPath], {
+      ...opts,
+      env,
+    });
     this.#plugins.push(plugin);
     if (opts.waitReady ?? true) {
       try {

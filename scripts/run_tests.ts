@@ -8,7 +8,7 @@
  * ```
  *
  * ARGS go to `deno test` (files, `--filter`, …); a `--shuffle=N` among them wins. Exits with
- * `deno test`'s status.
+ * `deno test`'s status. (Not named `test.ts`: `deno test` would take it for a test module.)
  */
 const given = Deno.env.get("TEST_SEED") ?? "";
 const own = Deno.args.find((a) => a.startsWith("--shuffle"));
