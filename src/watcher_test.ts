@@ -2,9 +2,10 @@ import assert from "node:assert/strict";
 import { getLogger } from "@logtape/logtape";
 import { captureLogs } from "../tests/helpers/logs.ts";
 import { TeleportError } from "./errors.ts";
+import { decodeDelivery, DELIVERY_KEY } from "./notify/delivery_state.ts";
 import { Engine } from "./notify/engine.ts";
 import { Watermark } from "./notify/watermark.ts";
-import type { AccessMonitoringRule } from "./teleport/types.ts";
+import type { AccessMonitoringRule, PluginDataMap } from "./teleport/types.ts";
 import {
   FakeMailer,
   FakeTeleportClient,
@@ -16,6 +17,10 @@ import { ALL, fakeHandler } from "../tests/helpers/notify_rig.ts";
 import { runWatcher, type WatcherOptions } from "./watcher.ts";
 
 const R1 = "reviewer1@example.com";
+
+function leaseHeld(data: PluginDataMap | undefined): boolean {
+  return decodeDelivery(data?.[DELIVERY_KEY])?.lock !== undefined;
+}
 
 function rig(
   client = new FakeTeleportClient(),
@@ -118,10 +123,16 @@ Deno.test("runWatcher() catches up on events missed while the stream was down, e
     // Another reconnect: the catch-up finds nothing to do.
     const before = r.mailer.sent.length;
     const writes = r.client.writes;
-    r.client.breakStreams();
-    await r.client.waitForStreams(r.client.streams.length + 1);
-    await waitFor(() => (r.client.calls.get("listAccessRequests") ?? 0) >= 3, "3rd catch-up");
-    await new Promise((res) => setTimeout(res, 20));
+    await captureLogs(async (records) => {
+      r.client.breakStreams();
+      await r.client.waitForStreams(r.client.streams.length + 1);
+      await waitFor(
+        () => records.some((l) => l.rawMessage === "Caught up on access requests"),
+        "the catch-up after the reconnect",
+      );
+      const done = records.find((l) => l.rawMessage === "Caught up on access requests");
+      assert.equal(done?.properties.queued, 0);
+    });
     await r.engine.idle();
     assert.equal(r.mailer.sent.length, before);
     assert.equal(r.client.writes, writes);
@@ -288,7 +299,12 @@ Deno.test("runWatcher() two replicas against one Teleport send each email exactl
       });
     }
     await waitFor(() => mailer.sent.length === 6 * n, "review and resolution emails", 10_000);
-    await new Promise((res) => setTimeout(res, 50));
+    // No lease held any more: every email is recorded, and a replica that found a request busy
+    // and retries later finds nothing to do.
+    await waitFor(
+      () => [...client.pluginData.values()].every((m) => !leaseHeld(m.get("email"))),
+      "every lease released",
+    );
     await Promise.all([r1.engine.idle(), r2.engine.idle()]);
     assert.equal(mailer.sent.length, 6 * n);
     assert.equal(new Set(mailer.sent.map((e) => e.messageId)).size, 6 * n);
