@@ -279,18 +279,30 @@ async function servesHttp(port: number): Promise<boolean> {
   }
 }
 
-Deno.test("e2e diag: without --diag-addr the process listens on nothing; with it, only on the endpoint", async () => {
+/**
+ * The listeners of process `pid` other than its liveness socket (a Unix socket in the runtime
+ * directory that a restarted process on the same host connects to, to learn that a lease holder
+ * has exited; never a network port). Asserts that the liveness socket is there, in `dir`.
+ */
+async function listenersBesidesLiveness(pid: number, dir: string): Promise<string[]> {
+  const all = await listeners(pid);
+  const liveness = all.filter((l) => l.startsWith(`unix:${dir}/teleport-email-${pid}-`));
+  assert.equal(liveness.length, 1, `one liveness socket in ${dir}: ${all.join(", ")}`);
+  return all.filter((l) => l !== liveness[0]);
+}
+
+Deno.test("e2e diag: without --diag-addr the process listens on no port (only its liveness socket); with it, only on the endpoint", async () => {
   await using env = await E2eEnv.start();
   // Ready means connected to Teleport over gRPC, watching, and the mailer checked.
   const plain = await env.startPlugin();
-  assert.deepEqual(await listeners(plain.pid), []);
+  assert.deepEqual(await listenersBesidesLiveness(plain.pid, env.dir), []);
   assert.equal(plain.logs.some((l) => l.msg === "Serving diagnostics"), false);
   assert.equal(await plain.stop(), 0);
 
   // The same check sees the endpoint when the flag is given (so the empty answer above means it).
   const { plugin, base } = await startWithDiag(env);
   const diagPort = Number(new URL(base).port);
-  assert.deepEqual(await listeners(plugin.pid), [`127.0.0.1:${diagPort}`]);
+  assert.deepEqual(await listenersBesidesLiveness(plugin.pid, env.dir), [`127.0.0.1:${diagPort}`]);
   assert.equal(await servesHttp(diagPort), true);
   assert.equal(await plugin.stop(), 0);
 });
