@@ -24,6 +24,8 @@ import * as grpc from "@grpc/grpc-js";
 import { clone, create } from "@bufbuild/protobuf";
 import { EmptySchema } from "@bufbuild/protobuf/wkt";
 import tls from "node:tls";
+import type http2 from "node:http2";
+import { Buffer } from "node:buffer";
 import type net from "node:net";
 import crypto from "node:crypto";
 import type { TestCertificateAuthority } from "./ca.ts";
@@ -36,7 +38,10 @@ import {
   labelValuesToPb,
   requestStateToPb,
 } from "../../src/teleport/convert.ts";
-import { grpcServiceDefinition } from "../../src/teleport/grpc_transport.ts";
+import {
+  grpcServiceDefinition,
+  guardHttp2GoawayDestroy,
+} from "../../src/teleport/grpc_transport.ts";
 import {
   accessRequestFilterMatches,
   type AccessRequestWatchFilter,
@@ -287,6 +292,7 @@ export class TeleportTestServer {
   readonly #host: string;
   readonly #grpc: grpc.Server;
   readonly #injector: ReturnType<grpc.Server["createConnectionInjector"]>;
+  readonly #h2Sessions: Set<http2.ServerHttp2Session>;
   readonly #tlsOptions: tls.TlsOptions;
   #tls?: tls.Server;
   readonly #sockets = new Set<tls.TLSSocket>();
@@ -328,6 +334,9 @@ export class TeleportTestServer {
     this.rulesUnimplemented = opts.rulesUnimplemented ?? false;
     this.maxPageSize = opts.maxPageSize ?? 1000;
     this.#tlsOptions = tlsOptions;
+    // A client closing its channel sends GOAWAY; without the guard Deno 2.9.6 can abort this whole
+    // process (the test runner) while the server session handles it (denoland/deno#36788).
+    if (!guardHttp2GoawayDestroy()) throw new Error("node:http2 GOAWAY guard not installed");
     this.#grpc = new grpc.Server({
       // Keepalive pings from clients every 60 s (or faster in tests) are fine.
       "grpc.keepalive_permit_without_calls": 1,
@@ -340,6 +349,7 @@ export class TeleportTestServer {
       this.#ruleHandlers(),
     );
     this.#injector = this.#grpc.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+    this.#h2Sessions = injectorSessions(this.#grpc);
   }
 
   /** Starts the server (TLS listener on `host:port`) and returns it. */
@@ -452,6 +462,24 @@ export class TeleportTestServer {
   dropConnections(): void {
     this.dropStreams();
     for (const s of this.#sockets) s.destroy();
+  }
+
+  /**
+   * Sends GOAWAY on every client connection, as Go's gRPC server does: NO_ERROR (the default) when
+   * it drains its connections (graceful stop, max connection age), ENHANCE_YOUR_CALM (11) with
+   * `debugData: "too_many_pings"` when a client pings too often. `lastStreamId` defaults to
+   * 2^31-1 (the first GOAWAY of Go's graceful shutdown); 0 means the last stream the server
+   * processed. Connections stay open and open streams go on, as in Go. Returns the count.
+   */
+  goAway(opts: { code?: number; lastStreamId?: number; debugData?: string } = {}): number {
+    let n = 0;
+    for (const s of this.#h2Sessions) {
+      if (s.closed || s.destroyed) continue;
+      const data = opts.debugData === undefined ? undefined : Buffer.from(opts.debugData);
+      s.goaway(opts.code ?? 0, opts.lastStreamId ?? 0x7fffffff, data);
+      n++;
+    }
+    return n;
   }
 
   /** Number of open watch streams. */
@@ -1005,6 +1033,19 @@ export class TeleportTestServer {
     else stored.entries.set(p.Plugin, next);
     if (creating) this.#pluginData.set(p.Resource, stored);
   }
+}
+
+/**
+ * The HTTP/2 sessions of the server's (only) connection injector: grpc-js 1.14.7 keeps them in
+ * its private `http2Servers` map. Throws if that changes, so a grpc-js upgrade fails loudly.
+ */
+function injectorSessions(server: grpc.Server): Set<http2.ServerHttp2Session> {
+  const servers = (server as unknown as {
+    http2Servers?: Map<unknown, { sessions?: Set<http2.ServerHttp2Session> }>;
+  }).http2Servers;
+  const sessions = servers ? [...servers.values()][0]?.sessions : undefined;
+  if (!(sessions instanceof Set)) throw new Error("grpc-js: injector sessions not found");
+  return sessions;
 }
 
 /** Ends a server stream with a gRPC status (grpc-js turns an "error" event into the status). */
