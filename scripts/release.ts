@@ -29,6 +29,7 @@ import { parseArgs } from "node:util";
 import { parse as parseToml } from "smol-toml";
 import { TeleportEmailError } from "../src/errors.ts";
 import { DAEMON_PERMISSIONS } from "../src/permissions.ts";
+import { COMPILE_ENTRY, DAEMON_RUNTIME_FLAGS } from "../src/runtime_flags.ts";
 import { denoVersionOf, inspectDenortZip, stageDenoDir } from "./denort_zip.ts";
 import {
   ALLOWLIST_PATH,
@@ -288,7 +289,7 @@ export interface CompileOptions {
 
 /**
  * Runs `deno compile --frozen --no-code-cache <COMPILE_PERMISSIONS> --target <triple>` on a
- * temporary copy of the tree (`deno.json`, `deno.lock`, `main.ts`, `src/`, hard-linked
+ * temporary copy of the tree (`deno.json`, `deno.lock`, `main.ts`, `main_compiled.ts`, `src/`, hard-linked
  * `node_modules/`) whose `src/build_info.json` carries the version and git ref, leaving out of
  * `node_modules/` every package the runtime graph does not need. Type-checks. Returns the npm
  * package names `deno compile` lists as embedded.
@@ -297,7 +298,7 @@ export async function compileBinary(options: CompileOptions): Promise<CompileRes
   const sourceDir = options.sourceDir ?? REPO_ROOT;
   const tree = await Deno.makeTempDir({ prefix: "teleport-email-build-" });
   try {
-    for (const name of ["deno.json", "deno.lock", "main.ts"]) {
+    for (const name of ["deno.json", "deno.lock", "main.ts", COMPILE_ENTRY]) {
       await Deno.copyFile(`${sourceDir}/${name}`, `${tree}/${name}`);
     }
     await run("cp", ["-a", `${sourceDir}/src`, `${tree}/src`], { signal: options.signal });
@@ -318,7 +319,7 @@ export async function compileBinary(options: CompileOptions): Promise<CompileRes
       `${tree}/src/build_info.json`,
       buildInfoJson(options.version, options.gitRef) + "\n",
     );
-    const info = await run(Deno.execPath(), ["info", "--json", "main.ts"], {
+    const info = await run(Deno.execPath(), ["info", "--json", COMPILE_ENTRY], {
       cwd: tree,
       signal: options.signal,
     });
@@ -338,12 +339,13 @@ export async function compileBinary(options: CompileOptions): Promise<CompileRes
       "--frozen",
       "--no-code-cache",
       ...COMPILE_PERMISSIONS,
+      ...DAEMON_RUNTIME_FLAGS,
       ...exclude,
       "--target",
       TARGETS[options.arch],
       "--output",
       options.output,
-      "main.ts",
+      COMPILE_ENTRY,
     ], { cwd: tree, env, clearEnv, signal, check: false });
     if (!result.success) {
       const timedOut = signal.aborted && !options.signal?.aborted;

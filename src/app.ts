@@ -15,7 +15,7 @@ import type { EnvSettings } from "./config/env.ts";
 import { loadConfig } from "./config/load.ts";
 import type { Config } from "./config/types.ts";
 import { instrumentMailer } from "./diag/instrument.ts";
-import { NOOP_OBSERVER, type PluginObserver } from "./diag/metrics.ts";
+import { NOOP_OBSERVER, type PluginObserver } from "./diag/observer.ts";
 import { ConfigError, formatError, TeleportEmailError } from "./errors.ts";
 import { currentLogConfig, getLogger, reloadLogging } from "./log.ts";
 import { createMailer } from "./mailers/create.ts";

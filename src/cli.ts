@@ -14,18 +14,21 @@
  *
  * Reads the environment only through `config/env.ts` (`readEnvSettings`), at `start` (and in
  * `check`, which reports a bad value).
+ *
+ * Loads code only on the path that needs it: `help`, `configure` and `version` import nothing but
+ * this file's leaves (errors, version, the example configuration, the flag parsers); `start` and
+ * `check` get the configuration loader, logging, the daemon, the checks and the metrics from
+ * {@link CliDeps.modules}, which the entry point provides (`src/start_modules.ts`).
  * @module
  */
 import { parseArgs } from "node:util";
-import { runApp } from "./app.ts";
-import { runCheck } from "./check/run.ts";
-import { PromMetrics } from "./diag/metrics.ts";
+import type { runApp } from "./app.ts";
+import type { PromMetrics } from "./diag/metrics.ts";
 import { type DiagAddr, parseDiagAddr, startDiagServer } from "./diag/server.ts";
 import { isBareEmailAddress } from "./email_address.ts";
 import { EXAMPLE_CONFIG } from "./config/example.ts";
 import { type EnvSettings, readEnvSettings } from "./config/env.ts";
-import { DEFAULT_CONFIG_PATH, loadConfig } from "./config/load.ts";
-import type { Config } from "./config/types.ts";
+import { type Config, DEFAULT_CONFIG_PATH } from "./config/types.ts";
 import {
   AggregateFailure,
   ConfigError,
@@ -33,7 +36,6 @@ import {
   TeleportEmailError,
   UsageError,
 } from "./errors.ts";
-import { getLogger, resetLogging, setupLogging } from "./log.ts";
 import { GIT_REF, VERSION, versionLine } from "./version.ts";
 
 /** Where the CLI writes; tests may replace it. Defaults to the process's stdout and stderr. */
@@ -43,9 +45,15 @@ export interface CliIo {
 }
 
 /** Replaceable parts, for tests of the CLI's lifecycle handling. */
+/** The modules `start` and `check` need beyond the CLI's leaves (`src/start_modules.ts`). */
+export type StartModules = typeof import("./start_modules.ts");
+type Logger = ReturnType<StartModules["getLogger"]>;
+
 export interface CliDeps {
-  /** Defaults to `runApp` from `src/app.ts`. */
-  runApp: typeof runApp;
+  /** Loads `src/start_modules.ts` (the entry point's way: on demand, or already imported). */
+  modules: () => Promise<StartModules>;
+  /** Defaults to `runApp` of {@link modules}. */
+  runApp?: typeof runApp;
   /** Defaults to {@link SHUTDOWN_TIMEOUT_MS}. */
   shutdownTimeoutMs?: number;
 }
@@ -231,7 +239,7 @@ export function parseCliArgs(args: string[]): ParsedArgs {
 export async function runCli(
   args: string[],
   io: CliIo = DEFAULT_IO,
-  deps: CliDeps = { runApp },
+  deps: CliDeps,
 ): Promise<number> {
   let parsed: ParsedArgs;
   try {
@@ -265,7 +273,7 @@ export async function runCli(
       case "start":
         return await start(parsed.config, parsed.debug, io, deps, parsed.diagAddr);
       case "check":
-        return await runCheck({
+        return await (await deps.modules()).runCheck({
           configPath: parsed.config,
           sendTest: parsed.sendTest,
           debug: parsed.debug,
@@ -296,6 +304,8 @@ async function start(
   deps: CliDeps,
   diagAddr?: DiagAddr,
 ): Promise<number> {
+  const modules = await deps.modules();
+  const { loadConfig, getLogger, resetLogging, setupLogging } = modules;
   const config: Config = await loadConfig(configPath);
   try {
     await setupLogging(config.log, { debug });
@@ -310,10 +320,18 @@ async function start(
     log.info("Starting Teleport Access Email Plugin", { version: VERSION, git_ref: GIT_REF });
     const env = readEnvSettings(); // A bad value is a fatal error, logged like the others.
     if (diagAddr !== undefined) {
-      const metrics = new PromMetrics();
+      const metrics = new modules.PromMetrics();
       diag = { metrics, ...startDiagServer(diagAddr, metrics, { log: getLogger(["diag"]) }) };
     }
-    const result = await runUntilSignal(config, debug, env, deps, diag?.metrics);
+    const run = deps.runApp ?? modules.runApp;
+    const result = await runUntilSignal(
+      config,
+      debug,
+      env,
+      { ...deps, runApp: run },
+      log,
+      diag?.metrics,
+    );
     if (result === "forced") {
       if (toStderrToo) io.stderr("ERROR: Graceful shutdown failed, attempting fast shutdown\n");
       return 1;
@@ -344,10 +362,10 @@ async function runUntilSignal(
   config: Config,
   debug: boolean,
   env: EnvSettings,
-  deps: CliDeps,
+  deps: CliDeps & { runApp: typeof runApp },
+  log: Logger,
   observer?: PromMetrics,
 ): Promise<"done" | "forced"> {
-  const log = getLogger();
   const ac = new AbortController();
   let forceResolve: (v: "forced") => void = () => {};
   const forced = new Promise<"forced">((r) => (forceResolve = r));

@@ -15,7 +15,8 @@ interface Run {
   log: string[];
 }
 
-async function start(deps: CliDeps): Promise<Run> {
+async function start(over: Omit<CliDeps, "modules">): Promise<Run> {
+  const deps: CliDeps = { modules: () => import("./start_modules.ts"), ...over };
   const dir = await Deno.makeTempDir({ prefix: "teleport-email-cli-unit-" });
   try {
     const identity = join(dir, "identity");

@@ -9,6 +9,7 @@
  * packaged or run as one. Tests that need a real runtime are reported as ignored, with the
  * reason in their name.
  */
+import { COMPILE_ENTRY } from "../src/runtime_flags.ts";
 import assert from "node:assert/strict";
 import {
   type Arch,
@@ -504,12 +505,20 @@ Deno.test("payload check: the daemon works with node_modules/ pruned exactly as 
     // its own copy of the launcher with nodeModulesDir "manual" (so deno uses the folder as is).
     const tree = `${dir}/tree`;
     await Deno.mkdir(`${tree}/scripts`, { recursive: true });
-    for (const name of ["deno.json", "deno.lock", "main.ts", "scripts/launcher_for_tests.sh"]) {
+    for (
+      const name of [
+        "deno.json",
+        "deno.lock",
+        "main.ts",
+        COMPILE_ENTRY,
+        "scripts/launcher_for_tests.sh",
+      ]
+    ) {
       await Deno.copyFile(`${REPO_ROOT}/${name}`, `${tree}/${name}`);
     }
     await run("cp", ["-a", `${REPO_ROOT}/src`, `${tree}/src`]);
     await run("cp", ["-al", `${REPO_ROOT}/node_modules`, `${tree}/node_modules`]);
-    const info = await run(DENO_CLI, ["info", "--json", "main.ts"], { cwd: tree });
+    const info = await run(DENO_CLI, ["info", "--json", COMPILE_ENTRY], { cwd: tree });
     assert.equal(info.code, 0, info.stderr);
     const keep = runtimePackages(JSON.parse(info.stdout) as DenoInfo);
     for (const path of payloadExcludes(keep, await listNodeModules(tree))) {
@@ -537,12 +546,13 @@ Deno.test("payload check (deno CLI as a stand-in runtime): an unused package imp
     // not use (the test SMTP server).
     const fixture = `${dir}/tree`;
     await Deno.mkdir(fixture);
-    for (const name of ["deno.json", "deno.lock"]) {
+    for (const name of ["deno.json", "deno.lock", "main.ts"]) {
       await Deno.copyFile(`${REPO_ROOT}/${name}`, `${fixture}/${name}`);
     }
+    // The binary is compiled from COMPILE_ENTRY (main.ts with the daemon imported statically).
     await Deno.writeTextFile(
-      `${fixture}/main.ts`,
-      `import "smtp-server";\n${await Deno.readTextFile(`${REPO_ROOT}/main.ts`)}`,
+      `${fixture}/${COMPILE_ENTRY}`,
+      `import "smtp-server";\n${await Deno.readTextFile(`${REPO_ROOT}/${COMPILE_ENTRY}`)}`,
     );
     await run("cp", ["-a", `${REPO_ROOT}/src`, `${fixture}/src`]);
     await run("cp", ["-al", `${REPO_ROOT}/node_modules`, `${fixture}/node_modules`]);

@@ -27,8 +27,7 @@ export interface LoadConfigOptions {
   signal?: AbortSignal;
 }
 
-/** Default configuration file path, as in the Go plugin. */
-export const DEFAULT_CONFIG_PATH = "/etc/teleport-email.toml";
+export { DEFAULT_CONFIG_PATH } from "./types.ts";
 
 /**
  * Reads, parses and validates the configuration file at `path`. Resolves with a fully populated

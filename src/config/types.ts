@@ -3,6 +3,9 @@
  * spelling; here they are camelCase. Every field is filled (defaults applied).
  */
 
+/** Default configuration file path, as in the Go plugin. */
+export const DEFAULT_CONFIG_PATH = "/etc/teleport-email.toml";
+
 /** `[teleport]`: how to reach and authenticate to the Teleport Auth Service. */
 export interface TeleportConfig {
   /** `addr` (or the deprecated `auth_server`); `localhost:3025` when both are empty. */

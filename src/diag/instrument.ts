@@ -6,7 +6,7 @@
  */
 import { MailerError } from "../errors.ts";
 import type { Mailer, OutgoingEmail, SentEmail } from "../mailers/mailer.ts";
-import type { PluginObserver, SendFailure } from "./metrics.ts";
+import type { PluginObserver, SendFailure } from "./observer.ts";
 
 /**
  * Classifies a failed send: a non-retryable {@link MailerError} is permanent, anything else

@@ -18,6 +18,7 @@
 
 import { fileURLToPath } from "node:url";
 import { DAEMON_PERMISSIONS } from "../../src/permissions.ts";
+import { DAEMON_RUNTIME_FLAGS } from "../../src/runtime_flags.ts";
 
 /** Absolute path of the repository's `main.ts`. */
 export const MAIN_TS: string = fileURLToPath(new URL("../../main.ts", import.meta.url));
@@ -43,7 +44,7 @@ export function pluginCommand(args: string[], opts: { cwd?: string } = {}): Plug
   if (!bin) {
     return {
       cmd: Deno.execPath(),
-      args: ["run", ...DAEMON_PERMISSIONS, "--quiet", MAIN_TS, ...args],
+      args: ["run", ...DAEMON_PERMISSIONS, ...DAEMON_RUNTIME_FLAGS, "--quiet", MAIN_TS, ...args],
       cwd: opts.cwd,
     };
   }
@@ -161,6 +162,11 @@ export interface PluginProcessOptions {
   echo?: (line: string) => void;
   /** Working directory (default: this process's, or an empty directory for `TELEPORT_EMAIL_BIN`). */
   cwd?: string;
+  /**
+   * `deno` arguments before the CLI's own, replacing {@link pluginCommand}'s choice: the
+   * benchmark runs another checkout's `main.ts` this way (`scripts/bench.ts --plugin-dir`).
+   */
+  denoArgs?: string[];
 }
 
 /** A running `teleport-email` child process. Always {@link stop} or {@link kill} it. */
@@ -203,11 +209,13 @@ export class PluginProcess {
 
   /**
    * Starts `teleport-email <args>` as {@link pluginCommand} says: the compiled program from
-   * `TELEPORT_EMAIL_BIN`, or `deno run` with the binary's permissions, so a test fails when the
+   * `TELEPORT_EMAIL_BIN`, or `deno run` with the binary's permissions and V8 flags, so a test fails when the
    * daemon needs a permission it will not have.
    */
   static start(args: string[], opts: PluginProcessOptions = {}): PluginProcess {
-    const command = pluginCommand(args, { cwd: opts.cwd });
+    const command = opts.denoArgs === undefined
+      ? pluginCommand(args, { cwd: opts.cwd })
+      : { cmd: Deno.execPath(), args: [...opts.denoArgs, ...args], cwd: opts.cwd };
     const child = new Deno.Command(command.cmd, {
       args: command.args,
       cwd: command.cwd,
