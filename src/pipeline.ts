@@ -15,10 +15,10 @@
  */
 import type { Logger } from "@logtape/logtape";
 import type { Config } from "./config/types.ts";
-import type { PluginObserver } from "./diag/metrics.ts";
+import type { PluginObserver } from "./diag/observer.ts";
 import type { Mailer } from "./mailers/mailer.ts";
 import type { LeaseHolder, LeaseLock } from "./notify/delivery_state.ts";
-import { Engine } from "./notify/engine.ts";
+import { Engine, runningHandlersFor } from "./notify/engine.ts";
 import { RequestHandler } from "./notify/handler.ts";
 import type { Watermark } from "./notify/watermark.ts";
 import { computeRecipients } from "./notify/recipients.ts";
@@ -91,7 +91,11 @@ export class Pipeline {
       holderGone: opts.holderGone,
       log: opts.log.notify,
     });
-    this.engine = new Engine({ handler, log: opts.log.notify });
+    this.engine = new Engine({
+      handler,
+      maxRunning: runningHandlersFor(opts.maxParallelSends),
+      log: opts.log.notify,
+    });
     let onReady: (info: WatcherReadyInfo) => void = () => {};
     const initReceived = new Promise<WatcherReadyInfo>((resolve) => (onReady = resolve));
     this.done = runWatcher({

@@ -3,10 +3,14 @@
  * `watcherjob` discipline, plus retries the Go plugin lacks.
  *
  * - Events of one request run one at a time, in arrival order; different requests run
- *   concurrently. At most `maxInFlight` (128) events are queued or running; {@link submit}
- *   waits for room, which is the back-pressure on the stream reader.
+ *   concurrently, at most `maxRunning` at once (the rest wait queued, in arrival order). At most
+ *   `maxInFlight` (128) events are queued or running; {@link submit} waits for room, which is
+ *   the back-pressure on the stream reader. With `maxRunning` sized to the mail transport (the
+ *   app uses a small multiple of the SMTP pool), a burst is taken in as fast as emails go out:
+ *   the queued events are only the requests as received, not leases taken, recipients computed
+ *   and messages built, waiting for a connection under a running deadline.
  * - Each event gets its own deadline: the handler's `timing.eventTimeoutMs` (15 s), which the
- *   lease rule accounts for (`lease.ts`).
+ *   lease rule accounts for (`lease.ts`). It starts when the event runs, not while it waits.
  * - A failure that may pass (a retryable send failure, a busy lease, a Teleport outage) is
  *   retried later with the request's latest event, with exponential backoff, at most
  *   `maxRetries` times; a newer event of the same request replaces a pending retry. A busy
@@ -35,12 +39,35 @@ import { NOT_RETRIED, retriesExhausted, retryScheduled } from "./retry_words.ts"
 /** Most jitter added after a busy lease's expiry before retrying, in ms. */
 export const BUSY_JITTER_MS = 250;
 
+/**
+ * Request handlers running at once per parallel send the transport allows: the engine's
+ * back-pressure from the mail transport to the watcher (see the file header). Each handler also
+ * spends Teleport round trips (lease, records, release) between its sends, so a few per pool
+ * connection keep the pool busy; more would only take leases and build messages that wait for a
+ * connection while their deadline runs (and grow the heap during bursts).
+ */
+export const HANDLERS_PER_PARALLEL_SEND = 4;
+/** Request handlers running at once when the transport has no send limit (Mailgun). */
+export const MAX_RUNNING_UNLIMITED_SENDS = 32;
+
+/** The `maxRunning` for a transport that allows `maxParallelSends` sends at once (or any). */
+export function runningHandlersFor(maxParallelSends: number | undefined): number {
+  return maxParallelSends === undefined || !Number.isFinite(maxParallelSends)
+    ? MAX_RUNNING_UNLIMITED_SENDS
+    : Math.max(2, HANDLERS_PER_PARALLEL_SEND * maxParallelSends);
+}
+
 /** Options of {@link Engine}. */
 export interface EngineOptions {
   /** Its `timing.eventTimeoutMs` is the deadline of each call. */
   handler: Pick<RequestHandler, "handle" | "eventContext" | "needsWork" | "timing">;
   /** Events queued or running at once; default 128. */
   maxInFlight?: number;
+  /**
+   * Handler calls running at once (different requests); default unlimited. Events beyond it
+   * wait queued, in arrival order, before their deadline starts.
+   */
+  maxRunning?: number;
   /** First retry delay, in ms; default 1000 (doubles, with jitter). */
   retryBaseMs?: number;
   /** Longest retry delay, in ms; default 300 000. */
@@ -66,6 +93,9 @@ export class Engine {
   private readonly retries = new Map<string, RetryState>();
   private readonly running = new Set<Promise<void>>();
   private readonly slotWaiters: Array<() => void> = [];
+  /** Workers waiting to run a handler call; each is handed a run slot. */
+  private readonly runWaiters: Array<() => void> = [];
+  private runningCalls = 0;
   private readonly idleWaiters: Array<() => void> = [];
   private readonly hardStop = new AbortController();
   private count = 0;
@@ -136,13 +166,36 @@ export class Engine {
     const queue = this.queues.get(id)!;
     while (queue.length > 0) {
       const ev = queue[0];
-      if (!this.stopping) await this.runOne(ev);
+      if (!this.stopping) {
+        await this.takeRunSlot();
+        try {
+          if (!this.stopping) await this.runOne(ev);
+        } finally {
+          this.releaseRunSlot();
+        }
+      }
       queue.shift();
       this.count--;
       this.slotWaiters.shift()?.();
     }
     this.queues.delete(id);
     if (this.count === 0) { for (const w of this.idleWaiters.splice(0)) w(); }
+  }
+
+  /** Resolves once fewer than `maxRunning` handler calls run (FIFO); the caller holds a slot. */
+  private takeRunSlot(): Promise<void> {
+    if (this.runningCalls < (this.o.maxRunning ?? Infinity)) {
+      this.runningCalls++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.runWaiters.push(resolve));
+  }
+
+  /** Hands the slot straight to the next waiting worker (the count stays), or frees it. */
+  private releaseRunSlot(): void {
+    const next = this.runWaiters.shift();
+    if (next !== undefined) next();
+    else this.runningCalls--;
   }
 
   private async runOne(ev: RequestEvent): Promise<void> {
@@ -242,6 +295,11 @@ export class Engine {
     for (const r of this.retries.values()) if (r.timer !== undefined) clearTimeout(r.timer);
     this.retries.clear();
     for (const w of this.slotWaiters.splice(0)) w();
+    // Waiting workers get a slot each, see `stopping` and drop their events.
+    for (const w of this.runWaiters.splice(0)) {
+      this.runningCalls++;
+      w();
+    }
     const all = Promise.all([...this.running]).then(() => true);
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<boolean>((resolve) => {

@@ -4,7 +4,7 @@ import { fakeHandler } from "../../tests/helpers/notify_rig.ts";
 import { MailerError, RequestBusyError, RequestFailure } from "../errors.ts";
 import { FakeMailer, FakeTeleportClient, makeRequest, waitFor } from "../../tests/helpers/fakes.ts";
 import { DELIVERY_KEY } from "./delivery_state.ts";
-import { Engine } from "./engine.ts";
+import { Engine, runningHandlersFor } from "./engine.ts";
 import { leaseTiming } from "./lease.ts";
 import type { RequestEvent } from "./plan.ts";
 
@@ -94,6 +94,58 @@ Deno.test("Engine.submit() waits while maxInFlight events are in flight", async 
   await fourth;
   await engine.idle();
   assert.equal(started, 4);
+});
+
+Deno.test("Engine runs at most maxRunning handlers at once and starts the queued ones in arrival order", async () => {
+  const gates = new Map<string, ReturnType<typeof deferred>>();
+  const started: string[] = [];
+  let running = 0;
+  let most = 0;
+  const engine = engineWith(async (e) => {
+    const id = e.op === "put" ? e.request.id : e.requestId;
+    started.push(id);
+    most = Math.max(most, ++running);
+    const gate = deferred();
+    gates.set(id, gate);
+    await gate.promise;
+    running--;
+  }, { maxRunning: 2 });
+  for (const id of ["a", "b", "c", "d", "e"]) await engine.submit(ev(id));
+  await waitFor(() => started.length === 2, "2 handlers to start");
+  assert.deepEqual(started, ["a", "b"]);
+  assert.equal(engine.inFlight, 5, "the others are queued, submit() did not wait");
+  gates.get("b")!.resolve();
+  await waitFor(() => started.length === 3, "a third handler to start");
+  assert.deepEqual(started, ["a", "b", "c"]);
+  for (const id of ["a", "c", "d", "e"]) {
+    await waitFor(() => gates.has(id), `${id} to start`);
+    gates.get(id)!.resolve();
+  }
+  await engine.idle();
+  assert.deepEqual(started, ["a", "b", "c", "d", "e"]);
+  assert.equal(most, 2);
+});
+
+Deno.test("runningHandlersFor() allows 4 handlers per parallel send, 32 without a send limit", () => {
+  assert.equal(runningHandlersFor(5), 20);
+  assert.equal(runningHandlersFor(0), 2);
+  assert.equal(runningHandlersFor(undefined), 32);
+});
+
+Deno.test("Engine.drain() drops events waiting for a run slot", async () => {
+  const gate = deferred();
+  const started: string[] = [];
+  const engine = engineWith(async (e) => {
+    started.push(e.op === "put" ? e.request.id : e.requestId);
+    await gate.promise;
+  }, { maxRunning: 1 });
+  for (const id of ["a", "b", "c"]) await engine.submit(ev(id));
+  await waitFor(() => started.length === 1, "a to start");
+  const drained = engine.drain(5000);
+  gate.resolve();
+  assert.equal(await drained, true);
+  assert.deepEqual(started, ["a"]);
+  assert.equal(engine.inFlight, 0);
 });
 
 Deno.test("Engine retries retryable failures and busy leases, not permanent ones", async () => {
