@@ -21,14 +21,12 @@
 
 import nodemailer, { type Mail, type SendMailOptions } from "nodemailer";
 import MailComposer from "nodemailer/lib/mail-composer";
-import MimeNode from "nodemailer/lib/mime-node";
 import SMTPConnection, {
   type Options as SmtpConnectionOptions,
 } from "nodemailer/lib/smtp-connection";
 import { rootCertificates } from "node:tls";
 import { isIP } from "node:net";
 import { Buffer } from "node:buffer";
-import { PassThrough } from "node:stream";
 import { ConfigError, MailerError } from "../errors.ts";
 import type { SmtpConfig, StartTlsPolicy } from "../config/types.ts";
 import { AUTOMATED_HEADERS, type Mailer, type OutgoingEmail, type SentEmail } from "./mailer.ts";
@@ -36,6 +34,15 @@ import { bare, bracketed, generateMessageId } from "./message_id.ts";
 import { mailLocalName } from "./local_name.ts";
 import { addressOf, checkRecipient, isLoopbackHost, oneLine } from "./address.ts";
 import { connectFailureDetail } from "./net_error.ts";
+import {
+  assembleMessage,
+  encodeContent,
+  type EncodedContent,
+  headerLine,
+  HTML_TYPE,
+  plainHeaderValue,
+  TEXT_TYPE,
+} from "./mime.ts";
 
 /** The logging surface the mailers use; a LogTape `Logger` fits. */
 export interface MailerLog {
@@ -76,7 +83,7 @@ export interface SmtpMailerOptions {
 }
 
 const DEFAULT_TIMEOUT_MS = 10_000;
-/** How many encoded bodies (text and HTML parts) {@link SmtpMailer} keeps for reuse. */
+/** How many encoded contents (subject, text and HTML parts) {@link SmtpMailer} keeps for reuse. */
 const BODY_CACHE_SIZE = 32;
 /** Default size of the connection pool ({@link SmtpMailerOptions.maxConnections}). */
 export const DEFAULT_SMTP_MAX_CONNECTIONS = 5;
@@ -118,7 +125,9 @@ export class SmtpMailer implements Mailer {
    * a request: encoding it once (quoted-printable, line folding) instead of per recipient, and
    * handing nodemailer ready parts, saves most of its per-message work.
    */
-  readonly #bodies = new Map<string, Promise<[Buffer, Buffer]>>();
+  readonly #bodies = new Map<string, Promise<EncodedContent>>();
+  /** The header lines every message starts with (automated-mail headers, `From`), encoded once. */
+  readonly #headLines: string[];
 
   /**
    * Builds the pooled transport; connects lazily. Throws ConfigError when `smtp.ca_file`
@@ -129,6 +138,10 @@ export class SmtpMailer implements Mailer {
     this.#sender = sender;
     this.localName = opts.clientName ?? mailLocalName(sender, { localName: cfg.localName });
     this.#envelopeFrom = addressOf(sender);
+    this.#headLines = [
+      ...Object.entries(AUTOMATED_HEADERS).map(([key, value]) => headerLine(key, value)),
+      headerLine("From", sender),
+    ].filter((line) => line !== "");
     this.#log = opts.log;
     this.#implicitTls = opts.implicitTls ?? cfg.port === 465;
     this.#remote = opts.assumeRemote ?? !isLoopbackHost(cfg.host);
@@ -196,30 +209,17 @@ export class SmtpMailer implements Mailer {
     checkRecipient(email.to);
     const messageId = generateMessageId({ hostname: this.localName });
     const thread = email.inReplyTo ? bracketed(email.inReplyTo) : "";
-    let parts: [Buffer, Buffer];
+    const subject = oneLine(email.subject);
+    let content: EncodedContent;
     try {
-      parts = await this.#encodedBody(email.text, email.html);
+      content = await this.#encodedContent(subject, email.text, email.html);
     } catch (err) {
       throw this.#classify(err, "send", email.to);
     }
-    const mail = {
-      from: this.#sender,
-      to: email.to,
-      subject: oneLine(email.subject),
-      // multipart/alternative: text, then HTML (as nodemailer builds it from `text` and `html`).
-      alternatives: [
-        { contentType: TEXT_TYPE, raw: parts[0] },
-        { contentType: HTML_TYPE, raw: parts[1] },
-      ],
-      messageId,
-      date: new Date(),
-      envelope: { from: this.#envelopeFrom, to: [email.to] },
-      headers: { ...AUTOMATED_HEADERS },
-      ...(thread ? { inReplyTo: thread, references: thread } : {}),
-    };
+    const mail = this.#mail(email.to, subject, thread, messageId, content);
     if (this.#guardedAuth) {
       try {
-        await this.#sendDirect(mail, opts.signal);
+        await this.#sendDirect(mail, email.to, opts.signal);
         return { messageId: bare(messageId) };
       } catch (err) {
         throw this.#classify(err, "send", email.to);
@@ -242,17 +242,51 @@ export class SmtpMailer implements Mailer {
     }
   }
 
-  /** How many encoded bodies are kept for reuse (at most 32). */
+  /**
+   * The message for nodemailer: whole (`raw`, see `mime.ts`) when the recipient and thread ID
+   * are plain header values, else its fields (nodemailer then encodes and folds them).
+   */
+  #mail(
+    to: string,
+    subject: string,
+    thread: string,
+    messageId: string,
+    content: EncodedContent,
+  ): SendMailOptions {
+    const envelope = { from: this.#envelopeFrom, to: [to] };
+    const date = new Date();
+    if (plainHeaderValue(to) && plainHeaderValue(thread)) {
+      const headers = { headLines: this.#headLines, to, thread, messageId, date };
+      return { envelope, raw: assembleMessage(headers, content) };
+    }
+    return {
+      from: this.#sender,
+      to,
+      subject,
+      // multipart/alternative: text, then HTML (as nodemailer builds it from text and html).
+      alternatives: [
+        { contentType: TEXT_TYPE, raw: content.text },
+        { contentType: HTML_TYPE, raw: content.html },
+      ],
+      messageId,
+      date,
+      envelope,
+      headers: { ...AUTOMATED_HEADERS },
+      ...(thread ? { inReplyTo: thread, references: thread } : {}),
+    };
+  }
+
+  /** How many encoded contents are kept for reuse (at most 32). */
   get cachedBodies(): number {
     return this.#bodies.size;
   }
 
-  /** The text and HTML parts (headers and encoded body) of `text` and `html`, cached. */
-  #encodedBody(text: string, html: string): Promise<[Buffer, Buffer]> {
-    const key = `${text}\u0000${html}`;
+  /** The subject line and the text and HTML parts of a content, encoded once, cached. */
+  #encodedContent(subject: string, text: string, html: string): Promise<EncodedContent> {
+    const key = `${subject}\u0000${text}\u0000${html}`;
     let parts = this.#bodies.get(key);
     if (parts === undefined) {
-      parts = Promise.all([encodePart(TEXT_TYPE, text), encodePart(HTML_TYPE, html)]);
+      parts = encodeContent(subject, text, html);
       this.#bodies.set(key, parts);
       if (this.#bodies.size > BODY_CACHE_SIZE) {
         this.#bodies.delete(this.#bodies.keys().next().value!);
@@ -338,12 +372,12 @@ export class SmtpMailer implements Mailer {
    * One message over its own connection (like Go), used when the pool cannot enforce the
    * clear-text password rule: the connection is checked before AUTH.
    */
-  async #sendDirect(mail: SendMailOptions, signal?: AbortSignal): Promise<void> {
+  async #sendDirect(mail: SendMailOptions, to: string, signal?: AbortSignal): Promise<void> {
     const raw = await new MailComposer(mail).compile().build();
     await this.#withConnection(signal, (conn, step) =>
       step((resolve, reject) => {
         conn.send(
-          { from: this.#envelopeFrom, to: [String(mail.to)] },
+          { from: this.#envelopeFrom, to: [to] },
           raw,
           (err: Error | null) => err ? reject(err) : resolve(),
         );
@@ -469,35 +503,6 @@ export class SmtpMailer implements Mailer {
       retryable,
     });
   }
-}
-
-const TEXT_TYPE = "text/plain; charset=utf-8";
-const HTML_TYPE = "text/html; charset=utf-8";
-
-/**
- * One body part as nodemailer would write it inside a multipart message: its Content-Type and
- * Content-Transfer-Encoding headers (the encoding chosen by nodemailer) and the encoded content.
- */
-function encodePart(contentType: string, content: string): Promise<Buffer> {
-  // A child node (a root node would add Date, Message-ID and MIME-Version), streamed the way its
-  // parent streams it (build() would add a final line break).
-  const part = new MimeNode("multipart/alternative").createChild(contentType);
-  part.setContent(content);
-  const out = new PassThrough();
-  const chunks: Buffer[] = [];
-  out.on("data", (chunk: Buffer) => chunks.push(chunk));
-  return new Promise((resolve, reject) => {
-    out.on("end", () => resolve(Buffer.concat(chunks)));
-    (part as unknown as NodeStreamable).stream(out, {}, (err) => {
-      if (err) reject(err);
-      else out.end();
-    });
-  });
-}
-
-/** `MimeNode.stream()`, which nodemailer's types leave out. */
-interface NodeStreamable {
-  stream(out: PassThrough, options: object, done: (err?: Error | null) => void): void;
 }
 
 /** A failure at MAIL FROM caused by a connection the server had already closed. */

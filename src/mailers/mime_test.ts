@@ -1,0 +1,127 @@
+import assert from "node:assert/strict";
+import MailComposer from "nodemailer/lib/mail-composer";
+import { AUTOMATED_HEADERS } from "./mailer.ts";
+import {
+  assembleMessage,
+  encodeContent,
+  headerLine,
+  HTML_TYPE,
+  plainHeaderValue,
+  TEXT_TYPE,
+} from "./mime.ts";
+
+interface Case {
+  name: string;
+  sender: string;
+  to: string;
+  subject: string;
+  text: string;
+  html: string;
+  thread: string;
+}
+
+const CASES: Case[] = [
+  {
+    name: "ASCII, a follow-up",
+    sender: "Teleport <noreply@example.com>",
+    to: "alice@example.com",
+    subject: "teleport.example.com Role Request 0b4c2cfe-3b5e-4bd6-9a33-0d5b1a1e5c9e",
+    text: "You have a new Role Request:\nUser: bob\nRoles: editor\n",
+    html: "<html><body><p>You have a new Role Request</p></body></html>",
+    thread: "<LXKQ1Z2.3ABCD@host.example>",
+  },
+  {
+    name: "non-ASCII subject and sender name, long lines",
+    sender: "Téléport Accès <noreply@example.com>",
+    to: "reviewer+teleport@sub.example.org",
+    subject: "Zugriffsanfrage für Ünïcødé ✓ — approved by a reviewer with a long name indeed",
+    text: "Grüße ✅ " + "long line ".repeat(30) + "\r\nsecond line\n\nthird",
+    html: "<p>Grüße ✅</p>" + "<span>x</span>".repeat(40),
+    thread: "",
+  },
+  {
+    name: "a long ASCII subject that folds, an empty HTML part",
+    sender: "noreply@example.com",
+    to: "x@y.z",
+    subject: "a very long cluster name that keeps on going and going.example.com Role Request 1",
+    text: "",
+    html: "",
+    thread: "<id-with-dots.and.more@mg.example.com>",
+  },
+];
+
+/** The automated-mail headers and `From`, as SmtpMailer writes them. */
+function headLines(sender: string): string[] {
+  return [
+    ...Object.entries(AUTOMATED_HEADERS).map(([k, v]) => headerLine(k, v)),
+    headerLine("From", sender),
+  ];
+}
+
+/** What SmtpMailer sent before `mime.ts`: nodemailer's MailComposer from the fields. */
+async function viaNodemailer(c: Case, messageId: string, date: Date, base: string) {
+  const content = await encodeContent(c.subject, c.text, c.html);
+  const mail = {
+    from: c.sender,
+    to: c.to,
+    subject: c.subject,
+    alternatives: [
+      { contentType: TEXT_TYPE, raw: content.text },
+      { contentType: HTML_TYPE, raw: content.html },
+    ],
+    messageId,
+    date,
+    headers: { ...AUTOMATED_HEADERS },
+    baseBoundary: base,
+    ...(c.thread ? { inReplyTo: c.thread, references: c.thread } : {}),
+  };
+  return (await new MailComposer(mail).compile().build()).toString("latin1");
+}
+
+for (const c of CASES) {
+  Deno.test(`assembleMessage() writes what nodemailer writes: ${c.name}`, async () => {
+    const messageId = "<LXKQ9Z8.7QWERTY@host.example>";
+    const date = new Date("2026-05-04T03:02:01.123Z");
+    const content = await encodeContent(c.subject, c.text, c.html);
+    const ours = assembleMessage(
+      { headLines: headLines(c.sender), to: c.to, thread: c.thread, messageId, date },
+      content,
+    ).toString("latin1");
+    const base = /boundary="--_NmP-([0-9a-f]{16})-Part_1"/.exec(ours)?.[1];
+    assert.ok(base, ours);
+    assert.equal(ours, await viaNodemailer(c, messageId, date, base));
+  });
+}
+
+Deno.test("assembleMessage() draws a new boundary for every message", async () => {
+  const content = await encodeContent("s", "t", "h");
+  const headers = {
+    headLines: headLines("a@b.c"),
+    to: "d@e.f",
+    thread: "",
+    messageId: "<x@y>",
+    date: new Date(),
+  };
+  const a = assembleMessage(headers, content).toString();
+  const b = assembleMessage(headers, content).toString();
+  assert.notEqual(a, b);
+});
+
+Deno.test("headerLine() encodes and folds like nodemailer and drops an empty value", () => {
+  assert.equal(headerLine("Subject", "plain"), "Subject: plain");
+  assert.match(headerLine("Subject", "für"), /^Subject: =\?UTF-8\?Q\?f=C3=BCr\?=$/);
+  assert.match(headerLine("Subject", "word ".repeat(30)), /\r\n /);
+  assert.equal(headerLine("Subject", ""), "");
+  assert.equal(
+    headerLine("From", "Teleport <noreply@example.com>"),
+    "From: Teleport <noreply@example.com>",
+  );
+});
+
+Deno.test("plainHeaderValue() accepts short printable ASCII without spaces only", () => {
+  assert.equal(plainHeaderValue("alice@example.com"), true);
+  assert.equal(plainHeaderValue(""), true);
+  assert.equal(plainHeaderValue("a b@example.com"), false);
+  assert.equal(plainHeaderValue("ü@example.com"), false);
+  assert.equal(plainHeaderValue(`${"a".repeat(60)}@example.com`), false);
+});
