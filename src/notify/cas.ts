@@ -27,6 +27,12 @@ export interface CasOptions {
    * `null` = no belief (read first).
    */
   initial?: PluginDataMap | null;
+  /**
+   * The first attempt assumes nothing is stored (a request seen for the first time), saving the
+   * read; the write then expects every key absent, so a wrong guess costs one compare failure,
+   * then the stored value is read. Ignored when `initial` is given.
+   */
+  assumeAbsent?: boolean;
 }
 
 /** What a raw CAS update did. */
@@ -61,8 +67,11 @@ export async function casPluginDataMap(
   const { signal } = opts;
   return await withRetry(async (attempt) => {
     signal?.throwIfAborted();
-    const current = attempt === 1 && opts.initial !== undefined && opts.initial !== null
-      ? opts.initial
+    const believed = opts.initial !== undefined && opts.initial !== null;
+    const current = attempt === 1 && believed
+      ? opts.initial!
+      : attempt === 1 && opts.assumeAbsent
+      ? undefined
       : await client.getPluginData(requestId, plugin, { signal });
     const set = modify(current);
     if (set === undefined) return { old: current, new: current, written: false };

@@ -87,3 +87,29 @@ Deno.test("casPluginDataMap() with initial skips the first read, and reads after
   assert.equal(c.calls.get("getPluginData"), 1);
   assert.equal(c.pluginData.get("r1")?.get("email")?.user, "bc");
 });
+
+Deno.test("casPluginDataMap() with assumeAbsent creates without a read, and reads when data exists", async () => {
+  const c = client();
+  c.putRequest(makeRequest({ id: "r1" }), false);
+  const created = await casPluginDataMap(c, "r1", "email", (cur) => ({ user: cur?.user ?? "a" }), {
+    assumeAbsent: true,
+    expectKeys: ["email_delivery"],
+  });
+  assert.equal(created.written, true);
+  assert.equal(c.calls.get("getPluginData") ?? 0, 0);
+  assert.equal(c.calls.get("updatePluginData"), 1);
+  // Wrong guess: the write expecting absence fails, then the stored value is read and used.
+  const res = await casPluginDataMap(
+    c,
+    "r1",
+    "email",
+    (cur) => ({ user: (cur?.user ?? "") + "b" }),
+    {
+      assumeAbsent: true,
+    },
+  );
+  assert.equal(res.written, true);
+  assert.equal(c.calls.get("getPluginData"), 1);
+  assert.equal(c.calls.get("updatePluginData"), 3);
+  assert.equal(c.pluginData.get("r1")?.get("email")?.user, "ab");
+});

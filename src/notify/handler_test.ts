@@ -1056,3 +1056,26 @@ Deno.test("handle() writes who holds the lease into it while sending", async () 
   await handling;
   assert.equal(stored(t.client, req.id).delivery?.lock, undefined);
 });
+
+Deno.test("handle() takes a new request's lease without reading its plugin data first", async () => {
+  const t = setup();
+  const req = await newRequest(t, "req-1", [R1]);
+  assert.equal(t.client.calls.get("getPluginData") ?? 0, 0);
+  assert.equal(t.mailer.sent.length, 2);
+  // A later event of a request this instance handled reads first (and needs nothing here).
+  assert.deepEqual(await t.handler.handle(put(req)), { sent: 0, noop: true });
+  assert.equal(t.client.calls.get("getPluginData"), 1);
+  assert.equal(t.mailer.sent.length, 2);
+});
+
+Deno.test("handle() of a new-looking request another instance already handled sends nothing again", async () => {
+  const first = setup();
+  const req = await newRequest(first, "req-1", [R1]);
+  // A second instance (same Teleport) sees the request's first PUT late: its guess that nothing
+  // is stored fails the compare, it reads, and finds nothing to do.
+  const second = fakeHandler(first.client, first.mailer, { sendBackoffMs: 1 });
+  const writes = first.client.writes;
+  assert.deepEqual(await second.handle(put(req)), { sent: 0, noop: true });
+  assert.equal(first.mailer.sent.length, 2);
+  assert.equal(first.client.writes, writes);
+});

@@ -130,6 +130,11 @@ export interface TakeOptions {
    * is still the stored one).
    */
   deadOwner?: string;
+  /**
+   * Write without reading first, expecting nothing stored (a request seen for the first time):
+   * one round trip less; a wrong guess fails the compare and reads (see `cas.ts`).
+   */
+  assumeAbsent?: boolean;
   signal: AbortSignal;
 }
 
@@ -160,7 +165,7 @@ export async function takeLease(scope: LeaseScope, opts: TakeOptions): Promise<T
     rec.delivery.lock = { owner: scope.owner, until: scope.now() + scope.timing.leaseMs };
     if (opts.holder !== undefined) rec.delivery.lock.holder = opts.holder;
     return encodeRec(rec, scope.warn);
-  }, { signal: opts.signal, expectKeys: [DELIVERY_KEY] });
+  }, { signal: opts.signal, expectKeys: [DELIVERY_KEY], assumeAbsent: opts.assumeAbsent });
   if (result !== undefined) return result;
   return { kind: "taken", plan: planned, lease: new Lease(scope, acquired.new) };
 }
