@@ -189,7 +189,7 @@ export interface DaemonOptions {
 export async function measureDaemon(plugin: PluginUnderTest, o: DaemonOptions) {
   const perRequest = o.reviewers + 1;
   await using env = await E2eEnv.start({ severity: "info" });
-  const proc = await env.startPlugin({ deno: { args: plugin.denoArgs, cwd: plugin.dir } });
+  const proc = await env.startPlugin({ denoArgs: plugin.denoArgs, cwd: plugin.dir });
   await new Promise((r) => setTimeout(r, o.idleMs));
   const idle = memoryMiB(proc.pid);
   o.log?.(`  idle RSS ${idle.rss.toFixed(1)} MiB`);
@@ -241,7 +241,8 @@ export async function measurePendingAtStart(plugin: PluginUnderTest, o: DaemonOp
   for (let i = 0; i < o.requests; i++) createRequest(env, i, o.reviewers, "pending");
   const t0 = performance.now();
   const proc: PluginProcess = await env.startPlugin({
-    deno: { args: plugin.denoArgs, cwd: plugin.dir },
+    denoArgs: plugin.denoArgs,
+    cwd: plugin.dir,
     waitReady: false,
   });
   let readySeconds = NaN;
