@@ -1,14 +1,16 @@
 /**
  * Entry point of the release binary (`deno compile`, `scripts/release.ts`): runs the CLI like
- * `main.ts`, with `src/start_modules.ts` imported statically. `main.ts` imports it on demand with
- * a computed specifier, which `deno compile` cannot see; and `deno compile` of Deno 2.9.6 crashes
- * with a stack overflow on a graph where these modules are imported dynamically
- * (denoland/deno#36746 reports the same crash), so the binary's graph has no dynamic import.
+ * `main.ts`, and imports `src/start_modules.ts` on demand like it, but with a literal specifier,
+ * which `deno compile` follows to embed the daemon (`main.ts` computes its specifier so that
+ * `deno run` does not read the daemon's module graph before `version`). `scripts/release.ts`
+ * compiles this file (`COMPILE_ENTRY` in `src/runtime_flags.ts`); its payload check uses this
+ * graph.
  */
 import { runCli } from "./src/cli.ts";
-import * as startModules from "./src/start_modules.ts";
 
 if (import.meta.main) {
-  const code = await runCli(Deno.args, undefined, { modules: () => Promise.resolve(startModules) });
+  const code = await runCli(Deno.args, undefined, {
+    modules: () => import("./src/start_modules.ts"),
+  });
   Deno.exit(code);
 }

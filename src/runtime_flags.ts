@@ -1,7 +1,7 @@
 /**
- * How the daemon is run and compiled. The V8 flags the daemon runs with: baked into the release binary (`deno compile --v8-flags`,
- * `scripts/release.ts`), spelled out in `deno task start` (`deno.json`; a test keeps the two
- * equal), and used by the end-to-end tests to run `main.ts`.
+ * How the daemon is run and compiled. Its V8 flags: baked into the release binary
+ * (`deno compile --v8-flags`, `scripts/release.ts`), spelled out in `deno task start`
+ * (`deno.json`; a test keeps the two equal), and used by the end-to-end tests to run `main.ts`.
  *
  * During a burst of emails the live heap stays near 28 MiB, but by default V8 let the process
  * grow to ~250 MiB resident with garbage: the young generation grows to tens of MiB, and after
@@ -22,7 +22,7 @@ export const DAEMON_RUNTIME_FLAGS: readonly string[] = [
 ];
 
 /**
- * The module `deno compile` builds the release binary from: `main.ts` with the daemon's modules
- * imported statically (see `main_compiled.ts`).
+ * The module `deno compile` builds the release binary from: `main.ts` with a literal specifier
+ * for the modules it imports on demand (see `main_compiled.ts`).
  */
 export const COMPILE_ENTRY = "main_compiled.ts";
