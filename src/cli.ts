@@ -355,9 +355,74 @@ async function start(
 }
 
 /**
- * Runs the app with an AbortSignal aborted by SIGINT/SIGTERM. A second SIGINT, or a graceful
- * shutdown longer than {@link SHUTDOWN_TIMEOUT_MS}, gives up waiting ("forced").
+ * How a running app is stopped: the first SIGINT/SIGTERM (or an unhandled rejection) aborts it
+ * gracefully; a second SIGINT, or a graceful shutdown longer than the timeout, gives up waiting
+ * ("forced").
  */
+class Shutdown {
+  readonly ac = new AbortController();
+  readonly forced: Promise<"forced">;
+  /** The first unhandled rejection, when one caused the shutdown. */
+  unexpected: { reason: unknown } | undefined;
+  #forceResolve: (v: "forced") => void = () => {};
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #removers: (() => void)[] = [];
+
+  constructor(private readonly log: Logger, private readonly timeoutMs: number) {
+    this.forced = new Promise<"forced">((r) => (this.#forceResolve = r));
+  }
+
+  /** Listens for SIGINT, SIGTERM and unhandled rejections until {@link dispose}. */
+  listen(): void {
+    for (const sig of ["SIGINT", "SIGTERM"] as const) {
+      const fn = () => this.#onSignal(sig);
+      try {
+        Deno.addSignalListener(sig, fn);
+        this.#removers.push(() => Deno.removeSignalListener(sig, fn));
+      } catch {
+        // SIGTERM cannot be listened to on Windows.
+      }
+    }
+    // A rejected promise nobody handled is a bug; left alone, Deno would end the process with a
+    // stack trace. Log it as one line, shut down gracefully (in-flight sends finish, a restart
+    // catches up on the rest), and exit 1.
+    const onUnhandled = (e: PromiseRejectionEvent) => {
+      e.preventDefault();
+      if (this.unexpected) return;
+      this.unexpected = { reason: e.reason };
+      this.log.error("Unexpected internal error, shutting down", { error: e.reason });
+      if (!this.ac.signal.aborted) this.#begin("internal error");
+    };
+    globalThis.addEventListener("unhandledrejection", onUnhandled);
+    this.#removers.push(() => globalThis.removeEventListener("unhandledrejection", onUnhandled));
+  }
+
+  dispose(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    for (const remove of this.#removers.splice(0)) remove();
+  }
+
+  #onSignal(name: "SIGINT" | "SIGTERM"): void {
+    if (!this.ac.signal.aborted) {
+      this.log.info("Attempting graceful shutdown", { signal: name });
+      this.#begin(`received ${name}`);
+    } else if (name === "SIGINT") {
+      this.#force();
+    }
+  }
+
+  #begin(reason: string): void {
+    this.ac.abort(new DOMException(reason, "AbortError"));
+    this.#timer = setTimeout(() => this.#force(), this.timeoutMs);
+  }
+
+  #force(): void {
+    this.log.error("Graceful shutdown failed, attempting fast shutdown");
+    this.#forceResolve("forced");
+  }
+}
+
+/** Runs the app until it ends or a {@link Shutdown} stops it. */
 async function runUntilSignal(
   config: Config,
   debug: boolean,
@@ -366,77 +431,29 @@ async function runUntilSignal(
   log: Logger,
   observer?: PromMetrics,
 ): Promise<"done" | "forced"> {
-  const ac = new AbortController();
-  let forceResolve: (v: "forced") => void = () => {};
-  const forced = new Promise<"forced">((r) => (forceResolve = r));
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const force = () => {
-    log.error("Graceful shutdown failed, attempting fast shutdown");
-    forceResolve("forced");
-  };
-  const onSignal = (name: string) => () => {
-    if (!ac.signal.aborted) {
-      log.info("Attempting graceful shutdown", { signal: name });
-      ac.abort(new DOMException(`received ${name}`, "AbortError"));
-      timer = setTimeout(force, deps.shutdownTimeoutMs ?? SHUTDOWN_TIMEOUT_MS);
-    } else if (name === "SIGINT") {
-      force();
-    }
-  };
-  const listeners: [Deno.Signal, () => void][] = [
-    ["SIGINT", onSignal("SIGINT")],
-    ["SIGTERM", onSignal("SIGTERM")],
-  ];
-  const added: typeof listeners = [];
-  for (const [sig, fn] of listeners) {
-    try {
-      Deno.addSignalListener(sig, fn);
-      added.push([sig, fn]);
-    } catch {
-      // SIGTERM cannot be listened to on Windows.
-    }
-  }
-  // A rejected promise nobody handled is a bug; left alone, Deno would end the process with a
-  // stack trace. Log it as one line, shut down gracefully (in-flight sends finish, a restart
-  // catches up on the rest), and exit 1.
-  let unexpected: { reason: unknown } | undefined;
-  const onUnhandled = (e: PromiseRejectionEvent) => {
-    e.preventDefault();
-    if (unexpected) return;
-    unexpected = { reason: e.reason };
-    log.error("Unexpected internal error, shutting down", { error: e.reason });
-    if (!ac.signal.aborted) {
-      ac.abort(new DOMException("internal error", "AbortError"));
-      timer = setTimeout(force, deps.shutdownTimeoutMs ?? SHUTDOWN_TIMEOUT_MS);
-    }
-  };
-  globalThis.addEventListener("unhandledrejection", onUnhandled);
+  const shutdown = new Shutdown(log, deps.shutdownTimeoutMs ?? SHUTDOWN_TIMEOUT_MS);
+  const { signal } = shutdown.ac;
+  shutdown.listen();
   try {
-    const app = deps.runApp(config, { signal: ac.signal, debug, env, observer }).then(
+    const app = deps.runApp(config, { signal, debug, env, observer }).then(
       () => "done" as const,
       (err) => {
         // An abort-caused rejection after a signal is a graceful shutdown.
-        if (ac.signal.aborted && (err === ac.signal.reason || isAbortError(err))) {
-          return "done" as const;
-        }
+        if (signal.aborted && (err === signal.reason || isAbortError(err))) return "done" as const;
         throw err;
       },
     );
-    const result = await Promise.race([app, forced]);
-    if (unexpected) {
-      throw new TeleportEmailError(
-        `Unexpected internal error: ${formatError(unexpected.reason)}`,
-        {
-          cause: unexpected.reason,
-          hint: "this is a bug in teleport-email, please report it; a restart resumes the work",
-        },
-      );
+    const result = await Promise.race([app, shutdown.forced]);
+    if (shutdown.unexpected) {
+      const reason = shutdown.unexpected.reason;
+      throw new TeleportEmailError(`Unexpected internal error: ${formatError(reason)}`, {
+        cause: reason,
+        hint: "this is a bug in teleport-email, please report it; a restart resumes the work",
+      });
     }
     return result;
   } finally {
-    globalThis.removeEventListener("unhandledrejection", onUnhandled);
-    if (timer !== undefined) clearTimeout(timer);
-    for (const [sig, fn] of added) Deno.removeSignalListener(sig, fn);
+    shutdown.dispose();
   }
 }
 
