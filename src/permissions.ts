@@ -2,7 +2,7 @@
  * The Deno permissions the daemon runs with: baked into the release binary by
  * `scripts/release.ts`, and used by the end-to-end tests to run `main.ts`, so the tests guard
  * them (no `-A`; no `run`, `ffi`, `import`). Measured with
- * `DENO_AUDIT_PERMISSIONS` while sending through nodemailer, mailgun.js and grpc-js, and by
+ * `DENO_AUDIT_PERMISSIONS` while sending through nodemailer, Mailgun's API (fetch) and grpc-js, and by
  * running the whole e2e suite (tests/e2e_*) with the daemon under exactly these flags:
  * - net: Teleport, SMTP and Mailgun addresses come from the configuration;
  * - read: the configuration, identity and password files are configuration values;

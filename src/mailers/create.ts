@@ -1,5 +1,6 @@
 /**
- * Picks and builds the configured mail transport, and logs which one (reference §3.2 step 4).
+ * Picks and builds the configured mail transport (`[smtp]` or `[mailgun]`, never both: the
+ * config loader refuses that), and logs which one.
  */
 
 import type { DeliveryConfig, MailgunConfig, SmtpConfig } from "../config/types.ts";

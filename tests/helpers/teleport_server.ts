@@ -5,7 +5,7 @@
  *
  * Transport: a `node:tls` server with `requestCert: true, rejectUnauthorized: false` that checks
  * the client certificate itself against the test user CA (grpc-js's own mTLS server does not work
- * under Deno, see deno-runtime-notes §3b) and hands accepted sockets to a grpc-js server through
+ * under Deno: Deno's `node:tls` server cannot require client certificates itself) and hands accepted sockets to a grpc-js server through
  * `createConnectionInjector`. Like Teleport, a connection WITHOUT a client certificate is accepted
  * and its caller is "Nop": every RPC is PERMISSION_DENIED (knob `noCertPolicy: "reject"` closes
  * such connections instead). A certificate from a foreign CA, or an expired one, is rejected at
