@@ -3,7 +3,7 @@
  * (ENHANCE_YOUR_CALM "too_many_pings") and when it drains its connections for a graceful stop
  * (NO_ERROR, last stream 2^31-1, then the real last stream, then the streams end). Deno 2.9.6's
  * `node:http2` used to free the session while nghttp2 was still handling such a frame and abort
- * the plugin (denoland/deno#36788, see `guardHttp2GoawayDestroy`). The plugin must stay up,
+ * the plugin (denoland/deno#36788, see `src/teleport/http2_goaway_guard.ts`). The plugin must stay up,
  * reconnect and keep delivering. The child runs with glibc's `MALLOC_PERTURB_`, which fills freed
  * memory, so that a use of the freed session crashes every time instead of now and then: without
  * the guard the too_many_pings test fails (exit 139). The drain never hit the bug (the watch

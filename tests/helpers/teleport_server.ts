@@ -38,10 +38,8 @@ import {
   labelValuesToPb,
   requestStateToPb,
 } from "../../src/teleport/convert.ts";
-import {
-  grpcServiceDefinition,
-  guardHttp2GoawayDestroy,
-} from "../../src/teleport/grpc_transport.ts";
+import { grpcServiceDefinition } from "../../src/teleport/grpc_transport.ts";
+import { guardHttp2GoawayDestroy } from "../../src/teleport/http2_goaway_guard.ts";
 import {
   accessRequestFilterMatches,
   type AccessRequestWatchFilter,
