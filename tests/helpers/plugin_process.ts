@@ -128,20 +128,32 @@ export interface RunOptions {
   signal?: AbortSignal;
 }
 
-/** Runs `teleport-email <args>` to completion and returns its exit code and output. */
-export async function runPlugin(args: string[], opts: RunOptions = {}): Promise<CliResult> {
-  const timeout = AbortSignal.timeout(opts.timeoutMs ?? 60_000);
-  const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
-  const command = pluginCommand(args, { cwd: opts.cwd });
-  const out = await new Deno.Command(command.cmd, {
+/**
+ * The child process of `command` for {@link runPlugin} and {@link PluginProcess.start}: no stdin,
+ * stdout and stderr piped, the parent's environment plus `NO_COLOR=1` and `env`.
+ */
+function childCommand(
+  command: PluginCommand,
+  env: Record<string, string> | undefined,
+  signal?: AbortSignal,
+): Deno.Command {
+  return new Deno.Command(command.cmd, {
     args: command.args,
     cwd: command.cwd,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-    env: { NO_COLOR: "1", ...opts.env },
+    env: { NO_COLOR: "1", ...env },
     signal,
-  }).output();
+  });
+}
+
+/** Runs `teleport-email <args>` to completion and returns its exit code and output. */
+export async function runPlugin(args: string[], opts: RunOptions = {}): Promise<CliResult> {
+  const timeout = AbortSignal.timeout(opts.timeoutMs ?? 60_000);
+  const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
+  const out = await childCommand(pluginCommand(args, { cwd: opts.cwd }), opts.env, signal)
+    .output();
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
@@ -216,14 +228,7 @@ export class PluginProcess {
     const command = opts.denoArgs === undefined
       ? pluginCommand(args, { cwd: opts.cwd })
       : { cmd: Deno.execPath(), args: [...opts.denoArgs, ...args], cwd: opts.cwd };
-    const child = new Deno.Command(command.cmd, {
-      args: command.args,
-      cwd: command.cwd,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1", ...opts.env },
-    }).spawn();
+    const child = childCommand(command, opts.env).spawn();
     return new PluginProcess(child, opts);
   }
 
