@@ -56,7 +56,8 @@ export interface RawConfig {
   log: RawLog;
 }
 
-const KNOWN_KEYS: Record<string, readonly string[]> = {
+/** The keys of each section (`role_to_recipients` takes any); others are warned about and ignored. */
+export const KNOWN_KEYS: Record<string, readonly string[]> = {
   teleport: [
     "addr",
     "auth_server",

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ConfigError } from "../errors.ts";
+import { KNOWN_KEYS } from "./decode.ts";
 import { EXAMPLE_CONFIG, EXAMPLE_PATHS } from "./example.ts";
 import { loadConfig, MAILGUN_API_BASES } from "./load.ts";
 import type { Config } from "./types.ts";
@@ -1076,40 +1077,15 @@ Deno.test("loadConfig() loads the example once its placeholder files exist", asy
   });
 });
 
+/** Keys the example leaves out: deprecated spellings, and `local_name` (not in it yet). */
+const NOT_IN_EXAMPLE = ["teleport.auth_server", "delivery.recipients", "smtp.local_name"];
+
 Deno.test("EXAMPLE_CONFIG mentions every key, including the commented-out ones", () => {
-  for (
-    const key of [
-      "addr",
-      "identity",
-      "refresh_identity",
-      "refresh_identity_interval",
-      "client_key",
-      "client_crt",
-      "root_cas",
-      "[mailgun]",
-      "domain",
-      "private_key",
-      "private_key_file",
-      "region",
-      "api_base",
-      "[smtp]",
-      "host",
-      "port",
-      "username",
-      "password",
-      "password_file",
-      "starttls_policy",
-      "ca_file",
-      "[delivery]",
-      "sender",
-      "notify_requester",
-      "[role_to_recipients]",
-      "[log]",
-      "output",
-      "severity",
-      "format",
-    ]
-  ) {
+  const keys = ["[role_to_recipients]"];
+  for (const [section, names] of Object.entries(KNOWN_KEYS)) {
+    keys.push(`[${section}]`, ...names.filter((n) => !NOT_IN_EXAMPLE.includes(`${section}.${n}`)));
+  }
+  for (const key of keys) {
     assert.match(
       EXAMPLE_CONFIG,
       new RegExp(`^#? ?${key.replace(/[[\]]/g, "\\$&")}(?!\\w)`, "m"),
