@@ -17,6 +17,7 @@ import { join } from "node:path";
 import { simpleParser } from "mailparser";
 import type { TestCertificateAuthority } from "./ca.ts";
 import { bounded } from "./bounded.ts";
+import type { DeliveredEmail } from "./e2e_env.ts";
 
 const BINARIES = ["/usr/sbin/postfix", "/usr/sbin/postconf", "/usr/sbin/dovecot"];
 /** The uid/gid Maildirs are written as (`nobody`): `virtual` refuses root. */
@@ -42,19 +43,16 @@ export function postfixMissing(): string | undefined {
   return undefined;
 }
 
-/** A message read back from a Maildir. */
-export interface MaildirMessage {
+/**
+ * A message read back from a Maildir: a {@link DeliveredEmail} (`to` is the Maildir's address),
+ * so the e2e checks read it as they read the SMTP sink's.
+ */
+export interface MaildirMessage extends DeliveredEmail {
   /** The Maildir's user (local part of the recipient). */
   user: string;
   /** The file name (it starts with the delivery time: seconds and microseconds). */
   file: string;
   headers: Map<string, string>;
-  subject: string;
-  text: string;
-  html: string;
-  messageId: string;
-  inReplyTo?: string;
-  references?: string;
   raw: string;
 }
 
@@ -386,6 +384,8 @@ async function readMessage(user: string, file: string, path: string): Promise<Ma
     user,
     file,
     headers,
+    from: headers.get("from") ?? "",
+    to: `${user}@example.com`,
     subject: parsed.subject ?? "",
     text: parsed.text ?? "",
     html: typeof parsed.html === "string" ? parsed.html : "",
