@@ -177,6 +177,20 @@ function requestedResourcesFromPb(spec: AccessRequestV3["Spec"]): ResourceId[] {
   });
 }
 
+/**
+ * The requested resources as both spec fields carry them: `RequestedResourceIDs` (field 14, for
+ * older readers) and `RequestedResourceAccessIDs` (field 26, with constraints).
+ */
+export function requestedResourcesToPb(ids: ResourceId[]) {
+  return {
+    RequestedResourceIDs: ids.map(resourceIdToPb),
+    RequestedResourceAccessIDs: ids.map((id) => ({
+      id: resourceIdToPb(id),
+      constraints: constraintsToPb(id.constraints),
+    })),
+  };
+}
+
 /** `types.AccessRequestV3` → {@link AccessRequest}. */
 export function accessRequestFromPb(r: AccessRequestV3): AccessRequest {
   const spec = r.Spec;
@@ -217,11 +231,7 @@ export function accessRequestToPb(r: AccessRequest): AccessRequestV3 {
       Reviews: r.reviews.map(accessReviewToPb),
       SuggestedReviewers: r.suggestedReviewers,
       SystemAnnotations: labelValuesToPb(r.systemAnnotations),
-      RequestedResourceIDs: r.requestedResources.map(resourceIdToPb),
-      RequestedResourceAccessIDs: r.requestedResources.map((id) => ({
-        id: resourceIdToPb(id),
-        constraints: constraintsToPb(id.constraints),
-      })),
+      ...requestedResourcesToPb(r.requestedResources),
       AccessList: r.promotedAccessList
         ? { Name: r.promotedAccessList.name, Title: r.promotedAccessList.title }
         : undefined,

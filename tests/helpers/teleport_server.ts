@@ -33,9 +33,9 @@ import {
   accessMonitoringRuleFromPb,
   accessMonitoringRuleToPb,
   accessRequestFromPb,
-  accessRequestToPb,
   dateToTimestamp,
   labelValuesToPb,
+  requestedResourcesToPb,
   requestStateToPb,
 } from "../../src/teleport/convert.ts";
 import { grpcServiceDefinition } from "../../src/teleport/grpc_transport.ts";
@@ -162,22 +162,11 @@ export interface SeenConnection {
 
 /** The spec fields that carry the requested resources, as {@link CreateAccessRequestInput} asks. */
 function requestedResourceFields(input: CreateAccessRequestInput) {
-  const pb = accessRequestToPb({
-    id: "",
-    user: "",
-    roles: [],
-    state: "PENDING",
-    requestReason: "",
-    resolveReason: "",
-    reviews: [],
-    suggestedReviewers: [],
-    systemAnnotations: {},
-    requestedResources: input.requestedResources ?? [],
-  }).Spec;
+  const pb = requestedResourcesToPb(input.requestedResources ?? []);
   const fields = input.resourceFields ?? "both";
   return {
-    RequestedResourceIDs: fields === "26" ? [] : pb?.RequestedResourceIDs ?? [],
-    RequestedResourceAccessIDs: fields === "14" ? [] : pb?.RequestedResourceAccessIDs ?? [],
+    RequestedResourceIDs: fields === "26" ? [] : pb.RequestedResourceIDs,
+    RequestedResourceAccessIDs: fields === "14" ? [] : pb.RequestedResourceAccessIDs,
   };
 }
 
