@@ -1,38 +1,16 @@
 import assert from "node:assert/strict";
 import { MailerError } from "../errors.ts";
 import type { SmtpConfig } from "../config/types.ts";
-import { createTestTls, SmtpSink, type SmtpSinkOptions } from "../../tests/helpers/smtp_sink.ts";
-import { SmtpMailer } from "./smtp.ts";
+import { SINK_TLS, withMailer as withSinkMailer } from "../../tests/helpers/smtp_mailer.ts";
+import type { SmtpSink, SmtpSinkOptions } from "../../tests/helpers/smtp_sink.ts";
+import type { SmtpMailer } from "./smtp.ts";
 
-const TLS = await createTestTls();
-const SINK_TLS = { key: TLS.keyPem, cert: TLS.certPem };
-
-async function withMailer(
-  sinkOpts: SmtpSinkOptions,
+function withMailer(
+  sink: SmtpSinkOptions,
   cfg: Partial<SmtpConfig>,
   fn: (mailer: SmtpMailer, sink: SmtpSink) => Promise<void>,
 ): Promise<void> {
-  const sink = await SmtpSink.start(sinkOpts);
-  const mailer = new SmtpMailer(
-    {
-      host: "127.0.0.1",
-      port: sink.port,
-      username: "",
-      password: "",
-      passwordFile: "",
-      starttlsPolicy: "mandatory",
-      caFile: "",
-      ...cfg,
-    },
-    "Teleport <noreply@example.com>",
-    { ca: TLS.caPem },
-  );
-  try {
-    await fn(mailer, sink);
-  } finally {
-    await mailer.close();
-    await sink.close();
-  }
+  return withSinkMailer("Teleport <noreply@example.com>", { sink, cfg }, fn);
 }
 
 Deno.test("SmtpMailer.healthCheck() probes MAIL FROM, RCPT TO and RSET and sends nothing", async () => {

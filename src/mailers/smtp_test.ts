@@ -1,17 +1,16 @@
 import assert from "node:assert/strict";
 import { ConfigError, MailerError } from "../errors.ts";
-import type { SmtpConfig } from "../config/types.ts";
+import { type SinkMessage, SmtpSink, type SmtpSinkOptions } from "../../tests/helpers/smtp_sink.ts";
 import {
-  createTestTls,
-  type SinkMessage,
-  SmtpSink,
-  type SmtpSinkOptions,
-} from "../../tests/helpers/smtp_sink.ts";
-import { SmtpMailer, type SmtpMailerOptions } from "./smtp.ts";
+  type MailerCase,
+  SINK_TLS,
+  smtpConfig,
+  TLS,
+  withMailer as withSinkMailer,
+} from "../../tests/helpers/smtp_mailer.ts";
+import { SmtpMailer } from "./smtp.ts";
 import type { OutgoingEmail } from "./mailer.ts";
 
-const TLS = await createTestTls();
-const SINK_TLS = { key: TLS.keyPem, cert: TLS.certPem };
 const USER = "alice";
 const PASSWORD = "correct-horse-battery-staple";
 const SENDER = "Teleport Access <noreply@example.com>";
@@ -22,35 +21,12 @@ const email: OutgoingEmail = {
   html: "<p>html body</p>",
 };
 
-interface Case {
-  sink?: SmtpSinkOptions;
-  cfg?: Partial<SmtpConfig>;
-  opts?: SmtpMailerOptions;
-}
-
 /** Runs `fn` with a sink and a mailer for it; closes both. */
-async function withMailer(
-  c: Case,
+function withMailer(
+  c: MailerCase,
   fn: (mailer: SmtpMailer, sink: SmtpSink) => Promise<void>,
 ): Promise<void> {
-  const sink = await SmtpSink.start(c.sink);
-  const cfg: SmtpConfig = {
-    host: "127.0.0.1",
-    port: sink.port,
-    username: "",
-    password: "",
-    passwordFile: "",
-    starttlsPolicy: "mandatory",
-    caFile: "",
-    ...c.cfg,
-  };
-  const mailer = new SmtpMailer(cfg, SENDER, { ca: TLS.caPem, ...c.opts });
-  try {
-    await fn(mailer, sink);
-  } finally {
-    await mailer.close();
-    await sink.close();
-  }
+  return withSinkMailer(SENDER, c, fn);
 }
 
 const withAuth = { username: USER, password: PASSWORD };
@@ -180,15 +156,7 @@ Deno.test("SmtpMailer.send() trusts the CA from smtp.ca_file", async () => {
 Deno.test("SmtpMailer rejects an unreadable or empty smtp.ca_file", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    const cfg: SmtpConfig = {
-      host: "127.0.0.1",
-      port: 2525,
-      username: "",
-      password: "",
-      passwordFile: "",
-      starttlsPolicy: "mandatory",
-      caFile: `${dir}/missing.pem`,
-    };
+    const cfg = smtpConfig(2525, { caFile: `${dir}/missing.pem` });
     assert.throws(() => new SmtpMailer(cfg, SENDER), (err: unknown) => {
       assert.ok(err instanceof ConfigError);
       assert.equal(err.key, "smtp.ca_file");
@@ -354,15 +322,10 @@ Deno.test("SmtpMailer.send() to a server that is down is a retryable socket erro
   const sink = await SmtpSink.start();
   const port = sink.port;
   await sink.close();
-  const mailer = new SmtpMailer({
-    host: "127.0.0.1",
-    port,
-    username: "",
-    password: "",
-    passwordFile: "",
-    starttlsPolicy: "disabled",
-    caFile: "",
-  }, SENDER);
+  const mailer = new SmtpMailer(
+    smtpConfig(port, { host: "127.0.0.1", starttlsPolicy: "disabled" }),
+    SENDER,
+  );
   try {
     const err = await rejectsMailer(mailer.send(email));
     assert.equal(err.retryable, true);
@@ -380,15 +343,10 @@ Deno.test("SmtpMailer names each address of a host name that resolves to several
   const sink = await SmtpSink.start();
   const port = sink.port;
   await sink.close();
-  const mailer = new SmtpMailer({
-    host: "localhost",
-    port,
-    username: "",
-    password: "",
-    passwordFile: "",
-    starttlsPolicy: "disabled",
-    caFile: "",
-  }, SENDER);
+  const mailer = new SmtpMailer(
+    smtpConfig(port, { host: "localhost", starttlsPolicy: "disabled" }),
+    SENDER,
+  );
   try {
     const err = await rejectsMailer(mailer.healthCheck());
     assert.equal(err.retryable, true);
