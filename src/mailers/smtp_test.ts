@@ -318,14 +318,19 @@ Deno.test("SmtpMailer.send() reports 451 as retryable and recovers on the next s
   });
 });
 
-Deno.test("SmtpMailer.send() to a server that is down is a retryable socket error", async () => {
+/** A mailer to `host` at the port of a sink that has closed: nothing listens there. */
+async function mailerToClosedPort(host: string): Promise<{ mailer: SmtpMailer; port: number }> {
   const sink = await SmtpSink.start();
   const port = sink.port;
   await sink.close();
-  const mailer = new SmtpMailer(
-    smtpConfig(port, { host: "127.0.0.1", starttlsPolicy: "disabled" }),
-    SENDER,
-  );
+  return {
+    mailer: new SmtpMailer(smtpConfig(port, { host, starttlsPolicy: "disabled" }), SENDER),
+    port,
+  };
+}
+
+Deno.test("SmtpMailer.send() to a server that is down is a retryable socket error", async () => {
+  const { mailer, port } = await mailerToClosedPort("127.0.0.1");
   try {
     const err = await rejectsMailer(mailer.send(email));
     assert.equal(err.retryable, true);
@@ -340,13 +345,7 @@ Deno.test("SmtpMailer.send() to a server that is down is a retryable socket erro
 });
 
 Deno.test("SmtpMailer names each address of a host name that resolves to several (localhost) and why each failed", async () => {
-  const sink = await SmtpSink.start();
-  const port = sink.port;
-  await sink.close();
-  const mailer = new SmtpMailer(
-    smtpConfig(port, { host: "localhost", starttlsPolicy: "disabled" }),
-    SENDER,
-  );
+  const { mailer, port } = await mailerToClosedPort("localhost");
   try {
     const err = await rejectsMailer(mailer.healthCheck());
     assert.equal(err.retryable, true);
