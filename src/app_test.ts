@@ -271,7 +271,29 @@ function reloadable(file: { config: Config | Error; loads?: number; gate?: Promi
     },
     onReload: (r) => results.push(r as (typeof results)[number]),
   };
-  return { over, hup: () => listener(), results };
+  /** Sends SIGHUP and waits for the outcome of that one reload. */
+  const reload = async () => {
+    const n = results.length;
+    listener();
+    await waitFor(() => results.length === n + 1, "the reload");
+  };
+  return { over, hup: () => listener(), reload, results };
+}
+
+/** Starts the app with mailer `first`; a SIGHUP reloads `next`, whose mailer is `second`. */
+async function startWithMailers(
+  client: FakeTeleportClient,
+  first: FakeMailer,
+  second: FakeMailer,
+  next: Config,
+) {
+  const r = reloadable({ config: next });
+  let built = 0;
+  const s = await startApp(client, first, {
+    ...r.over,
+    createMailer: () => (++built === 1 ? first : second),
+  });
+  return { r, s };
 }
 
 Deno.test("runAppWith() on SIGHUP sends the next request to the reloaded role_to_recipients", async () => {
@@ -290,8 +312,7 @@ Deno.test("runAppWith() on SIGHUP sends the next request to the reloaded role_to
       },
     });
     try {
-      r.hup();
-      await waitFor(() => r.results.length === 1, "the reload");
+      await r.reload();
       assert.deepEqual(r.results[0], { changes: ["role_to_recipients"] });
       client.putRequest(makeRequest({ id: "req-after", roles: ["dev"] }));
       await waitFor(() => mailer.sent.length === 1, "an email");
@@ -314,8 +335,7 @@ Deno.test("runAppWith() keeps the configuration in force when the reloaded file 
     });
     const s = await startApp(client, mailer, r.over);
     try {
-      r.hup();
-      await waitFor(() => r.results.length === 1, "the reload");
+      await r.reload();
       const failed = records.find((x) => x.level === "error");
       assert.equal(
         failed?.rawMessage,
@@ -366,15 +386,9 @@ Deno.test("runAppWith() on SIGHUP replaces a changed mailer after its health che
   const second = new FakeMailer();
   const next = config();
   next.delivery.sender = "Teleport <other@example.com>";
-  const r = reloadable({ config: next });
-  let built = 0;
-  const s = await startApp(client, first, {
-    ...r.over,
-    createMailer: () => (++built === 1 ? first : second),
-  });
+  const { r, s } = await startWithMailers(client, first, second, next);
   try {
-    r.hup();
-    await waitFor(() => r.results.length === 1, "the reload");
+    await r.reload();
     assert.deepEqual(r.results[0], { changes: ["delivery.sender"] });
     assert.equal(second.healthChecks, 1);
     assert.equal(first.closed, true);
@@ -395,15 +409,9 @@ Deno.test("runAppWith() on SIGHUP with a failing new mailer keeps the old one", 
   });
   const next = config();
   next.smtp!.host = "x";
-  const r = reloadable({ config: next });
-  let built = 0;
-  const s = await startApp(client, first, {
-    ...r.over,
-    createMailer: () => (++built === 1 ? first : second),
-  });
+  const { r, s } = await startWithMailers(client, first, second, next);
   try {
-    r.hup();
-    await waitFor(() => r.results.length === 1, "the reload");
+    await r.reload();
     assert.match(String((r.results[0] as { error: Error }).error), /health check failed/);
     assert.equal(second.closed, true);
     client.putRequest(makeRequest({ id: "req-4" }));
@@ -430,8 +438,7 @@ Deno.test("runAppWith() on SIGHUP with a changed [teleport] hands over to a new 
       },
     });
     try {
-      r.hup();
-      await waitFor(() => r.results.length === 1, "the reload");
+      await r.reload();
       assert.deepEqual(r.results[0], { changes: ["teleport"] });
       assert.deepEqual(closed, [oldClient]);
       newClient.putRequest(makeRequest({ id: "req-new-conn" }));
