@@ -455,19 +455,32 @@ Deno.test("resolveAuthDialer() uses the reverse tunnel a Proxy without TLS routi
   });
 });
 
+/**
+ * Resolves `proxy` without the direct mode, through a recording tunnel that only `tunnelAddr`
+ * reached over TLS routing (viaTlsAlpn) answers; the dialer must be the tunnel. Returns the
+ * tunnel's calls made over TLS routing.
+ */
+async function resolveViaAlpnTunnel(
+  auth: TestAuthTlsServer,
+  proxy: { addr: string },
+  tunnelAddr: string,
+) {
+  const tunnel = recordingTunnel(auth, (a, o) => a === tunnelAddr && o.viaTlsAlpn === true);
+  const creds = staticCredentials(await identityFor("email"));
+  const d = await resolveAuthDialer(proxy.addr, creds, {
+    env: WEB_ENV,
+    tunnelDialer: tunnel.factory,
+    modes: ["tls-routing", "tls-routing-upgrade", "tunnel"],
+  });
+  assert.equal(d.mode, "tunnel");
+  return tunnel.calls.filter((c) => c.opts.viaTlsAlpn);
+}
+
 Deno.test("resolveAuthDialer() falls back to teleport-reversetunnel when the teleport-auth@ route fails", async () => {
   await withAuth(async (auth) => {
     // The Proxy knows no Auth server: the teleport-auth@ route is closed.
     await withProxy({}, async (proxy) => {
-      const tunnel = recordingTunnel(auth, (a, o) => a === proxy.addr && o.viaTlsAlpn === true);
-      const creds = staticCredentials(await identityFor("email"));
-      const d = await resolveAuthDialer(proxy.addr, creds, {
-        env: WEB_ENV,
-        tunnelDialer: tunnel.factory,
-        modes: ["tls-routing", "tls-routing-upgrade", "tunnel"],
-      });
-      assert.equal(d.mode, "tunnel");
-      const via = tunnel.calls.find((c) => c.opts.viaTlsAlpn);
+      const via = (await resolveViaAlpnTunnel(auth, proxy, proxy.addr))[0];
       assert.ok(via, "called with viaTlsAlpn");
       assert.ok(via.opts.proxyCaPems?.includes(ca.webCaPem));
     });
@@ -478,16 +491,8 @@ Deno.test("resolveAuthDialer() falls back to teleport-reversetunnel at the tunne
   await withAuth(async (auth) => {
     // TLS routing on, teleport-auth@ closed, and a public address other than teleport.addr.
     await withProxy({ ssh: { public_addr: "tunnel.test:8443" } }, async (proxy) => {
-      const tunnel = recordingTunnel(auth, (a, o) => a === "tunnel.test:8443" && !!o.viaTlsAlpn);
-      const creds = staticCredentials(await identityFor("email"));
-      const d = await resolveAuthDialer(proxy.addr, creds, {
-        env: WEB_ENV,
-        tunnelDialer: tunnel.factory,
-        modes: ["tls-routing", "tls-routing-upgrade", "tunnel"],
-      });
-      assert.equal(d.mode, "tunnel");
-      const viaAlpn = tunnel.calls.filter((c) => c.opts.viaTlsAlpn).map((c) => c.addr);
-      assert.deepEqual(viaAlpn, ["tunnel.test:8443"]);
+      const viaAlpn = await resolveViaAlpnTunnel(auth, proxy, "tunnel.test:8443");
+      assert.deepEqual(viaAlpn.map((c) => c.addr), ["tunnel.test:8443"]);
     });
   });
 });
