@@ -132,28 +132,39 @@ function validateSender(ctx: LoadContext, sender: string): void {
   }
 }
 
-async function validateMailgun(ctx: LoadContext, raw: RawMailgun): Promise<MailgunConfig> {
-  let privateKey = raw.privateKey;
-  if (privateKey === "" && raw.privateKeyFile === "") {
+/**
+ * The secret `key` (`mailgun.private_key`, `smtp.password`): its inline value, else the contents
+ * of the file `<key>_file` names, in the Go plugin's words: neither set is an error, both set a
+ * warning (the inline value wins), an empty file an error (`use`: what the secret is for).
+ */
+async function inlineOrFileSecret(
+  ctx: LoadContext,
+  secret: { key: string; value: string; file: string },
+  use: string,
+): Promise<string> {
+  const { key, value, file } = secret;
+  const fileKey = `${key}_file`;
+  if (value === "" && file === "") throw ctx.error(key, `specify ${key} or ${fileKey}`);
+  if (value !== "") {
+    if (file !== "") ctx.warn(`${fileKey} is ignored because ${key} is set`);
+    return value;
+  }
+  const contents = await readSecretFile(ctx, fileKey, file);
+  if (contents === "") {
     throw ctx.error(
-      "mailgun.private_key",
-      "specify mailgun.private_key or mailgun.private_key_file",
+      fileKey,
+      `provide ${key} or ${fileKey}${use} and ensure that password file ${show(file)} is not empty`,
     );
   }
-  if (privateKey !== "" && raw.privateKeyFile !== "") {
-    ctx.warn("mailgun.private_key_file is ignored because mailgun.private_key is set");
-  }
-  if (privateKey === "") {
-    privateKey = await readSecretFile(ctx, "mailgun.private_key_file", raw.privateKeyFile);
-    if (privateKey === "") {
-      throw ctx.error(
-        "mailgun.private_key_file",
-        `provide mailgun.private_key or mailgun.private_key_file to use Mailgun and ensure that password file ${
-          show(raw.privateKeyFile)
-        } is not empty`,
-      );
-    }
-  }
+  return contents;
+}
+
+async function validateMailgun(ctx: LoadContext, raw: RawMailgun): Promise<MailgunConfig> {
+  const privateKey = await inlineOrFileSecret(
+    ctx,
+    { key: "mailgun.private_key", value: raw.privateKey, file: raw.privateKeyFile },
+    " to use Mailgun",
+  );
   if (raw.domain === "") {
     throw ctx.error("mailgun.domain", "provide mailgun.domain to use Mailgun");
   }
@@ -212,24 +223,11 @@ async function validateSmtp(ctx: LoadContext, raw: RawSmtp): Promise<SmtpConfig>
   if (raw.username === "") {
     throw ctx.error("smtp.username", "provide smtp.username to use SMTP");
   }
-  let password = raw.password;
-  if (password === "" && raw.passwordFile === "") {
-    throw ctx.error("smtp.password", "specify smtp.password or smtp.password_file");
-  }
-  if (password !== "" && raw.passwordFile !== "") {
-    ctx.warn("smtp.password_file is ignored because smtp.password is set");
-  }
-  if (password === "") {
-    password = await readSecretFile(ctx, "smtp.password_file", raw.passwordFile);
-    if (password === "") {
-      throw ctx.error(
-        "smtp.password_file",
-        `provide smtp.password or smtp.password_file and ensure that password file ${
-          show(raw.passwordFile)
-        } is not empty`,
-      );
-    }
-  }
+  const password = await inlineOrFileSecret(
+    ctx,
+    { key: "smtp.password", value: raw.password, file: raw.passwordFile },
+    "",
+  );
   const policy = Object.hasOwn(STARTTLS_POLICIES, raw.starttlsPolicy)
     ? STARTTLS_POLICIES[raw.starttlsPolicy]
     : undefined;
