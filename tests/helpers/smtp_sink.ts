@@ -12,6 +12,7 @@ import { SMTPServer } from "smtp-server";
 import type { SMTPServerDataStream, SMTPServerSession } from "smtp-server";
 import { simpleParser } from "mailparser";
 import { bounded } from "./bounded.ts";
+import { concatBytes } from "./bytes.ts";
 
 /** A message the sink accepted. */
 export interface SinkMessage {
@@ -245,7 +246,7 @@ export class SmtpSink {
   async #receive(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<void> {
     const chunks: Uint8Array[] = [];
     for await (const chunk of stream) chunks.push(chunk as Uint8Array);
-    const raw = new TextDecoder().decode(concat(chunks));
+    const raw = new TextDecoder().decode(concatBytes(chunks));
     if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
     const failure = this.#takeFailure("data");
     if (failure) {
@@ -278,16 +279,6 @@ export class SmtpSink {
     this.messages.push(message);
     this.#wake();
   }
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
 }
 
 /** Header values by lower-case name, unfolded. */

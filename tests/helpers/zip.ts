@@ -1,5 +1,6 @@
 /** Zip archives and fake Deno runtimes for the offline-build tests. */
 import { deflateRawSync } from "node:zlib";
+import { concatBytes } from "./bytes.ts";
 
 const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
   let c = n;
@@ -50,14 +51,7 @@ export function makeZip(files: Record<string, Uint8Array>, method: 0 | 8 = 8): U
   v.setUint16(10, centrals.length, true);
   v.setUint32(12, centralSize, true);
   v.setUint32(16, offset, true);
-  const parts = [...locals, ...centrals, end];
-  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concatBytes([...locals, ...centrals, end]);
 }
 
 /** A fake runtime: an ELF header for `machine` followed by Deno's user-agent strings. */
