@@ -17,6 +17,7 @@ import { join } from "node:path";
 import { simpleParser } from "mailparser";
 import type { TestCertificateAuthority } from "./ca.ts";
 import { bounded } from "./bounded.ts";
+import { parseHeaderBlock } from "./smtp_sink.ts";
 import type { DeliveredEmail } from "./e2e_env.ts";
 
 const BINARIES = ["/usr/sbin/postfix", "/usr/sbin/postconf", "/usr/sbin/dovecot"];
@@ -370,15 +371,7 @@ function deliveryKey(file: string): number {
 async function readMessage(user: string, file: string, path: string): Promise<MaildirMessage> {
   const raw = await Deno.readTextFile(path);
   const parsed = await simpleParser(raw);
-  const end = raw.search(/\r?\n\r?\n/);
-  const headers = new Map<string, string>();
-  for (const line of raw.slice(0, end).replace(/\r?\n[ \t]+/g, " ").split(/\r?\n/)) {
-    const colon = line.indexOf(":");
-    if (colon <= 0) continue;
-    const name = line.slice(0, colon).toLowerCase();
-    const value = line.slice(colon + 1).trim();
-    headers.set(name, headers.has(name) ? `${headers.get(name)}\n${value}` : value);
-  }
+  const headers = parseHeaderBlock(raw.slice(0, raw.search(/\r?\n\r?\n/)));
   const refs = parsed.references;
   return {
     user,
