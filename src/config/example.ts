@@ -42,6 +42,7 @@ username = "username@gmail.com"
 password_file = "${EXAMPLE_PATHS.smtpPasswordFile}"
 starttls_policy = "mandatory" # mandatory|opportunistic|disabled
 # ca_file = "/etc/ssl/certs/smtp-ca.pem" # Extra CA certificates (PEM) trusted for the SMTP server
+# local_name = "mail-sender.example.com" # EHLO name and Message-ID domain (default: the host's FQDN, else the sender's domain)
 
 # [mailgun]
 # domain = "your-domain-name"

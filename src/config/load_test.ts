@@ -1078,7 +1078,7 @@ Deno.test("loadConfig() loads the example once its placeholder files exist", asy
 });
 
 /** Keys the example leaves out: deprecated spellings, and `local_name` (not in it yet). */
-const NOT_IN_EXAMPLE = ["teleport.auth_server", "delivery.recipients", "smtp.local_name"];
+const NOT_IN_EXAMPLE = ["teleport.auth_server", "delivery.recipients"];
 
 Deno.test("EXAMPLE_CONFIG mentions every key, including the commented-out ones", () => {
   const keys = ["[role_to_recipients]"];
