@@ -499,7 +499,7 @@ Deno.test("payload check (deno CLI as a stand-in runtime): the binary embeds exa
   assert.equal(await Deno.readTextFile(`${REPO_ROOT}/src/build_info.json`), before);
 });
 
-Deno.test("payload check: the daemon works with node_modules/ pruned exactly as deno compile's --exclude prunes it", async () => {
+Deno.test("payload check: the daemon, started from the binary's entry point, works with node_modules/ pruned exactly as deno compile's --exclude prunes it", async () => {
   await withTempDir(async (dir) => {
     // A copy of the tree (node_modules hard-linked) with every excluded path removed, run through
     // its own copy of the launcher with nodeModulesDir "manual" (so deno uses the folder as is).
@@ -528,6 +528,14 @@ Deno.test("payload check: the daemon works with node_modules/ pruned exactly as 
     await Deno.writeTextFile(
       `${tree}/deno.json`,
       JSON.stringify({ ...denoJson, nodeModulesDir: "manual" }),
+    );
+    // The tree's launcher runs the binary's own entry point (COMPILE_ENTRY), not main.ts.
+    const launcher = `${tree}/scripts/launcher_for_tests.sh`;
+    const script = await Deno.readTextFile(launcher);
+    assert.match(script, /"\$repo\/main\.ts"/);
+    await Deno.writeTextFile(
+      launcher,
+      script.replace('"$repo/main.ts"', `"$repo/${COMPILE_ENTRY}"`),
     );
     const left = [];
     for await (const e of Deno.readDir(`${tree}/node_modules/.deno`)) {
