@@ -1,7 +1,8 @@
 /**
  * Small async building blocks shared by the watcher, the notification engine and the
- * compare-and-swap helpers: {@link delay}, {@link abortable}, {@link pool}, {@link Limiter} and
- * {@link withRetry} (decorrelated-jitter backoff bounded by an AbortSignal).
+ * compare-and-swap helpers: {@link delay}, {@link abortable}, {@link settledWithin},
+ * {@link pool}, {@link Limiter} and {@link withRetry} (decorrelated-jitter backoff bounded by an
+ * AbortSignal).
  */
 
 /**
@@ -35,6 +36,26 @@ export function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<
     signal.addEventListener("abort", onAbort, { once: true });
     promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
   });
+}
+
+/**
+ * `promise`'s outcome, or `onTimeout` when it has not settled within `ms`. The timer is cleared
+ * either way; the work behind `promise` is not cancelled.
+ */
+export async function settledWithin<T, U>(
+  promise: Promise<T>,
+  ms: number,
+  onTimeout: U,
+): Promise<T | U> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<U>((resolve) => {
+    timer = setTimeout(() => resolve(onTimeout), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**

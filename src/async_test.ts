@@ -7,6 +7,7 @@ import {
   Limiter,
   nextDelay,
   pool,
+  settledWithin,
   withRetry,
 } from "./async.ts";
 
@@ -138,6 +139,14 @@ Deno.test("abortable() passes the result through, or rejects when the signal abo
   const waiting = abortable(never, ac.signal);
   ac.abort(new Error("gave up"));
   await assert.rejects(waiting, /gave up/);
+});
+
+Deno.test("settledWithin() gives the outcome when it comes in time, else the fallback, and leaves no timer", async () => {
+  assert.equal(await settledWithin(Promise.resolve(7), 60_000, "late"), 7);
+  await assert.rejects(settledWithin(Promise.reject(new Error("own")), 60_000, "late"), /own/);
+  // A promise that never settles: the fallback after the timeout. Deno's test sanitizers fail
+  // the test if any of the three timers is left running.
+  assert.equal(await settledWithin(new Promise<number>(() => {}), 1, "late"), "late");
 });
 
 Deno.test("pool() runs every item at most limit at once and reports errors without stopping", async () => {

@@ -22,6 +22,7 @@
  * `/tmp`. Probes of processes that died are removed one lease length after start.
  */
 import type { LeaseHolder, LeaseLock } from "./notify/delivery_state.ts";
+import { settledWithin } from "./async.ts";
 
 /** File name prefix of the probes. */
 export const PROBE_PREFIX = "teleport-email-";
@@ -41,11 +42,7 @@ export interface LivenessOptions {
  * refused, false when it is accepted, undefined when that cannot be told (no such file, no
  * permission, not a socket, no answer within a second).
  */
-export async function probeRefused(path: string): Promise<boolean | undefined> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<undefined>((resolve) => {
-    timer = setTimeout(() => resolve(undefined), 1000);
-  });
+export function probeRefused(path: string): Promise<boolean | undefined> {
   const attempt = Deno.connect({ transport: "unix", path }).then(
     (conn) => {
       conn.close();
@@ -53,11 +50,7 @@ export async function probeRefused(path: string): Promise<boolean | undefined> {
     },
     (err) => err instanceof Deno.errors.ConnectionRefused ? true : undefined,
   );
-  try {
-    return await Promise.race([attempt, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
+  return settledWithin(attempt, 1000, undefined);
 }
 
 /**

@@ -13,6 +13,7 @@
  */
 import type { Logger } from "@logtape/logtape";
 import { ConfigError, formatError, UsageError } from "../errors.ts";
+import { settledWithin } from "../async.ts";
 import type { PromMetrics } from "./metrics.ts";
 
 /** How long {@link DiagServer.close} waits for running requests. */
@@ -134,12 +135,7 @@ export function startDiagServer(
     close: async () => {
       ac.abort();
       // Graceful: running requests finish. Bounded, so a stuck client cannot hold the exit.
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([
-        server.finished,
-        new Promise<void>((resolve) => timer = setTimeout(resolve, CLOSE_TIMEOUT_MS)),
-      ]);
-      clearTimeout(timer);
+      await settledWithin(server.finished, CLOSE_TIMEOUT_MS, undefined);
     },
   };
 }

@@ -32,6 +32,7 @@ import {
   ShutdownAbort,
   TeleportError,
 } from "../errors.ts";
+import { settledWithin } from "../async.ts";
 import type { PluginDataMap } from "../teleport/types.ts";
 import type { RequestHandler } from "./handler.ts";
 import { eventRequestId, type RequestEvent } from "./plan.ts";
@@ -301,22 +302,9 @@ export class Engine {
       w();
     }
     const all = Promise.all([...this.running]).then(() => true);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), timeoutMs);
-    });
-    const ok = await Promise.race([all, timeout]);
-    clearTimeout(timer);
-    if (ok) return true;
+    if (await settledWithin(all, timeoutMs, false)) return true;
     this.hardStop.abort(new ShutdownAbort());
-    let timer2: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      all,
-      new Promise<void>((resolve) => {
-        timer2 = setTimeout(resolve, 2000);
-      }),
-    ]);
-    clearTimeout(timer2);
+    await settledWithin(all, 2000, false);
     return false;
   }
 }
