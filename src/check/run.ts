@@ -11,7 +11,7 @@
  * @module
  */
 import { INIT_TIMEOUT_MS, PLUGIN_NAME } from "../app.ts";
-import { readEnvSettings } from "../config/env.ts";
+import { type EnvSettings, readEnvSettings } from "../config/env.ts";
 import { loadConfig } from "../config/load.ts";
 import type { Config } from "../config/types.ts";
 import { getLogger, resetLogging, setupLogging } from "../log.ts";
@@ -40,21 +40,22 @@ export interface RunCheckOptions {
 /** Runs the checks; resolves with the exit code (0 or 1). Never throws. */
 export async function runCheck(opts: RunCheckOptions): Promise<number> {
   const report = new CheckReport(opts.write);
-  const config = await checkConfiguration(report, opts);
-  if (!config) {
+  const loaded = await checkConfiguration(report, opts);
+  if (!loaded) {
     const steps = ["credentials", "connection", "permissions", "mailer"];
     if (opts.sendTest !== undefined) steps.push(`test email to ${opts.sendTest}`);
     for (const step of steps) report.skip(step, "the configuration did not load");
     report.summary();
     return 1;
   }
+  const { config, env } = loaded;
   report.addSecret(config.smtp?.password);
   report.addSecret(config.mailgun?.privateKey);
   if (opts.debug) {
     await setupLogging({ ...config.log, output: "stderr" }, { debug: true }).catch(() => {});
   }
   try {
-    const clusterName = await checkTeleport(report, config);
+    const clusterName = await checkTeleport(report, config, env);
     await checkMail(report, config, opts.sendTest, clusterName);
   } finally {
     if (opts.debug) await resetLogging();
@@ -63,15 +64,19 @@ export async function runCheck(opts: RunCheckOptions): Promise<number> {
   return report.failed ? 1 : 0;
 }
 
-/** Loads the configuration as `start` does; prints OK (or FAIL) and a WARN per warning. */
+/**
+ * Loads the configuration and reads the environment as `start` does; prints OK (or FAIL) and a
+ * WARN per warning.
+ */
 async function checkConfiguration(
   report: CheckReport,
   opts: RunCheckOptions,
-): Promise<Config | undefined> {
+): Promise<{ config: Config; env: EnvSettings } | undefined> {
   let config: Config;
+  let env: EnvSettings;
   try {
     config = await loadConfig(opts.configPath);
-    readEnvSettings(opts.env);
+    env = readEnvSettings(opts.env);
   } catch (err) {
     const hint = (err as { hint?: string }).hint;
     report.fail(
@@ -89,14 +94,21 @@ async function checkConfiguration(
   for (const warning of config.warnings) {
     report.warn(`configuration: ${warning}`, "see the key named in the message");
   }
-  return config;
+  return { config, env };
 }
 
-/** Credentials, connection and permissions; resolves with the cluster name when connected. */
-async function checkTeleport(report: CheckReport, config: Config): Promise<string | undefined> {
+/**
+ * Credentials, connection (dialing with the environment `start` would use) and permissions;
+ * resolves with the cluster name when connected.
+ */
+async function checkTeleport(
+  report: CheckReport,
+  config: Config,
+  env: EnvSettings,
+): Promise<string | undefined> {
   const log = getLogger(["teleport"]);
   const signal = AbortSignal.timeout(INIT_TIMEOUT_MS * 4);
-  const opts = { signal, log, timeoutMs: INIT_TIMEOUT_MS };
+  const opts = { signal, log, timeoutMs: INIT_TIMEOUT_MS, dialEnv: env.dial };
   let creds: CredentialsSource | undefined;
   let conn: TeleportConnection | undefined;
   try {

@@ -4,6 +4,7 @@
  * (`connectTeleport`: connection mode, cluster name, server version against the minimum).
  * @module
  */
+import type { Env } from "../config/env.ts";
 import type { TeleportConfig } from "../config/types.ts";
 import { TeleportEmailError, TeleportError } from "../errors.ts";
 import { createCredentials, type CredentialsSource, type Log } from "../teleport/credentials.ts";
@@ -23,6 +24,8 @@ export interface TeleportCheckOptions {
   log?: Log;
   /** Bound on the connection step, ms (`start`'s 10 s). */
   timeoutMs: number;
+  /** The dialing variables `start` reads (`EnvSettings.dial`); undefined: none set. */
+  dialEnv?: Env;
   /** Clock, for tests. */
   now?: () => Date;
 }
@@ -106,6 +109,7 @@ export async function checkConnection(
       signal: opts.signal,
       timeoutMs: opts.timeoutMs,
       log: opts.log,
+      dialer: { env: opts.dialEnv },
     });
   } catch (err) {
     report.fail(`connection: ${messageOf(err)}`, connectionFix(err));
