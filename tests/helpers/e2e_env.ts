@@ -194,7 +194,11 @@ export class E2eEnv {
   async updateConfig(mutate: (config: Record<string, unknown>) => void): Promise<void> {
     const config = parse(await Deno.readTextFile(this.configPath)) as Record<string, unknown>;
     mutate(config);
-    await Deno.writeTextFile(this.configPath, stringify(config) + "\n");
+    // Atomically (a new file renamed over the old one), as configuration management writes it:
+    // a reload running meanwhile reads the old file or the new one, never a truncated one.
+    const next = `${this.configPath}.next`;
+    await Deno.writeTextFile(next, stringify(config) + "\n");
+    await Deno.rename(next, this.configPath);
   }
 
   /** Emails delivered so far whose subject names `requestId`, in arrival order. */
