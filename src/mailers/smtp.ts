@@ -21,12 +21,15 @@
 
 import nodemailer, { type Mail, type SendMailOptions } from "nodemailer";
 import MailComposer from "nodemailer/lib/mail-composer";
+import type MailMessage from "nodemailer/lib/mailer/mail-message";
+import MimeNode from "nodemailer/lib/mime-node";
 import SMTPConnection, {
   type Options as SmtpConnectionOptions,
 } from "nodemailer/lib/smtp-connection";
 import { rootCertificates } from "node:tls";
 import { isIP } from "node:net";
 import { Buffer } from "node:buffer";
+import { Readable } from "node:stream";
 import { ConfigError, MailerError } from "../errors.ts";
 import type { SmtpConfig, StartTlsPolicy } from "../config/types.ts";
 import { AUTOMATED_HEADERS, type Mailer, type OutgoingEmail, type SentEmail } from "./mailer.ts";
@@ -227,7 +230,7 @@ export class SmtpMailer implements Mailer {
     }
     for (let attempt = 1;; attempt++) {
       try {
-        const info = await abortable(this.#transporter.sendMail(mail), opts.signal);
+        const info = await abortable(this.#submit(mail, messageId), opts.signal);
         const rejected = (info as { rejected?: unknown[] }).rejected ?? [];
         if (rejected.length > 0) {
           throw Object.assign(new Error(`Recipient rejected`), { code: "EENVELOPE" });
@@ -274,6 +277,37 @@ export class SmtpMailer implements Mailer {
       headers: { ...AUTOMATED_HEADERS },
       ...(thread ? { inReplyTo: thread, references: thread } : {}),
     };
+  }
+
+  /**
+   * Hands `mail` to the pool. A whole message (`raw`, see {@link #mail}) goes straight to the
+   * pool's `send(mail, callback)` (nodemailer's transport interface) with the little of a
+   * `MailMessage` the pool reads: its envelope, Message-ID and a stream of the bytes. That
+   * skips what `sendMail()` would do for nothing here (plugins, a `MailComposer` and a MIME
+   * tree around the raw bytes, streamed through a pipeline of transforms): the same bytes and
+   * envelope reach the server. Other messages go through `sendMail()`.
+   */
+  #submit(mail: SendMailOptions, messageId: string): Promise<unknown> {
+    const raw = mail.raw;
+    if (!Buffer.isBuffer(raw) || mail.envelope === undefined) {
+      return this.#transporter.sendMail(mail);
+    }
+    // The envelope as `sendMail()` normalises it (address parsing, IDN domains).
+    const envelope = ENVELOPE_NODE.setEnvelope(mail.envelope).getEnvelope();
+    const message = {
+      getEnvelope: () => envelope,
+      messageId: () => messageId,
+      getHeader: (key: string) => (key.toLowerCase() === "message-id" ? messageId : undefined),
+      // A fresh stream per attempt: the pool may requeue a message no byte of which was read.
+      createReadStream: () => bufferStream(raw),
+    };
+    const pooled = { data: {}, message } as unknown as MailMessage;
+    return new Promise((resolve, reject) => {
+      this.#transporter.transporter.send(
+        pooled,
+        (err, info) => (err ? reject(err) : resolve(info)),
+      );
+    });
   }
 
   /** How many encoded contents are kept for reuse (at most 32). */
@@ -503,6 +537,19 @@ export class SmtpMailer implements Mailer {
       retryable,
     });
   }
+}
+
+/** Normalises envelopes the way nodemailer does (see `SmtpMailer.#submit`). */
+const ENVELOPE_NODE = new MimeNode();
+
+/** `bytes` as a readable stream, read in one chunk. */
+function bufferStream(bytes: Buffer): Readable {
+  return new Readable({
+    read() {
+      this.push(bytes);
+      this.push(null);
+    },
+  });
 }
 
 /** A failure at MAIL FROM caused by a connection the server had already closed. */
