@@ -128,7 +128,11 @@ export class SmtpMailer implements Mailer {
    * a request: encoding it once (quoted-printable, line folding) instead of per recipient, and
    * handing nodemailer ready parts, saves most of its per-message work.
    */
-  readonly #bodies = new Map<string, Promise<EncodedContent>>();
+  readonly #bodies = new Map<string, CachedContent[]>();
+  /** The entries of {@link #bodies}, oldest first. */
+  readonly #bodyOrder: CachedContent[] = [];
+  /** Envelope addresses, normalised once. */
+  readonly #envelopes: EnvelopeAddresses;
   /** The header lines every message starts with (automated-mail headers, `From`), encoded once. */
   readonly #headLines: string[];
 
@@ -141,6 +145,7 @@ export class SmtpMailer implements Mailer {
     this.#sender = sender;
     this.localName = opts.clientName ?? mailLocalName(sender, { localName: cfg.localName });
     this.#envelopeFrom = addressOf(sender);
+    this.#envelopes = new EnvelopeAddresses(this.#envelopeFrom);
     this.#headLines = [
       ...Object.entries(AUTOMATED_HEADERS).map(([key, value]) => headerLine(key, value)),
       headerLine("From", sender),
@@ -292,10 +297,9 @@ export class SmtpMailer implements Mailer {
     if (!Buffer.isBuffer(raw) || mail.envelope === undefined) {
       return this.#transporter.sendMail(mail);
     }
-    // The envelope as `sendMail()` normalises it (address parsing, IDN domains).
-    const envelope = ENVELOPE_NODE.setEnvelope(mail.envelope).getEnvelope();
+    const [to] = mail.envelope.to as [string];
     const message = {
-      getEnvelope: () => envelope,
+      getEnvelope: () => this.#envelopes.envelope(to),
       messageId: () => messageId,
       getHeader: (key: string) => (key.toLowerCase() === "message-id" ? messageId : undefined),
       // A fresh stream per attempt: the pool may requeue a message no byte of which was read.
@@ -312,22 +316,33 @@ export class SmtpMailer implements Mailer {
 
   /** How many encoded contents are kept for reuse (at most 32). */
   get cachedBodies(): number {
-    return this.#bodies.size;
+    return this.#bodyOrder.length;
   }
 
-  /** The subject line and the text and HTML parts of a content, encoded once, cached. */
+  /**
+   * The subject line and the text and HTML parts of a content, encoded once, cached. Looked up
+   * by the HTML first, the same string for every recipient of an email (hashed once), not by a
+   * key joined from the three, which would copy all three per message.
+   */
   #encodedContent(subject: string, text: string, html: string): Promise<EncodedContent> {
-    const key = `${subject}\u0000${text}\u0000${html}`;
-    let parts = this.#bodies.get(key);
-    if (parts === undefined) {
-      parts = encodeContent(subject, text, html);
-      this.#bodies.set(key, parts);
-      if (this.#bodies.size > BODY_CACHE_SIZE) {
-        this.#bodies.delete(this.#bodies.keys().next().value!);
-      }
-      parts.catch(() => this.#bodies.delete(key));
-    }
-    return parts;
+    const same = this.#bodies.get(html);
+    const cached = same?.find((b) => b.text === text && b.subject === subject);
+    if (cached !== undefined) return cached.parts;
+    const entry = { html, subject, text, parts: encodeContent(subject, text, html) };
+    this.#bodies.set(html, [...(same ?? []), entry]);
+    this.#bodyOrder.push(entry);
+    if (this.#bodyOrder.length > BODY_CACHE_SIZE) this.#forget(this.#bodyOrder[0]);
+    entry.parts.catch(() => this.#forget(entry));
+    return entry.parts;
+  }
+
+  #forget(entry: CachedContent): void {
+    const at = this.#bodyOrder.indexOf(entry);
+    if (at < 0) return;
+    this.#bodyOrder.splice(at, 1);
+    const rest = this.#bodies.get(entry.html)!.filter((b) => b !== entry);
+    if (rest.length === 0) this.#bodies.delete(entry.html);
+    else this.#bodies.set(entry.html, rest);
   }
 
   /**
@@ -540,7 +555,42 @@ export class SmtpMailer implements Mailer {
 }
 
 /** Normalises envelopes the way nodemailer does (see `SmtpMailer.#submit`). */
-const ENVELOPE_NODE = new MimeNode();
+/** An encoded content of {@link SmtpMailer}'s cache, by its HTML part. */
+interface CachedContent {
+  html: string;
+  subject: string;
+  text: string;
+  parts: Promise<EncodedContent>;
+}
+
+/** How many recipients' envelope addresses {@link EnvelopeAddresses} keeps. */
+const ENVELOPE_CACHE_SIZE = 1024;
+
+/**
+ * The envelope of a message to one recipient, as `sendMail()` normalises it with
+ * `MimeNode.setEnvelope()` (address parsing, IDN domains): the sender's address once, each
+ * recipient's once (the last {@link ENVELOPE_CACHE_SIZE} recipients kept).
+ */
+class EnvelopeAddresses {
+  readonly #node = new MimeNode();
+  readonly #from: string | false;
+  readonly #to = new Map<string, string[]>();
+
+  constructor(sender: string) {
+    this.#from = this.#node.setEnvelope({ from: sender }).getEnvelope().from;
+  }
+
+  /** A new envelope object (the connection writes its progress into it). */
+  envelope(recipient: string): { from: string | false; to: string[] } {
+    let to = this.#to.get(recipient);
+    if (to === undefined) {
+      to = this.#node.setEnvelope({ to: [recipient] }).getEnvelope().to;
+      if (this.#to.size >= ENVELOPE_CACHE_SIZE) this.#to.clear();
+      this.#to.set(recipient, to);
+    }
+    return { from: this.#from, to: [...to] };
+  }
+}
 
 /** `bytes` as a readable stream, read in one chunk. */
 function bufferStream(bytes: Buffer): Readable {
