@@ -1,9 +1,13 @@
 import assert from "node:assert/strict";
 import MailComposer from "nodemailer/lib/mail-composer";
+import MimeNode from "nodemailer/lib/mime-node";
+import { Buffer } from "node:buffer";
+import { PassThrough } from "node:stream";
 import { AUTOMATED_HEADERS } from "./mailer.ts";
 import {
   assembleMessage,
   encodeContent,
+  encodePart,
   headerLine,
   HTML_TYPE,
   plainHeaderValue,
@@ -124,4 +128,40 @@ Deno.test("plainHeaderValue() accepts short printable ASCII without spaces only"
   assert.equal(plainHeaderValue("a b@example.com"), false);
   assert.equal(plainHeaderValue("ü@example.com"), false);
   assert.equal(plainHeaderValue(`${"a".repeat(60)}@example.com`), false);
+});
+
+/** A part as nodemailer streams it inside its multipart parent (what `encodePart()` matches). */
+function streamedPart(contentType: string, content: string): Promise<Buffer> {
+  const part = new MimeNode("multipart/alternative").createChild(contentType);
+  part.setContent(content);
+  const out = new PassThrough();
+  const chunks: Buffer[] = [];
+  out.on("data", (chunk: Buffer) => chunks.push(chunk));
+  return new Promise((resolve, reject) => {
+    out.on("end", () => resolve(Buffer.concat(chunks)));
+    (part as unknown as {
+      stream(out: PassThrough, o: object, done: (err?: Error | null) => void): void;
+    }).stream(out, {}, (err) => err ? reject(err) : out.end());
+  });
+}
+
+Deno.test("encodePart() writes the bytes nodemailer streams for a part, in every encoding", async () => {
+  const contents = [
+    ...CASES.flatMap((c) => [c.text, c.html]),
+    "plain ASCII, short lines\nno encoding needed\n", // 7bit
+    "Заявка на доступ: пользователь запросил роль ✓\n".repeat(20), // mostly non-Latin: base64
+    "trailing spaces \t \nand a line ending in a tab\t\r\nlone\rCR and =equals= signs",
+    "x".repeat(65_530) + "   \n" + "ü ".repeat(40_000), // over 64 KiB, whitespace at a slice edge
+    "a".repeat(200) + " " + "b".repeat(80), // a long line without a break
+  ];
+  for (const type of [TEXT_TYPE, HTML_TYPE]) {
+    for (const content of contents) {
+      const ours = encodePart(type, content).toString("latin1");
+      assert.equal(
+        ours,
+        (await streamedPart(type, content)).toString("latin1"),
+        content.slice(0, 40),
+      );
+    }
+  }
 });
