@@ -51,6 +51,7 @@ import {
   deliveryFromGo,
   type DeliveryState,
   encodeDelivery,
+  type LeaseLock,
   reconcileDelivery,
 } from "./delivery_state.ts";
 import { decodePluginData, type EmailPluginData, encodePluginData } from "./plugin_data.ts";
@@ -129,9 +130,16 @@ export function cloneRec(r: Rec): Rec {
       recipients: [...r.delivery.recipients],
       failed: [...r.delivery.failed],
       threads,
-      ...(r.delivery.lock === undefined ? {} : { lock: structuredClone(r.delivery.lock) }),
+      ...(r.delivery.lock === undefined ? {} : { lock: cloneLock(r.delivery.lock) }),
     },
   };
+}
+
+/** A copy of `l` (its fields, in the same order, so it encodes the same). */
+function cloneLock(l: LeaseLock): LeaseLock {
+  const lock: LeaseLock = { owner: l.owner, until: l.until };
+  if (l.holder !== undefined) lock.holder = { ...l.holder };
+  return lock;
 }
 
 /**

@@ -68,17 +68,19 @@ export function emptyPluginData(): EmailPluginData {
  * `/` or `,` would corrupt the Go thread list.
  */
 export function threadEncodingProblem(thread: EmailThread): string | undefined {
-  for (
-    const [name, value] of [["email", thread.email], ["timestamp", thread.timestamp], [
-      "message ID",
-      thread.messageId,
-    ]] as const
-  ) {
-    if (value.includes("/") || value.includes(",")) {
-      return `the thread's ${name} ${JSON.stringify(value)} contains "/" or ","`;
-    }
-  }
-  return undefined;
+  const field = breaksThreadList(thread.email)
+    ? ["email", thread.email]
+    : breaksThreadList(thread.timestamp)
+    ? ["timestamp", thread.timestamp]
+    : breaksThreadList(thread.messageId)
+    ? ["message ID", thread.messageId]
+    : undefined;
+  if (field === undefined) return undefined;
+  return `the thread's ${field[0]} ${JSON.stringify(field[1])} contains "/" or ","`;
+}
+
+function breaksThreadList(value: string): boolean {
+  return value.includes("/") || value.includes(",");
 }
 
 /**
