@@ -58,7 +58,8 @@ export function plainHeaderValue(value: string): boolean {
  * nodemailer leaves the header out (an empty value).
  */
 export function headerLine(key: string, value: string): string {
-  const node = new MimeNode("text/plain");
+  // A child node: a root node would also make a Date, a Message-ID and the MIME headers.
+  const node = new MimeNode("multipart/alternative").createChild("text/plain");
   node.setHeader(key, value);
   const lines = node.buildHeaders().split("\r\n");
   const at = lines.findIndex((l) => l.startsWith(`${key}:`));
