@@ -124,9 +124,10 @@ export class SmtpMailer implements Mailer {
   /** The EHLO name and the right-hand side of Message-IDs (see `local_name.ts`). */
   readonly localName: string;
   /**
-   * Encoded MIME parts by content, oldest first. One email's content goes to every recipient of
-   * a request: encoding it once (quoted-printable, line folding) instead of per recipient, and
-   * handing nodemailer ready parts, saves most of its per-message work.
+   * Encoded MIME parts by the content's HTML (see {@link #encodedContent}). One email's content
+   * goes to every recipient of a request: encoding it once (quoted-printable, line folding)
+   * instead of per recipient, and handing nodemailer ready parts, saves most of its per-message
+   * work.
    */
   readonly #bodies = new Map<string, CachedContent[]>();
   /** The entries of {@link #bodies}, oldest first. */
@@ -554,7 +555,6 @@ export class SmtpMailer implements Mailer {
   }
 }
 
-/** Normalises envelopes the way nodemailer does (see `SmtpMailer.#submit`). */
 /** An encoded content of {@link SmtpMailer}'s cache, by its HTML part. */
 interface CachedContent {
   html: string;
