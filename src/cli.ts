@@ -320,7 +320,7 @@ async function start(
     log.info("Starting Teleport Access Email Plugin", { version: VERSION, git_ref: GIT_REF });
     const env = readEnvSettings(); // A bad value is a fatal error, logged like the others.
     if (diagAddr !== undefined) {
-      const metrics = new modules.PromMetrics();
+      const metrics = new (await modules.loadMetrics()).PromMetrics();
       diag = { metrics, ...startDiagServer(diagAddr, metrics, { log: getLogger(["diag"]) }) };
     }
     const run = deps.runApp ?? modules.runApp;

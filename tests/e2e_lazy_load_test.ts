@@ -1,0 +1,52 @@
+/**
+ * End-to-end: what a running daemon has loaded. An SMTP daemon without `--diag-addr`, once ready,
+ * has evaluated neither the metrics (`npm:prom-client`, which also pulls in
+ * `@opentelemetry/api`), nor the SSH reverse-tunnel stack (`ssh2`), nor the WebSocket dialer
+ * (`ws`): each costs idle resident memory. With `--diag-addr` the metrics are loaded. V8 logs every
+ * script it compiles (`--log-function-events`), which is what these tests read.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { E2eEnv } from "./helpers/e2e_env.ts";
+import { DAEMON_PERMISSIONS } from "../src/permissions.ts";
+import { DAEMON_V8_FLAGS } from "../src/runtime_flags.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+/** The npm packages whose scripts a ready daemon started with `args` had compiled. */
+async function packagesLoaded(env: E2eEnv, extraArgs: string[]): Promise<Set<string>> {
+  const log = join(env.dir, `v8-${crypto.randomUUID()}.log`);
+  const v8 = [...DAEMON_V8_FLAGS, "--log-function-events", `--logfile=${log}`];
+  const plugin = await env.startPlugin({
+    denoArgs: [
+      "run",
+      ...DAEMON_PERMISSIONS,
+      `--v8-flags=${v8.join(",")},--no-logfile-per-isolate`,
+      "--quiet",
+      MAIN,
+    ],
+    args: ["start", "-c", env.configPath, ...extraArgs],
+  });
+  assert.equal(await plugin.stop(), 0);
+  const text = await Deno.readTextFile(log);
+  const packages = new Set<string>();
+  for (const m of text.matchAll(/^script-details,\d+,[^,]*node_modules\/\.deno\/([^/,]+)\//gm)) {
+    packages.add(m[1].replace(/@[^@]+$/, "").replace("+", "/"));
+  }
+  return packages;
+}
+
+Deno.test("e2e: an SMTP daemon loads neither metrics, nor ssh2, nor ws unless it needs them", async () => {
+  await using env = await E2eEnv.start({ mailer: "smtp" });
+  const plain = await packagesLoaded(env, []);
+  // The daemon did load its npm packages (so an empty set is not why the checks below pass).
+  for (const used of ["@grpc/grpc-js", "nodemailer"]) {
+    assert.ok(plain.has(used), [...plain].join(" "));
+  }
+  for (const unused of ["prom-client", "@opentelemetry/api", "ssh2", "ws"]) {
+    assert.ok(!plain.has(unused), `loaded ${unused}: ${[...plain].join(" ")}`);
+  }
+
+  const diag = await packagesLoaded(env, ["--diag-addr=127.0.0.1:0"]);
+  assert.ok(diag.has("prom-client"), [...diag].join(" "));
+});
