@@ -1,7 +1,7 @@
 #!/bin/sh
 # Stands in for the compiled teleport-email when no denort runtime is available:
 #   TELEPORT_EMAIL_BIN=scripts/launcher_for_tests.sh deno task test tests/cli_test.ts ...
-# Runs main.ts with exactly the daemon's permissions and V8 flags (src/permissions.ts and
+# Runs main.ts with exactly the daemon's permissions and runtime flags (src/permissions.ts and
 # src/runtime_flags.ts, checked by tests/binary_switch_test.ts) from outside the repository: from the caller's directory (the test
 # helper gives it an empty temporary one), or from $TMPDIR when called inside the repository, so a
 # test that depends on the project folder fails as it would with the binary. With
@@ -17,5 +17,5 @@ if [ -n "${TELEPORT_EMAIL_LAUNCHER_LOG:-}" ]; then
 fi
 exec "${DENO:-deno}" run --quiet --config "$repo/deno.json" \
   --allow-net --allow-read --allow-write --allow-env --allow-sys \
-  --v8-flags=--max-semi-space-size=2,--heap-growing-percent=50 \
+  --v8-flags=--max-semi-space-size=2,--heap-growing-percent=50,--expose-gc --no-code-cache \
   "$repo/main.ts" "$@"

@@ -3,7 +3,7 @@
  *
  * 1. within 10 s: connect to Teleport (Ping, version check), build the mailer, health-check it;
  * 2. start the pipeline (watcher → engine → handler, see `pipeline.ts`: INIT, rule cache,
- *    catch-up) and log `Plugin is ready`;
+ *    catch-up) and log `Plugin is ready`, then compact the heap once (`heap.ts`);
  * 3. on SIGHUP: reload (see {@link reload}; what a reload may change is in `reload.ts`);
  * 4. on abort (SIGINT/SIGTERM, handled by `cli.ts`): stop the watcher, let running handlers
  *    finish (bounded, under the CLI's 15 s limit), close the mailer and the client, resolve.
@@ -17,6 +17,7 @@ import type { Config } from "./config/types.ts";
 import { instrumentMailer } from "./diag/instrument.ts";
 import { NOOP_OBSERVER, type PluginObserver } from "./diag/observer.ts";
 import { ConfigError, formatError, TeleportEmailError } from "./errors.ts";
+import { compactHeap } from "./heap.ts";
 import { currentLogConfig, getLogger, reloadLogging } from "./log.ts";
 import { createMailer } from "./mailers/create.ts";
 import type { Mailer } from "./mailers/mailer.ts";
@@ -272,6 +273,14 @@ async function runPipelines(app: App, onReady: () => void): Promise<void> {
     log.info("Plugin is ready");
     app.deps.onReady?.(info);
     onReady();
+    const compaction = compactHeap();
+    if (compaction) {
+      log.debug("Compacted the heap after start-up", {
+        heap_mib_before: compaction.heapMiBBefore,
+        heap_mib_after: compaction.heapMiBAfter,
+        ms: compaction.ms,
+      });
+    }
   }, () => {});
   // Bounded by the reloads: each turn follows a pipeline that replaced the previous one.
   for (;;) {

@@ -11,8 +11,11 @@ Deno.test("deno task start runs main.ts with the daemon's permissions and V8 fla
   assert.deepEqual(words.slice(main), ["main.ts", "start"]);
 });
 
-Deno.test("DAEMON_RUNTIME_FLAGS is one --v8-flags argument with every V8 flag", () => {
-  assert.deepEqual(DAEMON_RUNTIME_FLAGS, [`--v8-flags=${DAEMON_V8_FLAGS.join(",")}`]);
+Deno.test("DAEMON_RUNTIME_FLAGS is one --v8-flags argument with every V8 flag, and no code cache", () => {
+  assert.deepEqual(DAEMON_RUNTIME_FLAGS, [
+    `--v8-flags=${DAEMON_V8_FLAGS.join(",")}`,
+    "--no-code-cache",
+  ]);
   for (const flag of DAEMON_V8_FLAGS) assert.match(flag, /^--[a-z0-9-]+(=[^,\s]+)?$/);
 });
 

@@ -35,11 +35,11 @@ Deno.test("TELEPORT_EMAIL_BIN: CLI and e2e tests pass against scripts/launcher_f
   }
 });
 
-Deno.test("scripts/launcher_for_tests.sh runs main.ts with exactly the daemon's permissions and V8 flags", async () => {
+Deno.test("scripts/launcher_for_tests.sh runs main.ts with exactly the daemon's permissions and runtime flags", async () => {
   const text = await Deno.readTextFile(LAUNCHER);
   const flags = [...text.matchAll(/--allow-[a-z-]+(=\S+)?/g)].map((m) => m[0]);
   assert.deepEqual(flags, [...DAEMON_PERMISSIONS]);
   assert.doesNotMatch(text, /--allow-all|-A\b/);
-  const v8 = [...text.matchAll(/--v8-flags=\S+/g)].map((m) => m[0]);
-  assert.deepEqual(v8, [...DAEMON_RUNTIME_FLAGS]);
+  const runtime = [...text.matchAll(/--v8-flags=\S+|--no-code-cache\b/g)].map((m) => m[0]);
+  assert.deepEqual(runtime, [...DAEMON_RUNTIME_FLAGS]);
 });

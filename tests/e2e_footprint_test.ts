@@ -1,9 +1,10 @@
 /**
- * End-to-end: what a running daemon has loaded. An SMTP daemon without `--diag-addr`, once ready,
- * has evaluated neither the metrics (`npm:prom-client`, which also pulls in
+ * End-to-end: what a running daemon keeps in memory. An SMTP daemon without `--diag-addr`, once
+ * ready, has evaluated neither the metrics (`npm:prom-client`, which also pulls in
  * `@opentelemetry/api`), nor the SSH reverse-tunnel stack (`ssh2`), nor the WebSocket dialer
  * (`ws`): each costs idle resident memory. With `--diag-addr` the metrics are loaded. V8 logs every
- * script it compiles (`--log-function-events`), which is what these tests read.
+ * script it compiles (`--log-function-events`), which is what these tests read. Once ready, the
+ * daemon (run with its own flags) compacts its heap once and says so at debug level.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -49,4 +50,15 @@ Deno.test("e2e: an SMTP daemon loads neither metrics, nor ssh2, nor ws unless it
 
   const diag = await packagesLoaded(env, ["--diag-addr=127.0.0.1:0"]);
   assert.ok(diag.has("prom-client"), [...diag].join(" "));
+});
+
+Deno.test("e2e: once ready, the daemon compacts its heap once", async () => {
+  await using env = await E2eEnv.start({ mailer: "smtp", severity: "debug" });
+  const plugin = await env.startPlugin();
+  const [line] = await plugin.waitForLog((l) => l.msg === "Compacted the heap after start-up");
+  const ready = plugin.logs.findIndex((l) => l.msg === "Plugin is ready");
+  assert.ok(ready >= 0 && ready < plugin.logs.indexOf(line), "compacted after ready");
+  assert.ok(Number(line.heap_mib_after) <= Number(line.heap_mib_before), JSON.stringify(line));
+  assert.equal(await plugin.stop(), 0);
+  assert.equal(plugin.logs.filter((l) => l.msg === "Compacted the heap after start-up").length, 1);
 });
