@@ -2,7 +2,8 @@
  * End-to-end: what a running daemon keeps in memory. An SMTP daemon without `--diag-addr`, once
  * ready, has evaluated neither the metrics (`npm:prom-client`, which also pulls in
  * `@opentelemetry/api`), nor the SSH reverse-tunnel stack (`ssh2`), nor the WebSocket dialer
- * (`ws`): each costs idle resident memory. With `--diag-addr` the metrics are loaded. V8 logs every
+ * (`ws`): each costs idle resident memory. With `--diag-addr` the metrics are loaded. A Mailgun
+ * daemon does not load the SMTP transport (`nodemailer`). V8 logs every
  * script it compiles (`--log-function-events`), which is what these tests read. Once ready, the
  * daemon (run with its own flags) compacts its heap once and says so at debug level.
  */
@@ -50,6 +51,13 @@ Deno.test("e2e: an SMTP daemon loads neither metrics, nor ssh2, nor ws unless it
 
   const diag = await packagesLoaded(env, ["--diag-addr=127.0.0.1:0"]);
   assert.ok(diag.has("prom-client"), [...diag].join(" "));
+});
+
+Deno.test("e2e: a Mailgun daemon does not load nodemailer", async () => {
+  await using env = await E2eEnv.start({ mailer: "mailgun" });
+  const loaded = await packagesLoaded(env, []);
+  assert.ok(loaded.has("@grpc/grpc-js"), [...loaded].join(" "));
+  assert.ok(!loaded.has("nodemailer"), `loaded nodemailer: ${[...loaded].join(" ")}`);
 });
 
 Deno.test("e2e: once ready, the daemon compacts its heap once", async () => {
