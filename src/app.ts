@@ -20,8 +20,7 @@ import { ConfigError, formatError, TeleportEmailError } from "./errors.ts";
 import { compactHeap } from "./heap.ts";
 import { currentLogConfig, getLogger, reloadLogging } from "./log.ts";
 import { createMailer } from "./mailers/create.ts";
-import type { Mailer } from "./mailers/mailer.ts";
-import { DEFAULT_SMTP_MAX_CONNECTIONS } from "./mailers/smtp.ts";
+import { DEFAULT_SMTP_MAX_CONNECTIONS, type Mailer } from "./mailers/mailer.ts";
 import { SwappableMailer } from "./mailers/swappable.ts";
 import { DEFAULT_LEASE_MS } from "./notify/lease.ts";
 import { Watermark } from "./notify/watermark.ts";
@@ -74,7 +73,8 @@ export interface AppDeps {
     cfg: Config["teleport"],
     opts: { signal: AbortSignal; timeoutMs: number },
   ) => Promise<TeleportConnection>;
-  createMailer: (cfg: Config) => Mailer;
+  /** Builds the configured mailer (loading only its transport's modules); see `createMailer`. */
+  createMailer: (cfg: Config) => Promise<Mailer>;
   /** Re-reads the configuration file on a reload; default `loadConfig`. */
   loadConfig?: (path: string) => Promise<Config>;
   /** Calls `listener` on each reload request (SIGHUP); returns a function that stops it. */
@@ -225,7 +225,7 @@ async function startMailer(
   observer: PluginObserver | undefined,
   signal: AbortSignal,
 ): Promise<Mailer> {
-  const created = deps.createMailer(config);
+  const created = await deps.createMailer(config);
   const mailer = observer ? instrumentMailer(created, observer) : created;
   log.debug("Starting client connection health check");
   try {

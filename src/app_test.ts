@@ -44,7 +44,7 @@ function deps(client: FakeTeleportClient, mailer: FakeMailer, over: Partial<AppD
         client.close();
       },
     }),
-    createMailer: () => mailer,
+    createMailer: () => Promise.resolve(mailer),
     ...over,
   };
   return { deps: d, closed: () => closed };
@@ -291,7 +291,7 @@ async function startWithMailers(
   let built = 0;
   const s = await startApp(client, first, {
     ...r.over,
-    createMailer: () => (++built === 1 ? first : second),
+    createMailer: () => Promise.resolve(++built === 1 ? first : second),
   });
   return { r, s };
 }

@@ -47,7 +47,7 @@ export async function checkMailer(
   };
   let mailer: Mailer;
   try {
-    mailer = createMailer(config, { log });
+    mailer = await createMailer(config, { log });
   } catch (err) {
     report.fail(`${name}: ${messageOf(err)}`, hintOr(err, "check the [smtp] or [mailgun] section"));
     return undefined;

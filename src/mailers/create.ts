@@ -1,13 +1,16 @@
 /**
  * Picks and builds the configured mail transport (`[smtp]` or `[mailgun]`, never both: the
- * config loader refuses that), and logs which one.
+ * config loader refuses that), and logs which one. Loads only that transport's module: `smtp.ts`
+ * (with nodemailer, about 15 MiB of idle resident memory) or `mailgun.ts`, each by a dynamic
+ * `import()` with a literal specifier, so that `deno compile` still embeds both. This module
+ * imports their types only.
  */
 
 import type { DeliveryConfig, MailgunConfig, SmtpConfig } from "../config/types.ts";
 import { ConfigError } from "../errors.ts";
 import type { Mailer } from "./mailer.ts";
-import { type MailerLog, SmtpMailer, type SmtpMailerOptions } from "./smtp.ts";
-import { MailgunMailer, type MailgunMailerOptions } from "./mailgun.ts";
+import type { MailerLog, SmtpMailerOptions } from "./smtp.ts";
+import type { MailgunMailerOptions } from "./mailgun.ts";
 
 export type { MailerLog } from "./smtp.ts";
 
@@ -26,19 +29,22 @@ export interface CreateMailerOptions {
    * warning (SMTP with `starttls_policy = "disabled"` to a non-loopback host) at warn level.
    */
   log?: MailerLog;
-  /** Passed to {@link SmtpMailer} (tests: `implicitTls`, `ca`, timeouts). */
+  /** Passed to `SmtpMailer` (tests: `implicitTls`, `ca`, timeouts). */
   smtp?: Omit<SmtpMailerOptions, "log">;
-  /** Passed to {@link MailgunMailer}. */
+  /** Passed to `MailgunMailer`. */
   mailgun?: MailgunMailerOptions;
 }
 
 /**
  * Builds the mailer for `cfg`: SMTP when `[smtp]` is set, else Mailgun. If both are set (the
  * validated config should not allow it), SMTP wins as in the Go plugin and a warning is logged.
- * Throws ConfigError for an unusable transport setting (`smtp.ca_file`, `mailgun.domain`) or
- * when neither is configured. Connects to nothing: call `healthCheck()` next.
+ * Rejects with ConfigError for an unusable transport setting (`smtp.ca_file`, `mailgun.domain`)
+ * or when neither is configured. Connects to nothing: call `healthCheck()` next.
  */
-export function createMailer(cfg: MailerConfig, opts: CreateMailerOptions = {}): Mailer {
+export async function createMailer(
+  cfg: MailerConfig,
+  opts: CreateMailerOptions = {},
+): Promise<Mailer> {
   const log = opts.log;
   if (cfg.smtp) {
     if (cfg.mailgun) {
@@ -49,10 +55,12 @@ export function createMailer(cfg: MailerConfig, opts: CreateMailerOptions = {}):
       port: cfg.smtp.port,
       username: cfg.smtp.username,
     });
+    const { SmtpMailer } = await import("./smtp.ts");
     return new SmtpMailer(cfg.smtp, cfg.delivery.sender, { ...opts.smtp, log });
   }
   if (cfg.mailgun) {
     log?.info("Using Mailgun as email transport", { domain: cfg.mailgun.domain });
+    const { MailgunMailer } = await import("./mailgun.ts");
     return new MailgunMailer(cfg.mailgun, cfg.delivery.sender, opts.mailgun);
   }
   throw new ConfigError("smtp", "provide either [mailgun] or [smtp] sections");

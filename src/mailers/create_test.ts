@@ -35,7 +35,7 @@ function recorder() {
 
 Deno.test("createMailer() builds SMTP and logs host, port and username", async () => {
   const { log, lines } = recorder();
-  const mailer = createMailer({ smtp, delivery }, { log });
+  const mailer = await createMailer({ smtp, delivery }, { log });
   try {
     assert.ok(mailer instanceof SmtpMailer);
     assert.equal(mailer.kind, "smtp");
@@ -51,7 +51,7 @@ Deno.test("createMailer() builds SMTP and logs host, port and username", async (
 
 Deno.test("createMailer() builds Mailgun and logs the domain only", async () => {
   const { log, lines } = recorder();
-  const mailer = createMailer({ mailgun, delivery }, { log });
+  const mailer = await createMailer({ mailgun, delivery }, { log });
   assert.ok(mailer instanceof MailgunMailer);
   assert.equal(mailer.kind, "mailgun");
   assert.equal((mailer as MailgunMailer).apiBase, "https://api.eu.mailgun.net/v3");
@@ -64,7 +64,7 @@ Deno.test("createMailer() builds Mailgun and logs the domain only", async () => 
 
 Deno.test("createMailer() prefers SMTP with a warning when both are configured", async () => {
   const { log, lines } = recorder();
-  const mailer = createMailer({ smtp, mailgun, delivery }, { log });
+  const mailer = await createMailer({ smtp, mailgun, delivery }, { log });
   try {
     assert.equal(mailer.kind, "smtp");
     assert.deepEqual(lines.map(([level, m]) => [level, m]), [
@@ -78,7 +78,7 @@ Deno.test("createMailer() prefers SMTP with a warning when both are configured",
 
 Deno.test("createMailer() warns once about a clear-text password to a remote host", async () => {
   const { log, lines } = recorder();
-  const mailer = createMailer({
+  const mailer = await createMailer({
     smtp: { ...smtp, host: "smtp.example.com", starttlsPolicy: "disabled" },
     delivery,
   }, { log });
@@ -92,8 +92,8 @@ Deno.test("createMailer() warns once about a clear-text password to a remote hos
   }
 });
 
-Deno.test("createMailer() rejects a config without a transport", () => {
-  assert.throws(() => createMailer({ delivery }), (err: unknown) => {
+Deno.test("createMailer() rejects a config without a transport", async () => {
+  await assert.rejects(createMailer({ delivery }), (err: unknown) => {
     assert.ok(err instanceof ConfigError);
     assert.match(err.message, /provide either \[mailgun\] or \[smtp\] sections/);
     return true;
@@ -102,7 +102,7 @@ Deno.test("createMailer() rejects a config without a transport", () => {
 
 Deno.test("createMailer() accepts a LogTape logger as its log", async () => {
   const log: MailerLog = getLogger(["teleport-email", "test"]);
-  const mailer = createMailer({ mailgun, delivery }, { log });
+  const mailer = await createMailer({ mailgun, delivery }, { log });
   assert.equal(mailer.kind, "mailgun");
   await mailer.close();
 });

@@ -16,6 +16,12 @@ export const AUTOMATED_HEADERS: Readonly<Record<string, string>> = Object.freeze
   "X-Auto-Response-Suppress": "All",
 });
 
+/**
+ * Default size of the SMTP connection pool (`SmtpMailerOptions.maxConnections` in `smtp.ts`).
+ * Here rather than in `smtp.ts`, so that `app.ts` can read it without loading nodemailer.
+ */
+export const DEFAULT_SMTP_MAX_CONNECTIONS = 5;
+
 export interface OutgoingEmail {
   /** One bare recipient address. */
   to: string;

@@ -32,7 +32,13 @@ import { Buffer } from "node:buffer";
 import { Readable } from "node:stream";
 import { ConfigError, MailerError } from "../errors.ts";
 import type { SmtpConfig, StartTlsPolicy } from "../config/types.ts";
-import { AUTOMATED_HEADERS, type Mailer, type OutgoingEmail, type SentEmail } from "./mailer.ts";
+import {
+  AUTOMATED_HEADERS,
+  DEFAULT_SMTP_MAX_CONNECTIONS,
+  type Mailer,
+  type OutgoingEmail,
+  type SentEmail,
+} from "./mailer.ts";
 import { bare, bracketed, generateMessageId } from "./message_id.ts";
 import { mailLocalName } from "./local_name.ts";
 import { addressOf, checkRecipient, isLoopbackHost, oneLine } from "./address.ts";
@@ -46,6 +52,8 @@ import {
   plainHeaderValue,
   TEXT_TYPE,
 } from "./mime.ts";
+
+export { DEFAULT_SMTP_MAX_CONNECTIONS };
 
 /** The logging surface the mailers use; a LogTape `Logger` fits. */
 export interface MailerLog {
@@ -88,8 +96,6 @@ export interface SmtpMailerOptions {
 const DEFAULT_TIMEOUT_MS = 10_000;
 /** How many encoded contents (subject, text and HTML parts) {@link SmtpMailer} keeps for reuse. */
 const BODY_CACHE_SIZE = 32;
-/** Default size of the connection pool ({@link SmtpMailerOptions.maxConnections}). */
-export const DEFAULT_SMTP_MAX_CONNECTIONS = 5;
 const NETWORK_CODES = new Set(["ECONNECTION", "ETIMEDOUT", "ESOCKET", "EDNS", "EPROTOCOL"]);
 const CERT_ERROR =
   /certificate|self[- ]signed|altnames|unable to (get|verify)|CERT_|DEPTH_ZERO|UNABLE_TO_/i;
