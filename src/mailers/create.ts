@@ -1,7 +1,7 @@
 /**
  * Picks and builds the configured mail transport (`[smtp]` or `[mailgun]`, never both: the
  * config loader refuses that), and logs which one. Loads only that transport's module: `smtp.ts`
- * (with nodemailer, about 15 MiB of idle resident memory) or `mailgun.ts`, each by a dynamic
+ * (with nodemailer: about 3 MiB of idle resident memory measured) or `mailgun.ts`, each by a dynamic
  * `import()` with a literal specifier, so that `deno compile` still embeds both. This module
  * imports their types only.
  */
