@@ -288,7 +288,7 @@ export interface CompileOptions {
 }
 
 /**
- * Runs `deno compile --frozen --no-code-cache <COMPILE_PERMISSIONS> --target <triple>` on a
+ * Runs `deno compile --frozen <COMPILE_PERMISSIONS> <DAEMON_RUNTIME_FLAGS> --target <triple>` on a
  * temporary copy of the tree (`deno.json`, `deno.lock`, `main.ts`, `main_compiled.ts`, `src/`, hard-linked
  * `node_modules/`) whose `src/build_info.json` carries the version and git ref, leaving out of
  * `node_modules/` every package the runtime graph does not need. Type-checks. Returns the npm
@@ -337,7 +337,6 @@ export async function compileBinary(options: CompileOptions): Promise<CompileRes
     const result = await run(Deno.execPath(), [
       "compile",
       "--frozen",
-      "--no-code-cache",
       ...COMPILE_PERMISSIONS,
       ...DAEMON_RUNTIME_FLAGS,
       ...exclude,
