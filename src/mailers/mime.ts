@@ -143,20 +143,12 @@ function encoded(head: Buffer, encoder: qp.Encoder | base64.Encoder, bytes: Buff
 }
 
 /** Encodes the shared parts of a message: the subject line, the text and HTML parts. */
-export function encodeContent(
-  subject: string,
-  text: string,
-  html: string,
-): Promise<EncodedContent> {
-  try {
-    return Promise.resolve({
-      subjectLine: headerLine("Subject", subject),
-      text: encodePart(TEXT_TYPE, text),
-      html: encodePart(HTML_TYPE, html),
-    });
-  } catch (err) {
-    return Promise.reject(err);
-  }
+export function encodeContent(subject: string, text: string, html: string): EncodedContent {
+  return {
+    subjectLine: headerLine("Subject", subject),
+    text: encodePart(TEXT_TYPE, text),
+    html: encodePart(HTML_TYPE, html),
+  };
 }
 
 /** Random bytes drawn 4 KiB at a time (one call into the runtime per 512 boundaries). */

@@ -64,7 +64,7 @@ function headLines(sender: string): string[] {
 
 /** What SmtpMailer sent before `mime.ts`: nodemailer's MailComposer from the fields. */
 async function viaNodemailer(c: Case, messageId: string, date: Date, base: string) {
-  const content = await encodeContent(c.subject, c.text, c.html);
+  const content = encodeContent(c.subject, c.text, c.html);
   const mail = {
     from: c.sender,
     to: c.to,
@@ -86,7 +86,7 @@ for (const c of CASES) {
   Deno.test(`assembleMessage() writes what nodemailer writes: ${c.name}`, async () => {
     const messageId = "<LXKQ9Z8.7QWERTY@host.example>";
     const date = new Date("2026-05-04T03:02:01.123Z");
-    const content = await encodeContent(c.subject, c.text, c.html);
+    const content = encodeContent(c.subject, c.text, c.html);
     const ours = assembleMessage(
       { headLines: headLines(c.sender), to: c.to, thread: c.thread, messageId, date },
       content,
@@ -97,8 +97,8 @@ for (const c of CASES) {
   });
 }
 
-Deno.test("assembleMessage() draws a new boundary for every message", async () => {
-  const content = await encodeContent("s", "t", "h");
+Deno.test("assembleMessage() draws a new boundary for every message", () => {
+  const content = encodeContent("s", "t", "h");
   const headers = {
     headLines: headLines("a@b.c"),
     to: "d@e.f",

@@ -227,7 +227,7 @@ export class SmtpMailer implements Mailer {
     const subject = oneLine(email.subject);
     let content: EncodedContent;
     try {
-      content = await this.#encodedContent(subject, email.text, email.html);
+      content = this.#encodedContent(subject, email.text, email.html);
     } catch (err) {
       throw this.#classify(err, "send", email.to);
     }
@@ -331,22 +331,20 @@ export class SmtpMailer implements Mailer {
    * by the HTML first, the same string for every recipient of an email (hashed once), not by a
    * key joined from the three, which would copy all three per message.
    */
-  #encodedContent(subject: string, text: string, html: string): Promise<EncodedContent> {
+  #encodedContent(subject: string, text: string, html: string): EncodedContent {
     const same = this.#bodies.get(html);
     const cached = same?.find((b) => b.text === text && b.subject === subject);
     if (cached !== undefined) return cached.parts;
+    // A content that fails to encode throws here and is not cached.
     const entry = { html, subject, text, parts: encodeContent(subject, text, html) };
     this.#bodies.set(html, [...(same ?? []), entry]);
     this.#bodyOrder.push(entry);
-    if (this.#bodyOrder.length > BODY_CACHE_SIZE) this.#forget(this.#bodyOrder[0]);
-    entry.parts.catch(() => this.#forget(entry));
+    if (this.#bodyOrder.length > BODY_CACHE_SIZE) this.#forgetOldest();
     return entry.parts;
   }
 
-  #forget(entry: CachedContent): void {
-    const at = this.#bodyOrder.indexOf(entry);
-    if (at < 0) return;
-    this.#bodyOrder.splice(at, 1);
+  #forgetOldest(): void {
+    const entry = this.#bodyOrder.shift()!;
     const rest = this.#bodies.get(entry.html)!.filter((b) => b !== entry);
     if (rest.length === 0) this.#bodies.delete(entry.html);
     else this.#bodies.set(entry.html, rest);
@@ -566,7 +564,7 @@ interface CachedContent {
   html: string;
   subject: string;
   text: string;
-  parts: Promise<EncodedContent>;
+  parts: EncodedContent;
 }
 
 /** How many recipients' envelope addresses {@link EnvelopeAddresses} keeps. */

@@ -68,19 +68,15 @@ export function emptyPluginData(): EmailPluginData {
  * `/` or `,` would corrupt the Go thread list.
  */
 export function threadEncodingProblem(thread: EmailThread): string | undefined {
-  const field = breaksThreadList(thread.email)
-    ? ["email", thread.email]
-    : breaksThreadList(thread.timestamp)
-    ? ["timestamp", thread.timestamp]
-    : breaksThreadList(thread.messageId)
-    ? ["message ID", thread.messageId]
-    : undefined;
-  if (field === undefined) return undefined;
-  return `the thread's ${field[0]} ${JSON.stringify(field[1])} contains "/" or ","`;
+  return threadFieldProblem("email", thread.email) ??
+    threadFieldProblem("timestamp", thread.timestamp) ??
+    threadFieldProblem("message ID", thread.messageId);
 }
 
-function breaksThreadList(value: string): boolean {
-  return value.includes("/") || value.includes(",");
+/** Why `value` (the thread's `name`) cannot be written in the Go thread list, if it cannot. */
+function threadFieldProblem(name: string, value: string): string | undefined {
+  if (!value.includes("/") && !value.includes(",")) return undefined;
+  return `the thread's ${name} ${JSON.stringify(value)} contains "/" or ","`;
 }
 
 /**
