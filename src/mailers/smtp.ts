@@ -53,8 +53,6 @@ import {
   TEXT_TYPE,
 } from "./mime.ts";
 
-export { DEFAULT_SMTP_MAX_CONNECTIONS };
-
 /** The logging surface the mailers use; a LogTape `Logger` fits. */
 export interface MailerLog {
   debug(message: string, properties?: Record<string, unknown>): void;
