@@ -1,5 +1,7 @@
 /**
- * SMTP transport on `npm:nodemailer` with pooled connections.
+ * SMTP transport: pooled connections on Deno's sockets (`smtp_session.ts`, `smtp_pool.ts`), messages
+ * built as nodemailer builds them (`mime.ts`; nodemailer's composer for the rare message whose
+ * addresses or thread ID need encoding).
  *
  * Behaviour (compared with the Go plugin, `gopkg.in/mail.v2`):
  * - Port 465 (or `implicitTls`) is implicit TLS and overrides `starttls_policy`.
@@ -13,23 +15,13 @@
  *   non-loopback host: Go always refuses (issue #66685). Here they are allowed only with an
  *   explicit `starttls_policy = "disabled"` (a warning is logged once at start-up). With
  *   `opportunistic`, a connection that did not upgrade is refused before AUTH (`ECLEARTEXT`,
- *   permanent). The nodemailer pool has no per-connection hook for that check, so in this one
- *   case (opportunistic + credentials + remote host) each message uses its own connection, as
- *   in Go.
- * - Otherwise, unlike Go (one connection per message), connections are pooled.
+ *   permanent), checked on every new connection.
+ * - Unlike Go (one connection per message), connections are pooled: at most `maxConnections`,
+ *   100 messages each, closed after 30 s unused.
  */
 
-import nodemailer, { type Mail, type SendMailOptions } from "nodemailer";
-import MailComposer from "nodemailer/lib/mail-composer";
-import type MailMessage from "nodemailer/lib/mailer/mail-message";
 import MimeNode from "nodemailer/lib/mime-node";
-import SMTPConnection, {
-  type Options as SmtpConnectionOptions,
-} from "nodemailer/lib/smtp-connection";
-import { rootCertificates } from "node:tls";
-import { isIP } from "node:net";
 import { Buffer } from "node:buffer";
-import { Readable } from "node:stream";
 import { ConfigError, MailerError } from "../errors.ts";
 import type { SmtpConfig, StartTlsPolicy } from "../config/types.ts";
 import {
@@ -43,6 +35,8 @@ import { bare, bracketed, generateMessageId } from "./message_id.ts";
 import { mailLocalName } from "./local_name.ts";
 import { addressOf, checkRecipient, isLoopbackHost, oneLine } from "./address.ts";
 import { connectFailureDetail } from "./net_error.ts";
+import { type SessionOptions, SmtpSession } from "./smtp_session.ts";
+import { abortable, SmtpPool } from "./smtp_pool.ts";
 import {
   assembleMessage,
   encodeContent,
@@ -113,14 +107,14 @@ export class SmtpMailer implements Mailer {
   readonly #sender: string;
   readonly #envelopeFrom: string;
   readonly #implicitTls: boolean;
-  readonly #connectionOptions: SmtpConnectionOptions;
-  readonly #transporter: Mail;
+  readonly #sessionOptions: SessionOptions;
+  readonly #pool: SmtpPool;
   readonly #secrets: string[];
   readonly #log?: MailerLog;
   readonly #remote: boolean;
   /**
-   * Opportunistic STARTTLS with credentials to a remote host: every connection must be checked
-   * before AUTH, which the nodemailer pool cannot do, so each message gets its own connection.
+   * Opportunistic STARTTLS with credentials to a remote host: every connection is checked
+   * before AUTH (refused when it did not upgrade).
    */
   readonly #guardedAuth: boolean;
   /** True when the password may travel unencrypted to a non-loopback host. */
@@ -130,7 +124,7 @@ export class SmtpMailer implements Mailer {
   /**
    * Encoded MIME parts by the content's HTML (see {@link #encodedContent}). One email's content
    * goes to every recipient of a request: encoding it once (quoted-printable, line folding)
-   * instead of per recipient, and handing nodemailer ready parts, saves most of its per-message
+   * instead of per recipient, saves most of the per-message work.
    * work.
    */
   readonly #bodies = new Map<string, CachedContent[]>();
@@ -160,44 +154,28 @@ export class SmtpMailer implements Mailer {
     this.#remote = opts.assumeRemote ?? !isLoopbackHost(cfg.host);
     const ca = opts.ca ?? (cfg.caFile ? readCaFile(cfg.caFile) : undefined);
     const policy: StartTlsPolicy = cfg.starttlsPolicy;
-    const tlsPolicy = this.#implicitTls
-      ? {}
-      : policy === "mandatory"
-      ? { requireTLS: true }
-      : policy === "disabled"
-      ? { ignoreTLS: true }
-      : {};
-    this.#connectionOptions = {
-      host: cfg.host,
-      port: cfg.port,
-      secure: this.#implicitTls,
-      ...tlsPolicy,
-      name: this.localName,
-      connectionTimeout: opts.connectionTimeoutMs ?? DEFAULT_TIMEOUT_MS,
-      greetingTimeout: opts.greetingTimeoutMs ?? DEFAULT_TIMEOUT_MS,
-      socketTimeout: opts.socketTimeoutMs ?? 30_000,
-      logger: false,
-      tls: {
-        ca: ca ? [...rootCertificates, ca] : undefined,
-        servername: isIP(cfg.host) ? undefined : cfg.host,
-        minVersion: "TLSv1.2",
-      },
-    };
-    const auth = cfg.username ? { user: cfg.username, pass: cfg.password } : undefined;
-    this.#transporter = nodemailer.createTransport({
-      ...this.#connectionOptions,
-      pool: true,
-      maxConnections: opts.maxConnections ?? DEFAULT_SMTP_MAX_CONNECTIONS,
-      maxMessages: 100,
-      auth,
-    });
-    // An unhandled "error" event would crash the process; pool errors reach the sender anyway.
-    this.#transporter.on("error", (err: Error) => {
-      this.#log?.debug("SMTP pool connection error", { error: this.#redact(err.message) });
-    });
-    this.#secrets = secretForms(cfg.username, cfg.password);
     this.#guardedAuth = !this.#implicitTls && policy === "opportunistic" && !!cfg.username &&
       this.#remote;
+    this.#sessionOptions = {
+      host: cfg.host,
+      port: cfg.port,
+      implicitTls: this.#implicitTls,
+      policy,
+      // Added to the default roots (Deno's `caCerts`), as Go adds them to the system pool.
+      caCerts: ca ? [ca] : [],
+      name: this.localName,
+      connectionTimeoutMs: opts.connectionTimeoutMs ?? DEFAULT_TIMEOUT_MS,
+      greetingTimeoutMs: opts.greetingTimeoutMs ?? DEFAULT_TIMEOUT_MS,
+      socketTimeoutMs: opts.socketTimeoutMs ?? 30_000,
+      auth: cfg.username ? { user: cfg.username, pass: cfg.password } : undefined,
+      beforeAuth: (session) => this.#refuseClearText(session),
+    };
+    this.#pool = new SmtpPool(() => SmtpSession.open(this.#sessionOptions), {
+      maxConnections: opts.maxConnections ?? DEFAULT_SMTP_MAX_CONNECTIONS,
+      maxMessages: 100,
+      idleMs: opts.socketTimeoutMs ?? 30_000,
+    });
+    this.#secrets = secretForms(cfg.username, cfg.password);
     this.clearTextAuth = !this.#implicitTls && policy === "disabled" && !!cfg.username &&
       this.#remote;
     if (this.clearTextAuth) {
@@ -223,28 +201,19 @@ export class SmtpMailer implements Mailer {
     const messageId = generateMessageId({ hostname: this.localName });
     const thread = email.inReplyTo ? bracketed(email.inReplyTo) : "";
     const subject = oneLine(email.subject);
-    let content: EncodedContent;
+    let message: Outgoing;
     try {
-      content = this.#encodedContent(subject, email.text, email.html);
+      const content = this.#encodedContent(subject, email.text, email.html);
+      message = await this.#message(email.to, subject, thread, messageId, content);
     } catch (err) {
       throw this.#classify(err, "send", email.to);
     }
-    const mail = this.#mail(email.to, subject, thread, messageId, content);
-    if (this.#guardedAuth) {
-      try {
-        await this.#sendDirect(mail, email.to, opts.signal);
-        return { messageId: bare(messageId) };
-      } catch (err) {
-        throw this.#classify(err, "send", email.to);
-      }
-    }
     for (let attempt = 1;; attempt++) {
       try {
-        const info = await abortable(this.#submit(mail, messageId), opts.signal);
-        const rejected = (info as { rejected?: unknown[] }).rejected ?? [];
-        if (rejected.length > 0) {
-          throw Object.assign(new Error(`Recipient rejected`), { code: "EENVELOPE" });
-        }
+        await this.#pool.use(
+          (session) => session.send(message.envelope, message.bytes),
+          opts.signal,
+        );
         return { messageId: bare(messageId) };
       } catch (err) {
         // A pooled connection the server closed while idle (421 or EOF) fails at MAIL FROM,
@@ -256,23 +225,24 @@ export class SmtpMailer implements Mailer {
   }
 
   /**
-   * The message for nodemailer: whole (`raw`, see `mime.ts`) when the recipient and thread ID
-   * are plain header values, else its fields (nodemailer then encodes and folds them).
+   * The message bytes and envelope: assembled here (`mime.ts`) when the recipient and thread ID
+   * are plain header values, else by nodemailer's composer (which encodes and folds them; loaded
+   * only then).
    */
-  #mail(
+  async #message(
     to: string,
     subject: string,
     thread: string,
     messageId: string,
     content: EncodedContent,
-  ): SendMailOptions {
-    const envelope = { from: this.#envelopeFrom, to: [to] };
+  ): Promise<Outgoing> {
     const date = new Date();
     if (plainHeaderValue(to) && plainHeaderValue(thread)) {
       const headers = { headLines: this.#headLines, to, thread, messageId, date };
-      return { envelope, raw: assembleMessage(headers, content) };
+      return { envelope: this.#envelopes.envelope(to), bytes: assembleMessage(headers, content) };
     }
-    return {
+    const { default: MailComposer } = await import("nodemailer/lib/mail-composer");
+    const root = new MailComposer({
       from: this.#sender,
       to,
       subject,
@@ -283,40 +253,11 @@ export class SmtpMailer implements Mailer {
       ],
       messageId,
       date,
-      envelope,
       headers: { ...AUTOMATED_HEADERS },
       ...(thread ? { inReplyTo: thread, references: thread } : {}),
-    };
-  }
-
-  /**
-   * Hands `mail` to the pool. A whole message (`raw`, see {@link #mail}) goes straight to the
-   * pool's `send(mail, callback)` (nodemailer's transport interface) with the little of a
-   * `MailMessage` the pool reads: its envelope, Message-ID and a stream of the bytes. That
-   * skips what `sendMail()` would do for nothing here (plugins, a `MailComposer` and a MIME
-   * tree around the raw bytes, streamed through a pipeline of transforms): the same bytes and
-   * envelope reach the server. Other messages go through `sendMail()`.
-   */
-  #submit(mail: SendMailOptions, messageId: string): Promise<unknown> {
-    const raw = mail.raw;
-    if (!Buffer.isBuffer(raw) || mail.envelope === undefined) {
-      return this.#transporter.sendMail(mail);
-    }
-    const [to] = mail.envelope.to as [string];
-    const message = {
-      getEnvelope: () => this.#envelopes.envelope(to),
-      messageId: () => messageId,
-      getHeader: (key: string) => (key.toLowerCase() === "message-id" ? messageId : undefined),
-      // A fresh stream per attempt: the pool may requeue a message no byte of which was read.
-      createReadStream: () => bufferStream(raw),
-    };
-    const pooled = { data: {}, message } as unknown as MailMessage;
-    return new Promise((resolve, reject) => {
-      this.#transporter.transporter.send(
-        pooled,
-        (err, info) => (err ? reject(err) : resolve(info)),
-      );
-    });
+    }).compile();
+    const bytes: Buffer = await root.build();
+    return { envelope: this.#envelopes.envelope(to), bytes };
   }
 
   /** How many encoded contents are kept for reuse (at most 32). */
@@ -358,35 +299,35 @@ export class SmtpMailer implements Mailer {
    */
   async healthCheck(opts: { signal?: AbortSignal; recipient?: string } = {}): Promise<string> {
     if (opts.recipient !== undefined) checkRecipient(opts.recipient);
-    let checked = "";
+    const opening = SmtpSession.open(this.#sessionOptions);
+    let session: SmtpSession | undefined;
     try {
-      await this.#withConnection(opts.signal, async (conn, step) => {
-        checked = await this.#probeEnvelope(conn, step, opts.recipient);
-      });
+      session = await abortable(opening, opts.signal);
+      const probing = this.#probeEnvelope(session, opts.recipient);
+      return await abortable(probing, opts.signal);
     } catch (err) {
+      opening.then((s) => s.close(), () => {});
       throw this.#classify(err, "connect");
+    } finally {
+      void session?.quit();
     }
-    return checked;
   }
 
   /** `MAIL FROM`, `RCPT TO` (when `recipient` is set) and `RSET` on an open connection. */
-  async #probeEnvelope(
-    conn: SMTPConnection,
-    step: (run: StepRun) => Promise<void>,
-    recipient: string | undefined,
-  ): Promise<string> {
-    const command = (line: string, name: "MAIL FROM" | "RCPT TO") =>
-      step((resolve, reject) =>
-        sendRawCommand(conn, line, (reply) => {
-          if (reply.startsWith("2")) resolve();
-          else reject(this.#envelopeRefusal(reply, name, conn.secure, recipient));
-        })
-      );
+  async #probeEnvelope(session: SmtpSession, recipient: string | undefined): Promise<string> {
+    const command = async (line: string, name: "MAIL FROM" | "RCPT TO") => {
+      const reply = await session.command(line, name);
+      if (reply.code !== 250 && reply.code !== 251) {
+        throw this.#envelopeRefusal(reply.text, name, session.secure, recipient);
+      }
+    };
     await command(`MAIL FROM:<${this.#envelopeFrom}>`, "MAIL FROM");
     if (recipient !== undefined) await command(`RCPT TO:<${recipient}>`, "RCPT TO");
-    await step((resolve, reject) => conn.reset((err) => err ? reject(err) : resolve()));
-    const tls = !conn.secure ? "no TLS" : this.#implicitTls ? "implicit TLS" : "STARTTLS";
-    const auth = conn.authenticated ? `AUTH as ${JSON.stringify(this.#cfg.username)}` : "no AUTH";
+    await session.command("RSET", "RSET");
+    const tls = !session.secure ? "no TLS" : this.#implicitTls ? "implicit TLS" : "STARTTLS";
+    const auth = session.authenticated
+      ? `AUTH as ${JSON.stringify(this.#cfg.username)}`
+      : "no AUTH";
     const envelope = recipient === undefined ? "MAIL FROM" : `MAIL FROM and RCPT TO ${recipient}`;
     return `${tls} (starttls_policy "${this.#cfg.starttlsPolicy}"), ${auth}, ${envelope} accepted, then RSET (nothing sent)`;
   }
@@ -421,74 +362,23 @@ export class SmtpMailer implements Mailer {
   }
 
   /**
-   * One message over its own connection (like Go), used when the pool cannot enforce the
-   * clear-text password rule: the connection is checked before AUTH.
+   * Refuses (ECLEARTEXT) to authenticate in clear text to a remote host under `opportunistic`
+   * (only `disabled` allows it); runs on every new connection, before AUTH.
    */
-  async #sendDirect(mail: SendMailOptions, to: string, signal?: AbortSignal): Promise<void> {
-    const raw = await new MailComposer(mail).compile().build();
-    await this.#withConnection(signal, (conn, step) =>
-      step((resolve, reject) => {
-        conn.send(
-          { from: this.#envelopeFrom, to: [to] },
-          raw,
-          (err: Error | null) => err ? reject(err) : resolve(),
-        );
-      }));
-  }
-
-  /**
-   * Opens a connection (connect, STARTTLS per policy, AUTH when offered), runs `use`, quits.
-   * Refuses (ECLEARTEXT) to authenticate in clear text to a remote host unless the policy is
-   * `disabled`. Errors are nodemailer errors or MailerError; the caller classifies them.
-   */
-  async #withConnection(
-    signal: AbortSignal | undefined,
-    use: (conn: SMTPConnection, step: (run: StepRun) => Promise<void>) => Promise<void>,
-  ): Promise<void> {
-    const conn = new SMTPConnection(this.#connectionOptions);
-    const onAbort = () => conn.close();
-    signal?.addEventListener("abort", onAbort, { once: true });
-    let failed: ((err: unknown) => void) | undefined;
-    conn.on("error", (err: Error) => failed?.(err));
-    const run = (body: StepRun) =>
-      abortable(
-        new Promise<void>((resolve, reject) => {
-          failed = reject;
-          body(resolve, reject);
-        }),
-        signal,
+  #refuseClearText(session: SmtpSession): void {
+    if (this.#guardedAuth && !session.secure && session.allowsAuth) {
+      throw Object.assign(
+        new Error(
+          "the server does not offer STARTTLS; refusing to send the SMTP password in clear text",
+        ),
+        { code: "ECLEARTEXT" },
       );
-    try {
-      await run((resolve) => conn.connect(() => resolve()));
-      if (this.#guardedAuth && !conn.secure && conn.allowsAuth) {
-        throw Object.assign(
-          new Error(
-            "the server does not offer STARTTLS; refusing to send the SMTP password in clear text",
-          ),
-          { code: "ECLEARTEXT" },
-        );
-      }
-      if (this.#cfg.username && conn.allowsAuth) {
-        await run((resolve, reject) =>
-          conn.login(
-            { user: this.#cfg.username, pass: this.#cfg.password },
-            (err: Error | null) => err ? reject(err) : resolve(),
-          )
-        );
-      }
-      await use(conn, run);
-      conn.quit();
-    } catch (err) {
-      conn.close();
-      throw err;
-    } finally {
-      signal?.removeEventListener("abort", onAbort);
     }
   }
 
   /** Closes the pooled connections. */
   close(): Promise<void> {
-    this.#transporter.close();
+    this.#pool.close();
     return Promise.resolve();
   }
 
@@ -557,6 +447,12 @@ export class SmtpMailer implements Mailer {
   }
 }
 
+/** A message ready for the pool: its envelope and bytes. */
+interface Outgoing {
+  envelope: { from: string; to: string[] };
+  bytes: Uint8Array;
+}
+
 /** An encoded content of {@link SmtpMailer}'s cache, by its HTML part. */
 interface CachedContent {
   html: string;
@@ -575,15 +471,15 @@ const ENVELOPE_CACHE_SIZE = 1024;
  */
 class EnvelopeAddresses {
   readonly #node = new MimeNode();
-  readonly #from: string | false;
+  readonly #from: string;
   readonly #to = new Map<string, string[]>();
 
   constructor(sender: string) {
-    this.#from = this.#node.setEnvelope({ from: sender }).getEnvelope().from;
+    this.#from = this.#node.setEnvelope({ from: sender }).getEnvelope().from || "";
   }
 
   /** A new envelope object (the connection writes its progress into it). */
-  envelope(recipient: string): { from: string | false; to: string[] } {
+  envelope(recipient: string): { from: string; to: string[] } {
     let to = this.#to.get(recipient);
     if (to === undefined) {
       to = this.#node.setEnvelope({ to: [recipient] }).getEnvelope().to;
@@ -592,16 +488,6 @@ class EnvelopeAddresses {
     }
     return { from: this.#from, to: [...to] };
   }
-}
-
-/** `bytes` as a readable stream, read in one chunk. */
-function bufferStream(bytes: Buffer): Readable {
-  return new Readable({
-    read() {
-      this.push(bytes);
-      this.push(null);
-    },
-  });
 }
 
 /** A failure at MAIL FROM caused by a connection the server had already closed. */
@@ -640,46 +526,4 @@ function readCaFile(path: string): string {
     );
   }
   return text;
-}
-
-function abortError(): Error {
-  return Object.assign(new Error("the operation was cancelled (deadline exceeded)"), {
-    code: "EABORT",
-  });
-}
-
-/** `promise`, rejected early with an EABORT error when `signal` aborts. */
-function abortable<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
-  if (!signal) return promise;
-  if (signal.aborted) {
-    promise.catch(() => {});
-    return Promise.reject(abortError());
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(abortError());
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
-}
-
-type StepRun = (resolve: () => void, reject: (err: unknown) => void) => void;
-
-/** nodemailer's SMTPConnection internals used to send one command and read its reply. */
-interface RawSmtpConnection {
-  _sendCommand(line: string): void;
-  _responseActions: ((reply: string) => void)[];
-}
-
-/**
- * Sends one raw command on an open, idle connection and hands the server's reply to `onReply`.
- * nodemailer has no public call for a MAIL FROM / RCPT TO without DATA (its envelope code
- * always goes on to DATA), so this uses its command queue (nodemailer 10.6, pinned in deno.lock).
- */
-function sendRawCommand(conn: SMTPConnection, line: string, onReply: (reply: string) => void) {
-  const raw = conn as unknown as RawSmtpConnection;
-  if (typeof raw._sendCommand !== "function" || !Array.isArray(raw._responseActions)) {
-    throw new Error("nodemailer's SMTPConnection has no command queue (unsupported version)");
-  }
-  raw._responseActions.push(onReply);
-  raw._sendCommand(line);
 }

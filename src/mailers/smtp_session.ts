@@ -1,0 +1,545 @@
+/**
+ * One SMTP client connection (RFC 5321) on Deno's own sockets (`Deno.connect`,
+ * `Deno.startTls`): connect (implicit TLS or STARTTLS per policy), EHLO, AUTH, then message
+ * transactions, pipelined when the server offers PIPELINING (RFC 2920: MAIL FROM, RCPT TO and
+ * DATA in one write).
+ *
+ * Why not nodemailer's connection: under Deno its sockets go through the Node compatibility
+ * layer (`node:net`, `node:tls` streams), which cost about 1 ms of CPU per message in a pooled
+ * blast, 5× what the same transaction costs on Deno's sockets (`deno task bench`). The message
+ * bytes are still built the way nodemailer builds them (`mime.ts`).
+ *
+ * Errors carry nodemailer's shape (`code`, `responseCode`, `response`, `command`), which
+ * `smtp.ts` classifies: `ESOCKET` (connect, TLS, I/O), `ETIMEDOUT`, `ECONNECTION` (closed by
+ * the server), `EPROTOCOL` (greeting, EHLO), `ETLS` (STARTTLS), `EAUTH`, `EENVELOPE` (MAIL FROM,
+ * RCPT TO), `EMESSAGE` (DATA). The password never appears in them: the AUTH command is named,
+ * never quoted.
+ */
+import { lookup } from "node:dns/promises";
+import { createHmac } from "node:crypto";
+import { isIP } from "node:net";
+import type { StartTlsPolicy } from "../config/types.ts";
+
+/** How to open a {@link SmtpSession}. */
+export interface SessionOptions {
+  host: string;
+  port: number;
+  /** TLS from the first byte (SMTPS, port 465); `policy` then does not apply. */
+  implicitTls: boolean;
+  policy: StartTlsPolicy;
+  /** CA certificates (PEM) trusted in addition to the default roots. */
+  caCerts: string[];
+  /** The EHLO name. */
+  name: string;
+  connectionTimeoutMs: number;
+  greetingTimeoutMs: number;
+  /** Longest wait for any reply (and for a write) once connected. */
+  socketTimeoutMs: number;
+  /** Credentials, used when the server offers AUTH. */
+  auth?: { user: string; pass: string };
+  /** Runs after the TLS step and before AUTH; throwing refuses the connection. */
+  beforeAuth?: (session: SmtpSession) => void;
+}
+
+/** A failure of an SMTP step, in nodemailer's shape (see the module documentation). */
+export class SmtpError extends Error {
+  readonly code: string;
+  readonly responseCode?: number;
+  readonly response?: string;
+  readonly command?: string;
+
+  constructor(
+    message: string,
+    o: {
+      code: string;
+      responseCode?: number;
+      response?: string;
+      command?: string;
+      cause?: unknown;
+    },
+  ) {
+    super(message, o.cause === undefined ? undefined : { cause: o.cause });
+    this.name = "SmtpError";
+    this.code = o.code;
+    this.responseCode = o.responseCode;
+    this.response = o.response;
+    this.command = o.command;
+  }
+}
+
+/** A server reply: its code and every line (codes included). */
+interface Reply {
+  code: number;
+  text: string;
+}
+
+const CRLF = "\r\n";
+const ENC = new TextEncoder();
+const NON_ASCII = /[^\p{ASCII}]/u;
+
+/** An open SMTP connection. Not safe for concurrent use: one transaction at a time. */
+export class SmtpSession {
+  #conn: Deno.Conn;
+  readonly #o: SessionOptions;
+  readonly #chunk = new Uint8Array(16 * 1024);
+  readonly #decoder = new TextDecoder();
+  #pending = "";
+  #extensions = new Set<string>();
+  #authMethods: string[] = [];
+  #closed = false;
+  /** TLS is in force (implicit or after STARTTLS). */
+  secure = false;
+  /** AUTH succeeded. */
+  authenticated = false;
+  /** Messages accepted on this connection. */
+  messages = 0;
+
+  private constructor(conn: Deno.Conn, o: SessionOptions) {
+    this.#conn = conn;
+    this.#o = o;
+  }
+
+  /** Connects and runs the greeting, EHLO, STARTTLS (per policy) and AUTH (when offered). */
+  static async open(o: SessionOptions): Promise<SmtpSession> {
+    const tcp = await connectTcp(o.host, o.port, o.connectionTimeoutMs);
+    const session = new SmtpSession(tcp, o);
+    try {
+      if (o.implicitTls) await session.#startTls(tcp);
+      const greeting = await session.#read(o.greetingTimeoutMs, "CONN");
+      if (greeting.code !== 220) {
+        throw replyError("Invalid greeting", "EPROTOCOL", greeting, "CONN");
+      }
+      await session.#ehlo();
+      await session.#negotiateTls(tcp);
+      o.beforeAuth?.(session);
+      if (o.auth !== undefined && session.allowsAuth) await session.#login(o.auth);
+      return session;
+    } catch (err) {
+      session.close();
+      throw err;
+    }
+  }
+
+  /** Whether the server offers AUTH. */
+  get allowsAuth(): boolean {
+    return this.#extensions.has("AUTH");
+  }
+
+  /** Whether the connection can take another transaction. */
+  get usable(): boolean {
+    return !this.#closed;
+  }
+
+  /**
+   * Sends one message (`bytes`: the whole message, CRLF line ends) to the envelope. Resolves
+   * with the server's final reply; rejects with an {@link SmtpError} (the connection stays
+   * usable after a refusal the server answered, not after an I/O failure or a 421).
+   */
+  async send(envelope: { from: string; to: string[] }, bytes: Uint8Array): Promise<string> {
+    const utf8 = this.#extensions.has("SMTPUTF8") &&
+      (NON_ASCII.test(envelope.from) || envelope.to.some((a) => NON_ASCII.test(a)));
+    const mail = `MAIL FROM:<${envelope.from}>${utf8 ? " SMTPUTF8" : ""}`;
+    const steps: Array<[string, string]> = [[mail, "MAIL FROM"]];
+    for (const to of envelope.to) steps.push([`RCPT TO:<${to}>`, "RCPT TO"]);
+    steps.push(["DATA", "DATA"]);
+    const replies = this.#extensions.has("PIPELINING")
+      ? await this.#pipelined(steps)
+      : await this.#sequential(steps);
+    const [mailReply, ...rest] = replies;
+    const data = rest.pop()!;
+    const refusal = mailReply.code !== 250
+      ? replyError("Mail command failed", "EENVELOPE", mailReply, "MAIL FROM")
+      : rest.every((r) => r.code >= 300)
+      ? replyError(
+        "Can't send mail - all recipients were rejected",
+        "EENVELOPE",
+        rest[0],
+        "RCPT TO",
+      )
+      : data.code !== 354
+      ? replyError("Data command failed", "EMESSAGE", data, "DATA")
+      : undefined;
+    if (refusal !== undefined) {
+      // A DATA the server nonetheless accepted must not deliver anything: drop the connection.
+      if (data.code === 354) this.close();
+      else await this.#recover();
+      throw refusal;
+    }
+    await this.#write(dotStuffed(bytes), "DATA");
+    const done = await this.#read(this.#o.socketTimeoutMs, "DATA");
+    if (done.code !== 250) {
+      throw replyError("Message failed", "EMESSAGE", done, "DATA");
+    }
+    this.messages++;
+    return done.text;
+  }
+
+  /** Sends one command line and returns the reply (for probes: MAIL FROM, RCPT TO, RSET). */
+  async command(line: string, name: string): Promise<Reply> {
+    await this.#write(ENC.encode(line + CRLF), name);
+    return await this.#read(this.#o.socketTimeoutMs, name);
+  }
+
+  /** Says QUIT (without waiting for the reply) and closes. */
+  async quit(): Promise<void> {
+    if (this.#closed) return;
+    try {
+      await this.#write(ENC.encode(`QUIT${CRLF}`), "QUIT");
+    } catch {
+      // Closing anyway.
+    }
+    this.close();
+  }
+
+  /** Closes the connection at once (an operation in flight fails). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed by the peer.
+    }
+  }
+
+  /** After a refused transaction: RSET, so the next one starts clean (a 421 closes). */
+  async #recover(): Promise<void> {
+    if (this.#closed) return;
+    const reply = await this.command("RSET", "RSET");
+    if (reply.code !== 250) this.close();
+  }
+
+  async #pipelined(steps: Array<[string, string]>): Promise<Reply[]> {
+    await this.#write(ENC.encode(steps.map(([line]) => line + CRLF).join("")), steps[0][1]);
+    const replies: Reply[] = [];
+    for (const [, name] of steps) {
+      const reply = await this.#read(this.#o.socketTimeoutMs, name);
+      replies.push(reply);
+      // The server closes after a 421: the replies still due will not come.
+      if (reply.code === 421) return [...replies, ...steps.slice(replies.length).map(() => reply)];
+    }
+    return replies;
+  }
+
+  async #sequential(steps: Array<[string, string]>): Promise<Reply[]> {
+    const replies: Reply[] = [];
+    for (const [line, name] of steps) {
+      if (name === "DATA" && replies.slice(1).every((r) => r.code >= 300)) {
+        // Every recipient refused: no DATA; its slot repeats the last refusal.
+        replies.push(replies[replies.length - 1]);
+        break;
+      }
+      const reply = await this.command(line, name);
+      replies.push(reply);
+      if (name === "MAIL FROM" && reply.code !== 250) return steps.map(() => reply);
+    }
+    return replies;
+  }
+
+  async #ehlo(): Promise<void> {
+    const ehlo = await this.command(`EHLO ${this.#o.name}`, "EHLO");
+    if (ehlo.code === 250) {
+      this.#readExtensions(ehlo.text);
+      return;
+    }
+    const helo = await this.command(`HELO ${this.#o.name}`, "HELO");
+    if (helo.code !== 250) throw replyError("Invalid response to HELO", "EPROTOCOL", helo, "HELO");
+    this.#extensions = new Set();
+    this.#authMethods = [];
+  }
+
+  #readExtensions(text: string): void {
+    this.#extensions = new Set();
+    this.#authMethods = [];
+    for (const line of text.split("\n").slice(1)) {
+      const words = line.slice(4).trim().toUpperCase().split(/[\s=]+/);
+      if (words[0] === "") continue;
+      this.#extensions.add(words[0]);
+      if (words[0] === "AUTH") this.#authMethods.push(...words.slice(1));
+    }
+  }
+
+  /** STARTTLS per policy (nothing under implicit TLS or `disabled`). */
+  async #negotiateTls(tcp: Deno.TcpConn): Promise<void> {
+    if (this.secure || this.#o.policy === "disabled") return;
+    if (!this.#extensions.has("STARTTLS")) {
+      if (this.#o.policy === "mandatory") {
+        throw new SmtpError("STARTTLS is required but the server does not offer it", {
+          code: "ETLS",
+          command: "STARTTLS",
+        });
+      }
+      return;
+    }
+    const reply = await this.command("STARTTLS", "STARTTLS");
+    if (reply.code !== 220) {
+      throw replyError("Error upgrading connection with STARTTLS", "ETLS", reply, "STARTTLS");
+    }
+    if (this.#pending !== "") {
+      // Bytes after the 220 would be read as if they came over TLS (STARTTLS injection).
+      throw new SmtpError("Unexpected data after the STARTTLS reply", { code: "EPROTOCOL" });
+    }
+    await this.#startTls(tcp);
+    await this.#ehlo();
+  }
+
+  async #startTls(tcp: Deno.TcpConn): Promise<void> {
+    const hostname = this.#o.host;
+    try {
+      const tls = await Deno.startTls(tcp, { hostname, caCerts: this.#o.caCerts });
+      this.#conn = tls;
+      await timed(tls.handshake(), this.#o.socketTimeoutMs, () => this.close(), "TLS handshake");
+    } catch (err) {
+      if (err instanceof SmtpError) throw err;
+      throw new SmtpError(errorText(err), { code: "ESOCKET", command: "CONN", cause: err });
+    }
+    this.secure = true;
+  }
+
+  /** AUTH with the first of PLAIN, LOGIN and CRAM-MD5 the server offers (PLAIN if none). */
+  async #login(auth: { user: string; pass: string }): Promise<void> {
+    const offered = this.#authMethods;
+    const method = ["PLAIN", "LOGIN", "CRAM-MD5"].find((m) => offered.includes(m)) ?? "PLAIN";
+    const command = `AUTH ${method}`;
+    let reply: Reply;
+    if (method === "PLAIN") {
+      reply = await this.command(
+        `${command} ${b64(`\u0000${auth.user}\u0000${auth.pass}`)}`,
+        command,
+      );
+    } else if (method === "LOGIN") {
+      reply = await this.command(command, command);
+      if (reply.code === 334) reply = await this.command(b64(auth.user), command);
+      if (reply.code === 334) reply = await this.command(b64(auth.pass), command);
+    } else {
+      reply = await this.command(command, command);
+      if (reply.code === 334) {
+        const challenge = atob(reply.text.slice(4).trim());
+        const digest = createHmac("md5", auth.pass).update(challenge).digest("hex");
+        reply = await this.command(b64(`${auth.user} ${digest}`), command);
+      }
+    }
+    if (reply.code !== 235) throw replyError("Invalid login", "EAUTH", reply, command);
+    this.authenticated = true;
+  }
+
+  /** Writes all of `bytes` (within the socket timeout). */
+  async #write(bytes: Uint8Array, command: string): Promise<void> {
+    try {
+      let off = 0;
+      while (off < bytes.length) {
+        off += await timed(
+          this.#conn.write(bytes.subarray(off)),
+          this.#o.socketTimeoutMs,
+          () => this.close(),
+          command,
+        );
+      }
+    } catch (err) {
+      this.close();
+      throw ioError(err, command);
+    }
+  }
+
+  /** Reads one (possibly multi-line) reply. */
+  async #read(timeoutMs: number, command: string): Promise<Reply> {
+    const lines: string[] = [];
+    for (;;) {
+      let end: number;
+      while ((end = this.#pending.indexOf("\n")) >= 0) {
+        const line = this.#pending.slice(0, end).replace(/\r$/, "");
+        this.#pending = this.#pending.slice(end + 1);
+        lines.push(line);
+        if (line.length < 4 || line[3] !== "-") return this.#reply(lines, command);
+      }
+      let n: number | null;
+      try {
+        n = await timed(this.#conn.read(this.#chunk), timeoutMs, () => this.close(), command);
+      } catch (err) {
+        this.close();
+        throw ioError(err, command);
+      }
+      if (n === null) {
+        this.close();
+        throw new SmtpError("Connection closed unexpectedly", { code: "ECONNECTION", command });
+      }
+      this.#pending += this.#decoder.decode(this.#chunk.subarray(0, n), { stream: true });
+    }
+  }
+
+  #reply(lines: string[], command: string): Reply {
+    const code = Number(lines[0].slice(0, 3));
+    if (!Number.isInteger(code) || code < 200) {
+      this.close();
+      throw new SmtpError(`Invalid reply: ${lines[0]}`, { code: "EPROTOCOL", command });
+    }
+    // RFC 5321 4.2: 421 means the server is closing the connection, whatever the command.
+    if (code === 421) this.close();
+    return { code, text: lines.join("\n") };
+  }
+}
+
+/**
+ * A TCP connection to `host`, trying each of its addresses in turn (as Node's `net` does). When
+ * every address fails, the error is an `AggregateError` with one error per address
+ * (`net_error.ts` words it).
+ */
+async function connectTcp(host: string, port: number, timeoutMs: number): Promise<Deno.TcpConn> {
+  let addresses: string[];
+  if (isIP(host)) {
+    addresses = [host];
+  } else {
+    try {
+      addresses = (await lookup(host, { all: true })).map((a) => a.address);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      throw new SmtpError(`getaddrinfo ${code ?? "ENOTFOUND"} ${host}`, {
+        code: "EDNS",
+        cause: err,
+      });
+    }
+  }
+  const deadline = Date.now() + timeoutMs;
+  const errors: Error[] = [];
+  for (const address of addresses) {
+    const left = deadline - Date.now();
+    if (left <= 0 && errors.length > 0) break;
+    try {
+      return await connectOne(address, port, Math.max(1, left));
+    } catch (err) {
+      errors.push(err as Error);
+    }
+  }
+  if (errors.length === 1 && isIP(host)) {
+    const e = errors[0] as Error & { code?: string };
+    throw new SmtpError(e.message, {
+      code: e.code === "ETIMEDOUT" ? "ETIMEDOUT" : "ESOCKET",
+      command: "CONN",
+      cause: e,
+    });
+  }
+  // A host name: one error per address (`net_error.ts` words them), as Node's `net` reports.
+  const timedOut = errors.length > 0 &&
+    errors.every((e) => (e as { code?: string }).code === "ETIMEDOUT");
+  const all = new AggregateError(errors, "");
+  throw Object.assign(all, { code: timedOut ? "ETIMEDOUT" : "ESOCKET", command: "CONN" });
+}
+
+/** Deno's connect errors by class name, as Node's system error codes. */
+const CONNECT_CODES: Readonly<Record<string, string>> = {
+  ConnectionRefused: "ECONNREFUSED",
+  ConnectionReset: "ECONNRESET",
+  TimedOut: "ETIMEDOUT",
+  AddrNotAvailable: "EADDRNOTAVAIL",
+  NetworkUnreachable: "ENETUNREACH",
+  HostUnreachable: "EHOSTUNREACH",
+};
+
+async function connectOne(address: string, port: number, timeoutMs: number): Promise<Deno.TcpConn> {
+  const attempt = Deno.connect({ hostname: address, port });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      attempt.then((c) => c.close(), () => {});
+      reject(Object.assign(new Error(`connect ETIMEDOUT ${address}:${port}`), {
+        code: "ETIMEDOUT",
+        address,
+        port,
+      }));
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([attempt, timeout]);
+  } catch (err) {
+    if ((err as { code?: string }).code === "ETIMEDOUT") throw err;
+    const code = CONNECT_CODES[(err as Error).name] ?? (err as { code?: string }).code ?? "ESOCKET";
+    throw Object.assign(new Error(`connect ${code} ${address}:${port}`), {
+      code,
+      address,
+      port,
+      cause: err,
+    });
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** `op`, rejected with ETIMEDOUT (after `onTimeout`, which closes the socket) past `ms`. */
+function timed<T>(op: Promise<T>, ms: number, onTimeout: () => void, command: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      onTimeout();
+      reject(
+        new SmtpError(`Timeout waiting for the server (${command})`, {
+          code: "ETIMEDOUT",
+          command,
+        }),
+      );
+    }, ms);
+  });
+  op.catch(() => {});
+  return Promise.race([op, timeout]).finally(() => clearTimeout(timer));
+}
+
+function ioError(err: unknown, command: string): SmtpError {
+  if (err instanceof SmtpError) return err;
+  return new SmtpError(errorText(err), { code: "ESOCKET", command, cause: err });
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function replyError(what: string, code: string, reply: Reply, command: string): SmtpError {
+  const response = reply.text.replace(/\n/g, " ");
+  return new SmtpError(`${what}: ${response}`, {
+    code,
+    responseCode: reply.code,
+    response,
+    command,
+  });
+}
+
+function b64(text: string): string {
+  const bytes = ENC.encode(text);
+  let bin = "";
+  for (const b of bytes) bin += String.fromCharCode(b);
+  return btoa(bin);
+}
+
+/**
+ * The DATA payload of a message: line ends as CRLF, a dot doubled at the start of a line
+ * (RFC 5321 4.5.2), and the end marker `.` on its own line.
+ */
+export function dotStuffed(bytes: Uint8Array): Uint8Array {
+  const needsWork = bytes[0] === 0x2e || hasBareLfOrDotLine(bytes);
+  if (!needsWork) {
+    const endsWithCrlf = bytes.length >= 2 && bytes[bytes.length - 2] === 0x0d &&
+      bytes[bytes.length - 1] === 0x0a;
+    const tail = endsWithCrlf ? ".\r\n" : "\r\n.\r\n";
+    const out = new Uint8Array(bytes.length + tail.length);
+    out.set(bytes);
+    out.set(ENC.encode(tail), bytes.length);
+    return out;
+  }
+  let text = "";
+  for (let i = 0; i < bytes.length; i += 8192) {
+    text += String.fromCharCode(...bytes.subarray(i, i + 8192));
+  }
+  text = text.replace(/\r?\n/g, CRLF).replace(/^\./gm, "..");
+  if (!text.endsWith(CRLF)) text += CRLF;
+  text += `.${CRLF}`;
+  const out = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i);
+  return out;
+}
+
+/** Whether `bytes` has a LF without CR before it, or a line starting with a dot. */
+function hasBareLfOrDotLine(bytes: Uint8Array): boolean {
+  for (let i = bytes.indexOf(0x0a); i >= 0; i = bytes.indexOf(0x0a, i + 1)) {
+    if (i === 0 || bytes[i - 1] !== 0x0d) return true;
+    if (bytes[i + 1] === 0x2e) return true;
+  }
+  return false;
+}
