@@ -35,7 +35,7 @@ import { bare, bracketed, generateMessageId } from "./message_id.ts";
 import { mailLocalName } from "./local_name.ts";
 import { addressOf, checkRecipient, isLoopbackHost, oneLine } from "./address.ts";
 import { connectFailureDetail } from "./net_error.ts";
-import { type SessionOptions, SmtpSession } from "./smtp_session.ts";
+import { type SessionOptions, SmtpSession, wireForm } from "./smtp_session.ts";
 import { abortable, SmtpPool } from "./smtp_pool.ts";
 import {
   assembleMessage,
@@ -275,7 +275,14 @@ export class SmtpMailer implements Mailer {
     const cached = same?.find((b) => b.text === text && b.subject === subject);
     if (cached !== undefined) return cached.parts;
     // A content that fails to encode throws here and is not cached.
-    const entry = { html, subject, text, parts: encodeContent(subject, text, html) };
+    const encoded = encodeContent(subject, text, html);
+    // In wire form once here (CRLF line ends, dots doubled), so no message needs it again.
+    const parts = {
+      ...encoded,
+      text: Buffer.from(wireForm(encoded.text)),
+      html: Buffer.from(wireForm(encoded.html)),
+    };
+    const entry = { html, subject, text, parts };
     this.#bodies.set(html, [...(same ?? []), entry]);
     this.#bodyOrder.push(entry);
     if (this.#bodyOrder.length > BODY_CACHE_SIZE) this.#forgetOldest();

@@ -18,6 +18,7 @@
 import { lookup } from "node:dns/promises";
 import { createHmac } from "node:crypto";
 import { isIP } from "node:net";
+import { Buffer } from "node:buffer";
 import type { StartTlsPolicy } from "../config/types.ts";
 
 /** How to open a {@link SmtpSession}. */
@@ -165,7 +166,7 @@ export class SmtpSession {
       else await this.#recover();
       throw refusal;
     }
-    await this.#write(dotStuffed(bytes), "DATA");
+    await this.#write(dataPayload(bytes), "DATA");
     const done = await this.#read(this.#o.socketTimeoutMs, "DATA");
     if (done.code !== 250) {
       throw replyError("Message failed", "EMESSAGE", done, "DATA");
@@ -508,38 +509,27 @@ function b64(text: string): string {
   return btoa(bin);
 }
 
+/** A LF without a CR before it, or a line that starts with a dot. */
+const NOT_WIRE_FORM = /(?:^|[^\r])\n|^\.|\n\./;
+
 /**
- * The DATA payload of a message: line ends as CRLF, a dot doubled at the start of a line
- * (RFC 5321 4.5.2), and the end marker `.` on its own line.
+ * `bytes` as they go inside DATA (RFC 5321 4.5.2): every line end CRLF, and a dot doubled at the
+ * start of a line. The same bytes when nothing needs changing (the usual case once the parts of
+ * a content have been through this: see `smtp.ts`).
  */
-export function dotStuffed(bytes: Uint8Array): Uint8Array {
-  const needsWork = bytes[0] === 0x2e || hasBareLfOrDotLine(bytes);
-  if (!needsWork) {
-    const endsWithCrlf = bytes.length >= 2 && bytes[bytes.length - 2] === 0x0d &&
-      bytes[bytes.length - 1] === 0x0a;
-    const tail = endsWithCrlf ? ".\r\n" : "\r\n.\r\n";
-    const out = new Uint8Array(bytes.length + tail.length);
-    out.set(bytes);
-    out.set(ENC.encode(tail), bytes.length);
-    return out;
-  }
-  let text = "";
-  for (let i = 0; i < bytes.length; i += 8192) {
-    text += String.fromCharCode(...bytes.subarray(i, i + 8192));
-  }
-  text = text.replace(/\r?\n/g, CRLF).replace(/^\./gm, "..");
-  if (!text.endsWith(CRLF)) text += CRLF;
-  text += `.${CRLF}`;
-  const out = new Uint8Array(text.length);
-  for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i);
-  return out;
+export function wireForm(bytes: Uint8Array): Uint8Array {
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1");
+  if (!NOT_WIRE_FORM.test(text)) return bytes;
+  return Buffer.from(text.replace(/\r?\n/g, CRLF).replace(/^\./gm, ".."), "latin1");
 }
 
-/** Whether `bytes` has a LF without CR before it, or a line starting with a dot. */
-function hasBareLfOrDotLine(bytes: Uint8Array): boolean {
-  for (let i = bytes.indexOf(0x0a); i >= 0; i = bytes.indexOf(0x0a, i + 1)) {
-    if (i === 0 || bytes[i - 1] !== 0x0d) return true;
-    if (bytes[i + 1] === 0x2e) return true;
-  }
-  return false;
+const END_AFTER_CRLF = Buffer.from(`.${CRLF}`, "latin1");
+const END_OTHERWISE = Buffer.from(`${CRLF}.${CRLF}`, "latin1");
+
+/** The DATA payload of a message: its {@link wireForm} and the end marker `.` on its own line. */
+export function dataPayload(bytes: Uint8Array): Uint8Array {
+  const wire = wireForm(bytes);
+  const n = wire.byteLength;
+  const endsWithCrlf = n >= 2 && wire[n - 2] === 0x0d && wire[n - 1] === 0x0a;
+  return Buffer.concat([wire, endsWithCrlf ? END_AFTER_CRLF : END_OTHERWISE]);
 }
