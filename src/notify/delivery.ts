@@ -83,6 +83,8 @@ export class Delivery {
   /** Emails not sent (yet) for a retryable reason, for the shutdown warning. */
   readonly #unsent: Array<{ email: string; kind: string }> = [];
   #retryable = false;
+  /** The records of new threads, settled by the release at the latest (see {@link recorded}). */
+  readonly #records: Promise<void>[] = [];
   /** Emails sent so far. */
   sent = 0;
 
@@ -116,35 +118,57 @@ export class Delivery {
     );
   }
 
+  /**
+   * Sends the new-request email to `email` and asks for its record without waiting for it (no
+   * later email of this invocation needs it before {@link replies}, which writes the waiting
+   * records first; else the release writes them): `Successfully sent` is logged once recorded.
+   */
   async #newThread(email: string, content: EmailContent): Promise<void> {
     const { lease, log } = this.#o;
+    let res: SentEmail;
     try {
-      const res = await this.#send(email, content, undefined);
-      const timestamp = formatGoTimestamp(this.#o.policy.now());
-      this.sent++;
-      const thread = { email, timestamp, messageId: res.messageId };
-      const problem = threadEncodingProblem(thread);
-      await lease.record((r) => {
-        // Go's thread list cannot hold it: sent, but no replies (never resent).
-        if (problem !== undefined) return addFailed(r, email);
-        if (!r.data.threads.some((t) => t.email === email)) r.data.threads.push(thread);
-        r.delivery.threads[email] = { reviews: 0, resolved: false };
-      });
-      if (problem !== undefined) {
-        log.warn("Cannot store email thread in plugin data", { email, error: problem });
-      }
-      log.info("Successfully sent", {
-        email,
-        timestamp,
-        message_id: res.messageId,
-        kind: "new threads",
-      });
+      res = await this.#send(email, content, undefined);
     } catch (err) {
       if (err instanceof MailerError && !err.retryable) {
-        await lease.record((r) => addFailed(r, email));
+        this.#recordLater(lease.record((r) => addFailed(r, email)));
       }
       this.#fail(err, email, "new threads");
+      return;
     }
+    const timestamp = formatGoTimestamp(this.#o.policy.now());
+    this.sent++;
+    const thread = { email, timestamp, messageId: res.messageId };
+    const problem = threadEncodingProblem(thread);
+    const recorded = lease.record((r) => {
+      // Go's thread list cannot hold it: sent, but no replies (never resent).
+      if (problem !== undefined) return addFailed(r, email);
+      if (!r.data.threads.some((t) => t.email === email)) r.data.threads.push(thread);
+      r.delivery.threads[email] = { reviews: 0, resolved: false };
+    });
+    this.#recordLater(
+      recorded.then(() => {
+        if (problem !== undefined) {
+          log.warn("Cannot store email thread in plugin data", { email, error: problem });
+        }
+        log.info("Successfully sent", {
+          email,
+          timestamp,
+          message_id: res.messageId,
+          kind: "new threads",
+        });
+      }),
+      email,
+    );
+  }
+
+  /** Keeps a record's outcome for {@link recorded}: a failed record fails the event. */
+  #recordLater(recorded: Promise<void>, email?: string): void {
+    this.#records.push(recorded.catch((err) => this.#fail(err, email, "new threads")));
+  }
+
+  /** Waits for every record asked for by {@link newThreads} (call after the release). */
+  async recorded(): Promise<void> {
+    await Promise.all(this.#records);
   }
 
   /**
@@ -153,6 +177,9 @@ export class Delivery {
    */
   async replies(): Promise<boolean> {
     const { ev, lease, policy, requestId, log } = this.#o;
+    if (this.#o.plan(lease.rec).replies.length === 0) return false;
+    // A thread's next email follows its first one's record.
+    await lease.flush();
     const p = this.#o.plan(lease.rec);
     const logged = new Set<number>();
     const reviews = ev.op === "put" ? ev.request.reviews : [];
@@ -216,10 +243,10 @@ export class Delivery {
     const { policy, signal } = this.#o;
     const email = { to, ...content, inReplyTo };
     const limiter = policy.limiter;
+    const { lease } = this.#o;
+    const send = () => lease.during(() => policy.mailer.send(email, { signal }));
     const once = (): Promise<SentEmail> =>
-      limiter === undefined
-        ? policy.mailer.send(email, { signal })
-        : limiter.run(() => policy.mailer.send(email, { signal }), signal);
+      limiter === undefined ? send() : limiter.run(send, signal);
     return await withRetry(once, {
       signal,
       isRetryable,

@@ -205,6 +205,7 @@ export class RequestHandler {
       if (err !== undefined) {
         log.debug("Failed to release the request lease", { error: err.message });
       }
+      await delivery.recorded();
     }
     return { sent: delivery.finish(), noop: false };
   }

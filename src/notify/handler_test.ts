@@ -523,6 +523,9 @@ Deno.test("handle() a short Teleport outage while recording loses and duplicates
 
 Deno.test("handle() a long Teleport outage fails the event; the retry resends only unrecorded emails", async () => {
   const t = setup({ timing: { recordTimeoutMs: 30 }, sendConcurrency: 1 });
+  // One send after the other, each taking a while: the first is recorded while the second is
+  // under way (records do not wait for sends that started after them).
+  t.mailer.delayMs = 5;
   const req = makeRequest({ id: "req-1", suggestedReviewers: [R1] });
   t.client.putRequest(req, false);
   let n = 0;
@@ -602,7 +605,7 @@ Deno.test("handle() a send still waiting for a slot when the deadline fires neve
   assert.equal(stored(t.client, req.id).delivery?.lock, undefined, "the lease is released");
 });
 
-Deno.test("handle() sends that finish while a record is being written share the next write", async () => {
+Deno.test("handle() sends that finish together are recorded in one write, with the release", async () => {
   const t = setup();
   let release!: () => void;
   t.mailer.gate = new Promise((r) => (release = r));
@@ -610,14 +613,35 @@ Deno.test("handle() sends that finish while a record is being written share the 
   t.client.putRequest(req, false);
   const handling = t.handler.handle(put(req));
   await waitFor(() => t.mailer.inFlight === 3, "three sends");
-  release(); // All three finish together: the first is written alone, the other two together.
+  release(); // All three finish together: the first waits for the other two.
   await handling;
-  // Lease, 2 record writes (1 + 2 sends), release.
-  assert.equal(t.client.writes, 4);
+  // The lease, then the three records with the release.
+  assert.equal(t.client.writes, 2);
   const s = stored(t.client, req.id);
   assert.deepEqual(s.data.threads.map((th) => th.email).sort(), [ALL, R1, R2]);
   assert.deepEqual(Object.keys(s.delivery?.threads ?? {}).sort(), [ALL, R1, R2]);
   assert.equal(s.delivery?.lock, undefined);
+});
+
+Deno.test("handle() a record does not wait for sends that started after it was asked for", async () => {
+  const t = setup({ sendConcurrency: 1 });
+  t.mailer.delayMs = 5; // One send after the other, each taking a while.
+  const req = makeRequest({ id: "req-1", suggestedReviewers: [R1] });
+  t.client.putRequest(req, false);
+  const threadsStored: number[] = [];
+  const send = t.mailer.send.bind(t.mailer);
+  t.mailer.send = async (...args) => {
+    const sent = await send(...args);
+    threadsStored.push(stored(t.client, req.id).data.threads.length);
+    return sent;
+  };
+  await t.handler.handle(put(req));
+  // The lease; the first email's record, written while the second was being sent; the second's
+  // record with the release.
+  assert.equal(t.client.writes, 3);
+  assert.deepEqual(threadsStored, [0, 1], "threads stored as each send ends");
+  assert.equal(stored(t.client, req.id).data.threads.length, 2);
+  assert.equal(stored(t.client, req.id).delivery?.lock, undefined);
 });
 
 Deno.test("handle() reads the plugin data once per event: records under the lease start from the last write", async () => {

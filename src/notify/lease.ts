@@ -7,13 +7,15 @@
  *    handler invocation in the whole fleet send for a request at a time. An invocation that
  *    finds a live lease of someone else sends nothing: `busy`, with the lease's expiry `until`
  *    (the engine retries just after it; by then the holder has released it or died).
- * 2. Every send is recorded by a CAS started right after it succeeds ({@link Lease.record}: the
- *    thread appended, or its review/resolution progress raised; records asked for while a write
- *    is in flight share the next write), and a thread's next email waits for that record, so at
- *    most one email per thread is "sent but not recorded" at any time. Records use their own
- *    budget ({@link LeaseTiming.recordTimeoutMs}), not the event deadline, and renew the lease.
+ * 2. Every send is recorded by a CAS ({@link Lease.record}: the thread appended, or its
+ *    review/resolution progress raised) started as soon as no other send of the invocation is
+ *    under way (sends that finish together share one write; records asked for while a write is
+ *    in flight share the next one), and a thread's next email waits for that record, so at most
+ *    one email per thread is "sent but not recorded" at any time. Records use their own budget
+ *    ({@link LeaseTiming.recordTimeoutMs}), not the event deadline, and renew the lease.
  * 3. The lease is released when the invocation ends ({@link Lease.release}, best effort: it
- *    expires anyway).
+ *    expires anyway), in the same write as the records still waiting: a new request's emails
+ *    cost two writes in all (the lease, then the records with the release).
  *
  * The lease rule ({@link leaseTiming} enforces it): the lease must outlast everything a live
  * holder does without renewing it, or a second instance could take over while the first still
@@ -173,6 +175,8 @@ export async function takeLease(scope: LeaseScope, opts: TakeOptions): Promise<T
 interface Queued {
   mutate: (r: Rec) => void;
   done: (err?: unknown) => void;
+  /** Sends with a lower number were under way when the record was asked for. */
+  barrier: number;
 }
 
 /**
@@ -185,7 +189,15 @@ export class Lease {
   #lastRaw: PluginDataMap | null;
   #lastRec: Rec;
   #queued: Queued[] = [];
+  /** The records of the write in flight. */
+  #inFlight: Queued[] = [];
   #writing: Promise<void> | undefined;
+  /** The numbers of the sends under way ({@link during}). */
+  readonly #sending = new Set<number>();
+  #sendNumber = 0;
+  /** The write scheduled once sends stopped (a turn later, so a release can take it along). */
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #releasing = false;
 
   constructor(scope: LeaseScope, raw: PluginDataMap | undefined) {
     this.#scope = scope;
@@ -193,29 +205,90 @@ export class Lease {
     this.#lastRec = decodeRec(raw);
   }
 
-  /** The record as last written under this lease. */
+  /**
+   * The record with every send recorded or waiting to be ({@link record}): what this invocation
+   * has done. Equal to the last write when nothing waits.
+   */
   get rec(): Rec {
-    return this.#lastRec;
+    const waiting = [...this.#inFlight, ...this.#queued];
+    if (waiting.length === 0) return this.#lastRec;
+    const r = cloneRec(this.#lastRec);
+    for (const q of waiting) q.mutate(r);
+    return r;
+  }
+
+  /** Runs one send; a record asked for meanwhile waits for it (see {@link record}). */
+  async during<T>(send: () => Promise<T>): Promise<T> {
+    const n = this.#sendNumber++;
+    this.#sending.add(n);
+    try {
+      return await send();
+    } finally {
+      this.#sending.delete(n);
+      this.#schedule();
+    }
   }
 
   /**
-   * Stores `mutate` applied to the record, renewing the lease. Records asked for while a write
-   * is in flight share the next write (group commit): fewer round trips, and every send is
-   * still recorded by the first write that starts after it succeeded.
+   * Stores `mutate` applied to the record, renewing the lease. The write starts a turn after the
+   * sends that were under way ({@link during}) when it was asked for have ended (sends started
+   * later do not hold it back); records asked for until then, or while a write is in flight,
+   * share the write (group commit): fewer round trips, and every send is still recorded by the
+   * first write that starts after it succeeded.
    */
   record(mutate: (r: Rec) => void): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.#queued.push({ mutate, done: (err) => err === undefined ? resolve() : reject(err) });
-      this.#writing ??= this.#writeQueued();
+      const done = (err?: unknown) => err === undefined ? resolve() : reject(err);
+      this.#queued.push({ mutate, done, barrier: this.#sendNumber });
+      this.#schedule();
     });
   }
 
+  /** Writes every waiting record now (for an email that must follow them). */
+  async flush(): Promise<void> {
+    this.#cancelTimer();
+    while (this.#writing !== undefined || this.#queued.length > 0) {
+      this.#writing ??= this.#writeQueued();
+      await this.#writing;
+    }
+  }
+
+  #schedule(): void {
+    if (this.#releasing || this.#writing !== undefined || this.#timer !== undefined) return;
+    if (this.#queued.length === 0 || this.#heldBack()) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#writing ??= this.#writeQueued();
+    }, 0);
+  }
+
+  /** Whether a send under way started before a waiting record was asked for. */
+  #heldBack(): boolean {
+    const barrier = Math.max(...this.#queued.map((q) => q.barrier));
+    for (const n of this.#sending) if (n < barrier) return true;
+    return false;
+  }
+
+  #cancelTimer(): void {
+    if (this.#timer === undefined) return;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
   /**
-   * Waits for pending records, then removes the lease (best effort: it expires anyway). Returns
-   * the error of a failed release, if any.
+   * Removes the lease (best effort: it expires anyway), in one write with the records still
+   * waiting, if any. Returns the error of a failed release, if any (a failed write of waiting
+   * records also fails their {@link record} promises).
    */
   async release(): Promise<Error | undefined> {
+    this.#releasing = true;
+    this.#cancelTimer();
     while (this.#writing !== undefined) await this.#writing;
+    if (this.#queued.length > 0) {
+      const batch = this.#queued;
+      this.#queued = [];
+      return await this.#writeBatch(batch, true);
+    }
     try {
       await casPluginDataMap(
         this.#scope.client,
@@ -244,25 +317,34 @@ export class Lease {
   }
 
   async #writeQueued(): Promise<void> {
-    while (this.#queued.length > 0) {
+    while (this.#queued.length > 0 && !this.#releasing) {
       const batch = this.#queued;
       this.#queued = [];
-      let error: unknown;
-      try {
-        await this.#write(batch.map((b) => b.mutate));
-      } catch (err) {
-        error = err ?? new Error("record failed");
-      }
-      for (const b of batch) b.done(error);
+      await this.#writeBatch(batch, false);
     }
     this.#writing = undefined;
+    this.#schedule();
+  }
+
+  /** One write of `batch` (and the release with it); settles each record, returns the error. */
+  async #writeBatch(batch: Queued[], release: boolean): Promise<Error | undefined> {
+    this.#inFlight = batch;
+    let error: Error | undefined;
+    try {
+      await this.#write(batch.map((b) => b.mutate), release);
+    } catch (err) {
+      error = err instanceof Error ? err : new Error(String(err ?? "record failed"));
+    }
+    this.#inFlight = [];
+    for (const b of batch) b.done(error);
+    return error;
   }
 
   /**
    * One record write. A short Teleport outage must not lose the record of an email already
    * sent: transient errors are retried within the record budget.
    */
-  async #write(mutates: Array<(r: Rec) => void>): Promise<void> {
+  async #write(mutates: Array<(r: Rec) => void>, release: boolean): Promise<void> {
     const { client, requestId, plugin, owner, timing } = this.#scope;
     const budget = AbortSignal.timeout(timing.recordTimeoutMs);
     let written: Rec | undefined;
@@ -277,7 +359,8 @@ export class Lease {
           }
           for (const mutate of mutates) mutate(r);
           // Renew the lease with every record, so a slow but live invocation keeps it.
-          r.delivery.lock.until = this.#scope.now() + timing.leaseMs;
+          if (release) delete r.delivery.lock;
+          else r.delivery.lock.until = this.#scope.now() + timing.leaseMs;
           written = r;
           return encodeRec(r, this.#scope.warn);
         }, { signal: budget, expectKeys: [DELIVERY_KEY], initial: this.#lastRaw }),
