@@ -26,8 +26,9 @@ export function unusedImports(
   tools: readonly string[] = [],
 ): string[] {
   const specs = [...specifiers];
+  // A package's key also serves its subpaths (`nodemailer` → `nodemailer/lib/qp`), as in Deno.
   const used = (key: string) =>
-    specs.some((s) => s === key || (key.endsWith("/") && s.startsWith(key)));
+    specs.some((s) => s === key || s.startsWith(key.endsWith("/") ? key : `${key}/`));
   return Object.keys(importMap).filter((key) => {
     if (tools.includes(key)) return false;
     const typed = /^@types\/(?:([^_/]+)__)?(.+)$/.exec(key);
@@ -87,6 +88,11 @@ Deno.test("unusedImports() reports an import-map entry nothing imports, and keep
     unusedImports(map, ["nodemailer", "@bufbuild/protobuf/wkt"], ["tool"]),
     ["@types/ssh2", "mailgun.js"],
   );
+});
+
+Deno.test("unusedImports() counts a package used through a subpath of its key", () => {
+  const map = { "nodemailer": "npm:nodemailer@1", "ws": "npm:ws@8" };
+  assert.deepEqual(unusedImports(map, ["nodemailer/lib/qp", "wsx"]), ["ws"]);
 });
 
 Deno.test("deno.json imports nothing unused; runtime packages are in the payload allow-list, dev-only ones are not", async () => {
