@@ -47,6 +47,14 @@ export function localHostname(): string {
   return cachedHostname;
 }
 
+/** The last name given to {@link sanitizedOnce} and its result (a mailer passes one name). */
+let lastSanitized: { name: string; result: string } | undefined;
+
+function sanitizedOnce(name: string): string {
+  if (lastSanitized?.name !== name) lastSanitized = { name, result: sanitizeHostname(name) };
+  return lastSanitized.result;
+}
+
 function nowNanoseconds(): bigint {
   const ms = performance.timeOrigin + performance.now();
   const wholeMs = Math.floor(ms);
@@ -67,7 +75,7 @@ function random64(): bigint {
 export function generateMessageId(
   opts: { hostname?: string; nowNs?: bigint; random?: bigint } = {},
 ): string {
-  const host = opts.hostname === undefined ? localHostname() : sanitizeHostname(opts.hostname);
+  const host = opts.hostname === undefined ? localHostname() : sanitizedOnce(opts.hostname);
   const time = (opts.nowNs ?? nowNanoseconds()).toString(36).toUpperCase();
   const rand = (opts.random ?? random64()).toString(36).toUpperCase();
   return `<${time}.${rand}@${host}>`;

@@ -88,6 +88,15 @@ export class SmtpSession {
   #extensions = new Set<string>();
   #authMethods: string[] = [];
   #closed = false;
+  /** When the operation under way times out (ms since the epoch); 0 when none is. */
+  #opDeadline = 0;
+  /** The one timer that enforces {@link #opDeadline}, and when it fires. */
+  #watchdog: ReturnType<typeof setTimeout> | undefined;
+  #watchdogAt = 0;
+  /** The command of the operation under way. */
+  #opCommand = "";
+  /** The command whose reply (or write) timed out, once the watchdog closed the connection. */
+  #timedOut: string | undefined;
   /** TLS is in force (implicit or after STARTTLS). */
   secure = false;
   /** AUTH succeeded. */
@@ -196,6 +205,7 @@ export class SmtpSession {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#watchdog);
     try {
       this.#conn.close();
     } catch {
@@ -289,7 +299,7 @@ export class SmtpSession {
     try {
       const tls = await Deno.startTls(tcp, { hostname, caCerts: this.#o.caCerts });
       this.#conn = tls;
-      await timed(tls.handshake(), this.#o.socketTimeoutMs, () => this.close(), "TLS handshake");
+      await this.#io(tls.handshake(), this.#o.socketTimeoutMs, "TLS handshake");
     } catch (err) {
       if (err instanceof SmtpError) throw err;
       throw new SmtpError(errorText(err), { code: "ESOCKET", command: "CONN", cause: err });
@@ -324,15 +334,50 @@ export class SmtpSession {
     this.authenticated = true;
   }
 
+  /**
+   * `op` (a read, a write or the TLS handshake) within `timeoutMs`: past it the connection is
+   * closed, which fails `op`, and the failure is reported as ETIMEDOUT. One timer per session,
+   * re-armed only when it fires (not one per operation).
+   */
+  async #io<T>(op: Promise<T>, timeoutMs: number, command: string): Promise<T> {
+    this.#opDeadline = Date.now() + timeoutMs;
+    this.#opCommand = command;
+    if (this.#watchdog === undefined || this.#watchdogAt > this.#opDeadline) {
+      this.#arm(this.#opDeadline);
+    }
+    try {
+      return await op;
+    } catch (err) {
+      if (this.#timedOut === undefined) throw err;
+      throw new SmtpError(`Timeout waiting for the server (${this.#timedOut})`, {
+        code: "ETIMEDOUT",
+        command,
+      });
+    } finally {
+      this.#opDeadline = 0;
+    }
+  }
+
+  #arm(at: number): void {
+    clearTimeout(this.#watchdog);
+    this.#watchdogAt = at;
+    this.#watchdog = setTimeout(() => {
+      this.#watchdog = undefined;
+      if (this.#opDeadline === 0 || this.#closed) return;
+      if (this.#opDeadline > Date.now()) return this.#arm(this.#opDeadline);
+      this.#timedOut = this.#opCommand;
+      this.close();
+    }, Math.max(0, at - Date.now()));
+  }
+
   /** Writes all of `bytes` (within the socket timeout). */
   async #write(bytes: Uint8Array, command: string): Promise<void> {
     try {
       let off = 0;
       while (off < bytes.length) {
-        off += await timed(
+        off += await this.#io(
           this.#conn.write(bytes.subarray(off)),
           this.#o.socketTimeoutMs,
-          () => this.close(),
           command,
         );
       }
@@ -355,7 +400,7 @@ export class SmtpSession {
       }
       let n: number | null;
       try {
-        n = await timed(this.#conn.read(this.#chunk), timeoutMs, () => this.close(), command);
+        n = await this.#io(this.#conn.read(this.#chunk), timeoutMs, command);
       } catch (err) {
         this.close();
         throw ioError(err, command);
@@ -463,24 +508,6 @@ async function connectOne(address: string, port: number, timeoutMs: number): Pro
   } finally {
     clearTimeout(timer);
   }
-}
-
-/** `op`, rejected with ETIMEDOUT (after `onTimeout`, which closes the socket) past `ms`. */
-function timed<T>(op: Promise<T>, ms: number, onTimeout: () => void, command: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      onTimeout();
-      reject(
-        new SmtpError(`Timeout waiting for the server (${command})`, {
-          code: "ETIMEDOUT",
-          command,
-        }),
-      );
-    }, ms);
-  });
-  op.catch(() => {});
-  return Promise.race([op, timeout]).finally(() => clearTimeout(timer));
 }
 
 function ioError(err: unknown, command: string): SmtpError {

@@ -318,6 +318,53 @@ Deno.test("SmtpMailer.send() reports 451 as retryable and recovers on the next s
   });
 });
 
+Deno.test("SmtpMailer.send() to a server without PIPELINING sends one command at a time", async () => {
+  const reject = new Map([["bob@example.com", { code: 550, message: "No such user here" }]]);
+  await withMailer(
+    {
+      sink: { hidePipelining: true, rejectRecipients: reject, tls: SINK_TLS, auth: withAuth },
+      cfg: authCfg,
+    },
+    async (mailer, sink) => {
+      const refused = await rejectsMailer(mailer.send(email));
+      assert.equal(refused.code, 550);
+      assert.equal(refused.retryable, false);
+      sink.failNext(1, 451);
+      const later = await rejectsMailer(mailer.send({ ...email, to: "carol@example.com" }));
+      assert.equal(later.code, 451);
+      await mailer.send({ ...email, to: "dave@example.com" });
+      const [msg] = await sink.waitFor(1);
+      assert.deepEqual(msg.envelope.to, ["dave@example.com"]);
+      assert.equal(msg.secure, true);
+      assert.equal(sink.connections, 1, "refusals leave the connection usable");
+    },
+  );
+});
+
+Deno.test("SmtpMailer authenticates with LOGIN or CRAM-MD5 when the server does not offer PLAIN", async () => {
+  for (const method of ["LOGIN", "CRAM-MD5"] as const) {
+    await withMailer(
+      { sink: { tls: SINK_TLS, auth: withAuth, authMethods: [method] }, cfg: authCfg },
+      async (mailer, sink) => {
+        await mailer.send(email);
+        assert.equal((await sink.waitFor(1))[0].user, USER);
+        assert.deepEqual(sink.authAttempts, [{ user: USER, method, ok: true }]);
+      },
+    );
+  }
+  await withMailer(
+    {
+      sink: { tls: SINK_TLS, auth: withAuth, authMethods: ["LOGIN"] },
+      cfg: { ...authCfg, password: "wrong" },
+    },
+    async (mailer) => {
+      const err = await rejectsMailer(mailer.send(email));
+      assert.equal(err.retryable, false);
+      assert.match(err.message, /authentication as "alice" failed/);
+    },
+  );
+});
+
 /** A mailer to `host` at the port of a sink that has closed: nothing listens there. */
 async function mailerToClosedPort(host: string): Promise<{ mailer: SmtpMailer; port: number }> {
   const sink = await SmtpSink.start();

@@ -69,6 +69,10 @@ export interface SmtpSinkOptions {
    * first`, before asking for AUTH (Postfix with `smtpd_tls_security_level = encrypt`).
    */
   requireStartTls?: boolean;
+  /** Do not advertise PIPELINING (the client must send one command at a time). */
+  hidePipelining?: boolean;
+  /** AUTH mechanisms offered. Default PLAIN and LOGIN. */
+  authMethods?: Array<"PLAIN" | "LOGIN" | "CRAM-MD5">;
 }
 
 /** See the module documentation. */
@@ -117,7 +121,8 @@ export class SmtpSink {
       disabledCommands: disabled,
       // With requireStartTls, the AUTH requirement is checked in onMailFrom, after TLS.
       authOptional: !opts.auth || !!opts.requireStartTls,
-      authMethods: ["PLAIN", "LOGIN"],
+      authMethods: opts.authMethods ?? ["PLAIN", "LOGIN"],
+      hidePIPELINING: opts.hidePipelining ?? false,
       allowInsecureAuth: opts.allowInsecureAuth ?? false,
       disableReverseLookup: true,
       logger: false,
@@ -128,7 +133,9 @@ export class SmtpSink {
       },
       onAuth(auth, _session, callback) {
         const ok = !!opts.auth && auth.username === opts.auth.username &&
-          auth.password === opts.auth.password;
+          (auth.method === "CRAM-MD5"
+            ? auth.validatePassword(opts.auth.password)
+            : auth.password === opts.auth.password);
         sink.authAttempts.push({ user: auth.username ?? "", method: auth.method, ok });
         if (!ok) {
           return callback(

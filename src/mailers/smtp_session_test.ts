@@ -1,0 +1,102 @@
+import assert from "node:assert/strict";
+import { dataPayload, SmtpError, SmtpSession, wireForm } from "./smtp_session.ts";
+
+const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+const bytes = (s: string) => new TextEncoder().encode(s);
+
+Deno.test("wireForm() makes every line end CRLF and doubles a dot that starts a line", () => {
+  const cases: Array<[string, string]> = [
+    ["a\r\nb\r\n", "a\r\nb\r\n"],
+    ["a\nb\n", "a\r\nb\r\n"],
+    [".top\r\nmid\r\n.\r\n", "..top\r\nmid\r\n..\r\n"],
+    ["x\n.y\r\n..z", "x\r\n..y\r\n...z"],
+    ["no dot. here\r\n", "no dot. here\r\n"],
+  ];
+  for (const [input, want] of cases) assert.equal(text(wireForm(bytes(input))), want, input);
+  const clean = bytes("already\r\nclean\r\n");
+  assert.equal(wireForm(clean), clean, "unchanged bytes are not copied");
+});
+
+Deno.test("dataPayload() ends the message with a dot on its own line", () => {
+  assert.equal(text(dataPayload(bytes("body\r\n"))), "body\r\n.\r\n");
+  assert.equal(text(dataPayload(bytes("body"))), "body\r\n.\r\n");
+  assert.equal(text(dataPayload(bytes("a\n.b"))), "a\r\n..b\r\n.\r\n");
+});
+
+/** A TCP server on loopback that runs `serve` on each connection. */
+async function withServer(
+  serve: (conn: Deno.Conn) => Promise<void>,
+  fn: (port: number) => Promise<void>,
+): Promise<void> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const conn of listener) {
+      conns.push(conn);
+      serve(conn).catch(() => {});
+    }
+  })();
+  try {
+    await fn((listener.addr as Deno.NetAddr).port);
+  } finally {
+    listener.close();
+    for (const c of conns) {
+      try {
+        c.close();
+      } catch {
+        // Closed by the client.
+      }
+    }
+    await accepting.catch(() => {});
+  }
+}
+
+const OPTIONS = {
+  host: "127.0.0.1",
+  implicitTls: false,
+  policy: "disabled" as const,
+  caCerts: [],
+  name: "client.test",
+  connectionTimeoutMs: 1000,
+  greetingTimeoutMs: 100,
+  socketTimeoutMs: 100,
+};
+
+Deno.test("SmtpSession.open() gives up on a server that never greets: ETIMEDOUT, connection closed", async () => {
+  let closed!: () => void;
+  const clientGone = new Promise<void>((r) => (closed = r));
+  await withServer(async (conn) => {
+    // Read until the client closes (read returns null).
+    while ((await conn.read(new Uint8Array(64))) !== null) { /* nothing */ }
+    closed();
+  }, async (port) => {
+    const err = await SmtpSession.open({ ...OPTIONS, port }).then(
+      () => assert.fail("opened"),
+      (e) => e,
+    );
+    assert.ok(err instanceof SmtpError);
+    assert.equal(err.code, "ETIMEDOUT");
+    assert.equal(err.command, "CONN");
+    await clientGone;
+  });
+});
+
+Deno.test("SmtpSession reads multi-line replies and refuses bytes sent right after the STARTTLS reply", async () => {
+  await withServer(async (conn) => {
+    const w = (s: string) => conn.write(bytes(s));
+    await w("220 hello\r\n");
+    await conn.read(new Uint8Array(256)); // EHLO
+    await w("250-server.test\r\n250-PIPELINING\r\n250 STARTTLS\r\n");
+    await conn.read(new Uint8Array(256)); // STARTTLS
+    await w("220 go ahead\r\n250 injected\r\n");
+    await conn.read(new Uint8Array(64));
+  }, async (port) => {
+    const err = await SmtpSession.open({ ...OPTIONS, port, policy: "mandatory" }).then(
+      () => assert.fail("opened"),
+      (e) => e,
+    );
+    assert.ok(err instanceof SmtpError);
+    assert.equal(err.code, "EPROTOCOL");
+    assert.match(err.message, /after the STARTTLS reply/);
+  });
+});
