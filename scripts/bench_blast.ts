@@ -4,8 +4,9 @@
  * through one pooled transport (`--connections`, the plugin's pool size) to the given SMTP server
  * with STARTTLS and AUTH, all handed to nodemailer at once, each message a rendered new-request
  * email (the same templates as the plugin) with one recipient. Prints one JSON line:
- * `{ "messages", "failed", "seconds", "msgsPerSecond" }`, timed from the first `sendMail` to the
- * last accepted message (module loading and process start excluded).
+ * `{ "messages", "failed", "seconds", "msgsPerSecond", "cpuPerMsgMs" }`, timed from the first
+ * `sendMail` to the last accepted message (module loading and process start excluded; the CPU is
+ * the process's user + system time over the same span).
  *
  *   deno run -A scripts/bench_blast.ts --port P --ca FILE --user U --password-file FILE \
  *     [--count 3000] [--connections 5] [--recipients 3]
@@ -13,6 +14,7 @@
  */
 import { parseArgs } from "node:util";
 import nodemailer from "nodemailer";
+import process from "node:process";
 import { newRequestEmail } from "../src/templates/mod.ts";
 
 const { values } = parseArgs({
@@ -64,6 +66,7 @@ function messagesOf(r: number) {
 }
 
 let failed = 0;
+const cpu0 = process.cpuUsage();
 const started = performance.now();
 const sends: Promise<unknown>[] = [];
 for (let r = 0; sends.length < count; r++) {
@@ -73,5 +76,9 @@ for (let r = 0; sends.length < count; r++) {
 }
 await Promise.all(sends);
 const seconds = (performance.now() - started) / 1000;
+const cpu = process.cpuUsage(cpu0);
 transport.close();
-console.log(JSON.stringify({ messages: count, failed, seconds, msgsPerSecond: count / seconds }));
+const cpuPerMsgMs = (cpu.user + cpu.system) / 1000 / count;
+console.log(
+  JSON.stringify({ messages: count, failed, seconds, msgsPerSecond: count / seconds, cpuPerMsgMs }),
+);

@@ -1,5 +1,5 @@
 /**
- * Benchmark: SmtpMailer (pooled nodemailer) against the test SMTP sink running in a child
+ * Benchmark: SmtpMailer (pooled connections) against the test SMTP sink running in a child
  * process, so the numbers are the client's own. Prints msgs/s, RSS (start → peak) and the
  * client's CPU per message. No assertions.
  *

@@ -56,8 +56,8 @@ export const DRAIN_TIMEOUT_MS = 12_000;
 export const RELOAD_WATCH_TIMEOUT_MS = 20_000;
 /**
  * Emails sent at once over all requests, per transport. SMTP: the pool size; more would only
- * queue inside nodemailer, in no fair order and out of reach of the event deadline (a message
- * queued there is still sent after its handler gave up, unrecorded). Mailgun: no global limit
+ * wait inside the SMTP pool for a connection, after their messages were built (the handler's
+ * limiter makes them wait before, in arrival order, under the event deadline). Mailgun: no global limit
  * (each send is its own HTTPS request; a limit of 16 cut the bench's throughput by a quarter).
  */
 export const MAX_PARALLEL_SENDS: Readonly<Record<Mailer["kind"], number | undefined>> = {

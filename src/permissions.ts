@@ -2,7 +2,7 @@
  * The Deno permissions the daemon runs with: baked into the release binary by
  * `scripts/release.ts`, and used by the end-to-end tests to run `main.ts`, so the tests guard
  * them (no `-A`; no `run`, `ffi`, `import`). Measured with
- * `DENO_AUDIT_PERMISSIONS` while sending through nodemailer, Mailgun's API (fetch) and grpc-js, and by
+ * `DENO_AUDIT_PERMISSIONS` while sending over SMTP, Mailgun's API (fetch) and grpc-js, and by
  * running the whole e2e suite (tests/e2e_*) with the daemon under exactly these flags:
  * - net: Teleport, SMTP and Mailgun addresses come from the configuration;
  * - read: the configuration, identity and password files are configuration values;
@@ -11,8 +11,8 @@
  *   (non-root user) confine it instead;
  * - env: grpc-js enumerates the whole environment at import (`Object.keys(process.env)`), so a
  *   variable list is not possible;
- * - sys: nodemailer reads the host name (EHLO), and `tls.rootCertificates` (the SMTP `ca_file`
- *   extension, the web API and tunnel dialers add a CA to the default set) needs sys access
+ * - sys: the SMTP mailer reads the host name (EHLO), and `tls.rootCertificates` (the web API
+ *   and tunnel dialers add a CA to the default set) needs sys access
  *   "ca", which Deno 2.9.6 does not accept in a list (`--allow-sys=hostname,ca` fails with
  *   `unknown sys descriptor: 'ca'`), so sys access cannot be narrowed.
  */
