@@ -169,8 +169,19 @@ function boundary(): string {
   return `--_NmP-${hex}-Part_1`;
 }
 
-/** The whole multipart/alternative message (text, then HTML), as nodemailer would write it. */
-export function assembleMessage(h: MessageHeaders, content: EncodedContent): Buffer {
+/** The end of an SMTP DATA payload, after a message that ends with a line break. */
+const DATA_END = Buffer.from(".\r\n");
+
+/**
+ * The whole multipart/alternative message (text, then HTML), as nodemailer would write it. With
+ * `dataEnd`, followed by the end marker of SMTP's DATA (`.` on its own line), so that a message
+ * whose parts are in wire form (`smtp_session.ts`) is sent without another copy.
+ */
+export function assembleMessage(
+  h: MessageHeaders,
+  content: EncodedContent,
+  dataEnd = false,
+): Buffer {
   const b = boundary();
   const lines = [...h.headLines, `To: ${h.to}`];
   if (h.thread !== "") lines.push(`In-Reply-To: ${h.thread}`, `References: ${h.thread}`);
@@ -187,5 +198,6 @@ export function assembleMessage(h: MessageHeaders, content: EncodedContent): Buf
     Buffer.from(`\r\n--${b}\r\n`),
     content.html,
     Buffer.from(`\r\n--${b}--\r\n`),
+    ...(dataEnd ? [DATA_END] : []),
   ]);
 }

@@ -35,7 +35,7 @@ import { bare, bracketed, generateMessageId } from "./message_id.ts";
 import { mailLocalName } from "./local_name.ts";
 import { addressOf, checkRecipient, isLoopbackHost, oneLine } from "./address.ts";
 import { connectFailureDetail } from "./net_error.ts";
-import { type SessionOptions, SmtpSession, wireForm } from "./smtp_session.ts";
+import { dataPayload, type SessionOptions, SmtpSession, wireForm } from "./smtp_session.ts";
 import { abortable, SmtpPool } from "./smtp_pool.ts";
 import {
   assembleMessage,
@@ -211,7 +211,7 @@ export class SmtpMailer implements Mailer {
     for (let attempt = 1;; attempt++) {
       try {
         await this.#pool.use(
-          (session) => session.send(message.envelope, message.bytes),
+          (session) => session.send(message.envelope, message.data),
           opts.signal,
         );
         return { messageId: bare(messageId) };
@@ -239,7 +239,10 @@ export class SmtpMailer implements Mailer {
     const date = new Date();
     if (plainHeaderValue(to) && plainHeaderValue(thread)) {
       const headers = { headLines: this.#headLines, to, thread, messageId, date };
-      return { envelope: this.#envelopes.envelope(to), bytes: assembleMessage(headers, content) };
+      // The cached parts are in wire form and our header lines never start with a dot: the
+      // message goes out as assembled, with DATA's end marker.
+      const data = assembleMessage(headers, content, true);
+      return { envelope: this.#envelopes.envelope(to), data };
     }
     const { default: MailComposer } = await import("nodemailer/lib/mail-composer");
     const root = new MailComposer({
@@ -257,7 +260,7 @@ export class SmtpMailer implements Mailer {
       ...(thread ? { inReplyTo: thread, references: thread } : {}),
     }).compile();
     const bytes: Buffer = await root.build();
-    return { envelope: this.#envelopes.envelope(to), bytes };
+    return { envelope: this.#envelopes.envelope(to), data: dataPayload(bytes) };
   }
 
   /** How many encoded contents are kept for reuse (at most 32). */
@@ -454,10 +457,10 @@ export class SmtpMailer implements Mailer {
   }
 }
 
-/** A message ready for the pool: its envelope and bytes. */
+/** A message ready for the pool: its envelope and DATA payload (end marker included). */
 interface Outgoing {
   envelope: { from: string; to: string[] };
-  bytes: Uint8Array;
+  data: Uint8Array;
 }
 
 /** An encoded content of {@link SmtpMailer}'s cache, by its HTML part. */

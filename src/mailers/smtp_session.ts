@@ -141,11 +141,12 @@ export class SmtpSession {
   }
 
   /**
-   * Sends one message (`bytes`: the whole message, CRLF line ends) to the envelope. Resolves
-   * with the server's final reply; rejects with an {@link SmtpError} (the connection stays
-   * usable after a refusal the server answered, not after an I/O failure or a 421).
+   * Sends one message to the envelope. `data` is what goes after DATA, end marker included
+   * ({@link dataPayload} makes it from a message). Resolves with the server's final reply;
+   * rejects with an {@link SmtpError} (the connection stays usable after a refusal the server
+   * answered, not after an I/O failure or a 421).
    */
-  async send(envelope: { from: string; to: string[] }, bytes: Uint8Array): Promise<string> {
+  async send(envelope: { from: string; to: string[] }, data: Uint8Array): Promise<string> {
     const utf8 = this.#extensions.has("SMTPUTF8") &&
       (NON_ASCII.test(envelope.from) || envelope.to.some((a) => NON_ASCII.test(a)));
     const mail = `MAIL FROM:<${envelope.from}>${utf8 ? " SMTPUTF8" : ""}`;
@@ -155,27 +156,15 @@ export class SmtpSession {
     const replies = this.#extensions.has("PIPELINING")
       ? await this.#pipelined(steps)
       : await this.#sequential(steps);
-    const [mailReply, ...rest] = replies;
-    const data = rest.pop()!;
-    const refusal = mailReply.code !== 250
-      ? replyError("Mail command failed", "EENVELOPE", mailReply, "MAIL FROM")
-      : rest.every((r) => r.code >= 300)
-      ? replyError(
-        "Can't send mail - all recipients were rejected",
-        "EENVELOPE",
-        rest[0],
-        "RCPT TO",
-      )
-      : data.code !== 354
-      ? replyError("Data command failed", "EMESSAGE", data, "DATA")
-      : undefined;
+    const dataReply = replies[replies.length - 1];
+    const refusal = envelopeRefusal(replies);
     if (refusal !== undefined) {
       // A DATA the server nonetheless accepted must not deliver anything: drop the connection.
-      if (data.code === 354) this.close();
+      if (dataReply.code === 354) this.close();
       else await this.#recover();
       throw refusal;
     }
-    await this.#write(dataPayload(bytes), "DATA");
+    await this.#write(data, "DATA");
     const done = await this.#read(this.#o.socketTimeoutMs, "DATA");
     if (done.code !== 250) {
       throw replyError("Message failed", "EMESSAGE", done, "DATA");
@@ -517,6 +506,28 @@ function ioError(err: unknown, command: string): SmtpError {
 
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * The refusal among the replies to MAIL FROM, each RCPT TO and DATA (in that order), as
+ * nodemailer words it; undefined when the server is ready for the message.
+ */
+function envelopeRefusal(replies: Reply[]): SmtpError | undefined {
+  const mail = replies[0];
+  const recipients = replies.slice(1, -1);
+  const data = replies[replies.length - 1];
+  if (mail.code !== 250) return replyError("Mail command failed", "EENVELOPE", mail, "MAIL FROM");
+  if (recipients.every((r) => r.code >= 300)) {
+    const first = recipients[0];
+    return replyError(
+      "Can't send mail - all recipients were rejected",
+      "EENVELOPE",
+      first,
+      "RCPT TO",
+    );
+  }
+  if (data.code !== 354) return replyError("Data command failed", "EMESSAGE", data, "DATA");
+  return undefined;
 }
 
 function replyError(what: string, code: string, reply: Reply, command: string): SmtpError {

@@ -288,6 +288,19 @@ Deno.test("SmtpMailer.send() delivers a 100 KB body intact", async () => {
   });
 });
 
+Deno.test("SmtpMailer.send() keeps lines that start with a dot, and a lone dot, intact", async () => {
+  // The second address is too long for a plain header line: nodemailer's composer builds it.
+  for (const to of ["bob@example.com", `${"b".repeat(60)}@example.com`]) {
+    await withMailer({ cfg: { starttlsPolicy: "disabled" } }, async (mailer, sink) => {
+      const text = "Reason:\n.\n.hidden\n..two\nend.\n";
+      await mailer.send({ ...email, to, text, html: "<p>.</p>\n.\n<p>x</p>" });
+      const [msg] = await sink.waitFor(1);
+      assert.equal(msg.text?.trimEnd(), text.trimEnd(), to);
+      assert.match(msg.html ?? "", /^<p>\.<\/p>\n\.\n<p>x<\/p>/, to);
+    });
+  }
+});
+
 Deno.test("SmtpMailer.send() reports a 550 recipient rejection as permanent", async () => {
   const reject = new Map([["bob@example.com", { code: 550, message: "No such user here" }]]);
   await withMailer(
