@@ -203,8 +203,10 @@ export class SmtpMailer implements Mailer {
     const subject = oneLine(email.subject);
     let message: Outgoing;
     try {
-      const content = this.#encodedContent(subject, email.text, email.html);
-      message = await this.#message(email.to, subject, thread, messageId, content);
+      const ids = { thread, messageId };
+      message = plainHeaderValue(email.to) && plainHeaderValue(thread)
+        ? this.#plainMessage(email, subject, ids)
+        : await this.#composedMessage(email, subject, ids);
     } catch (err) {
       throw this.#classify(err, "send", email.to);
     }
@@ -225,29 +227,31 @@ export class SmtpMailer implements Mailer {
   }
 
   /**
-   * The message bytes and envelope: assembled here (`mime.ts`) when the recipient and thread ID
-   * are plain header values, else by nodemailer's composer (which encodes and folds them; loaded
-   * only then).
+   * A message whose recipient and thread ID are plain header values, assembled here (`mime.ts`)
+   * around the content's cached parts, which are in wire form; our header lines never start with
+   * a dot, so the message goes out as assembled, with DATA's end marker.
    */
-  async #message(
-    to: string,
+  #plainMessage(email: OutgoingEmail, subject: string, ids: MessageIds): Outgoing {
+    const content = this.#encodedContent(subject, email.text, email.html);
+    const headers = { headLines: this.#headLines, to: email.to, date: new Date(), ...ids };
+    const data = assembleMessage(headers, content, true);
+    return { envelope: this.#envelopes.envelope(email.to), data };
+  }
+
+  /**
+   * Any other message, built by nodemailer's composer (which encodes and folds the recipient and
+   * thread ID; loaded only then), from parts encoded for it (not the cache's wire form).
+   */
+  async #composedMessage(
+    email: OutgoingEmail,
     subject: string,
-    thread: string,
-    messageId: string,
-    content: EncodedContent,
+    { thread, messageId }: MessageIds,
   ): Promise<Outgoing> {
-    const date = new Date();
-    if (plainHeaderValue(to) && plainHeaderValue(thread)) {
-      const headers = { headLines: this.#headLines, to, thread, messageId, date };
-      // The cached parts are in wire form and our header lines never start with a dot: the
-      // message goes out as assembled, with DATA's end marker.
-      const data = assembleMessage(headers, content, true);
-      return { envelope: this.#envelopes.envelope(to), data };
-    }
+    const content = encodeContent(subject, email.text, email.html);
     const { default: MailComposer } = await import("nodemailer/lib/mail-composer");
     const root = new MailComposer({
       from: this.#sender,
-      to,
+      to: email.to,
       subject,
       // multipart/alternative: text, then HTML (as nodemailer builds it from text and html).
       alternatives: [
@@ -255,12 +259,12 @@ export class SmtpMailer implements Mailer {
         { contentType: HTML_TYPE, raw: content.html },
       ],
       messageId,
-      date,
+      date: new Date(),
       headers: { ...AUTOMATED_HEADERS },
       ...(thread ? { inReplyTo: thread, references: thread } : {}),
     }).compile();
     const bytes: Buffer = await root.build();
-    return { envelope: this.#envelopes.envelope(to), data: dataPayload(bytes) };
+    return { envelope: this.#envelopes.envelope(email.to), data: dataPayload(bytes) };
   }
 
   /** How many encoded contents are kept for reuse (at most 32). */
@@ -455,6 +459,12 @@ export class SmtpMailer implements Mailer {
       retryable,
     });
   }
+}
+
+/** The threading headers of a message: the thread's first Message-ID (or ""), and its own. */
+interface MessageIds {
+  thread: string;
+  messageId: string;
 }
 
 /** A message ready for the pool: its envelope and DATA payload (end marker included). */
