@@ -296,10 +296,17 @@ export class SmtpSession {
     this.secure = true;
   }
 
-  /** AUTH with the first of PLAIN, LOGIN and CRAM-MD5 the server offers (PLAIN if none). */
+  /**
+   * AUTH with the mechanism the Go plugin's mail library picks: CRAM-MD5 when offered, LOGIN
+   * when offered without PLAIN, else PLAIN.
+   */
   async #login(auth: { user: string; pass: string }): Promise<void> {
     const offered = this.#authMethods;
-    const method = ["PLAIN", "LOGIN", "CRAM-MD5"].find((m) => offered.includes(m)) ?? "PLAIN";
+    const method = offered.includes("CRAM-MD5")
+      ? "CRAM-MD5"
+      : offered.includes("LOGIN") && !offered.includes("PLAIN")
+      ? "LOGIN"
+      : "PLAIN";
     const command = `AUTH ${method}`;
     let reply: Reply;
     if (method === "PLAIN") {

@@ -354,14 +354,21 @@ Deno.test("SmtpMailer.send() to a server without PIPELINING sends one command at
   );
 });
 
-Deno.test("SmtpMailer authenticates with LOGIN or CRAM-MD5 when the server does not offer PLAIN", async () => {
-  for (const method of ["LOGIN", "CRAM-MD5"] as const) {
+Deno.test("SmtpMailer picks the AUTH mechanism as the Go plugin's mail library does", async () => {
+  // CRAM-MD5 when offered; LOGIN when offered without PLAIN; else PLAIN.
+  const cases = [
+    [["PLAIN", "LOGIN"], "PLAIN"],
+    [["LOGIN"], "LOGIN"],
+    [["PLAIN", "LOGIN", "CRAM-MD5"], "CRAM-MD5"],
+    [["CRAM-MD5"], "CRAM-MD5"],
+  ] as const;
+  for (const [offered, method] of cases) {
     await withMailer(
-      { sink: { tls: SINK_TLS, auth: withAuth, authMethods: [method] }, cfg: authCfg },
+      { sink: { tls: SINK_TLS, auth: withAuth, authMethods: [...offered] }, cfg: authCfg },
       async (mailer, sink) => {
         await mailer.send(email);
         assert.equal((await sink.waitFor(1))[0].user, USER);
-        assert.deepEqual(sink.authAttempts, [{ user: USER, method, ok: true }]);
+        assert.deepEqual(sink.authAttempts, [{ user: USER, method, ok: true }], offered.join());
       },
     );
   }
