@@ -5,12 +5,14 @@
  *
  * Behaviour (compared with the Go plugin, `gopkg.in/mail.v2`):
  * - Port 465 (or `implicitTls`) is implicit TLS and overrides `starttls_policy`.
- * - `mandatory` (default): STARTTLS is required (`requireTLS`); a server without it fails with a
- *   permanent error. `opportunistic`: upgrade when STARTTLS is offered, else plain text. Like Go,
- *   an offered STARTTLS that fails (for example an untrusted certificate) is an error, not a
- *   fall-back to plain text. `disabled`: never upgrade (`ignoreTLS`).
- * - Certificates are checked against the system roots plus `smtp.ca_file`; the server name is
- *   the host (SNI only when the host is a name, not an IP address).
+ * - `mandatory` (default): STARTTLS is required; a server without it fails with a permanent
+ *   error. `opportunistic`: upgrade when STARTTLS is offered, else plain text. Like Go, an
+ *   offered STARTTLS that fails (for example an untrusted certificate) is an error, not a
+ *   fall-back to plain text. `disabled`: never upgrade.
+ * - Certificates are checked against the runtime's default roots plus `smtp.ca_file` (Deno's
+ *   `caCerts` add to them); the server name is the host (SNI only when the host is a name, not
+ *   an IP address).
+ * - AUTH picks the mechanism as Go's mail library does (`smtp_session.ts`).
  * - AUTH only when the server advertises it. Credentials over an unencrypted connection to a
  *   non-loopback host: Go always refuses (issue #66685). Here they are allowed only with an
  *   explicit `starttls_policy = "disabled"` (a warning is logged once at start-up). With
