@@ -37,7 +37,8 @@ import { bare, bracketed, generateMessageId } from "./message_id.ts";
 import { mailLocalName } from "./local_name.ts";
 import { addressOf, checkRecipient, isLoopbackHost, oneLine } from "./address.ts";
 import { connectFailureDetail } from "./net_error.ts";
-import { dataPayload, type SessionOptions, SmtpSession, wireForm } from "./smtp_session.ts";
+import { type SessionOptions, SmtpSession } from "./smtp_session.ts";
+import { dataPayload, wireForm } from "./smtp_wire.ts";
 import { abortable, SmtpPool } from "./smtp_pool.ts";
 import {
   assembleMessage,

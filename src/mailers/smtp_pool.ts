@@ -4,7 +4,8 @@
  * pool does, so one connection does not stay open forever), closed after `idleMs` unused.
  * Senders beyond the pool size wait in arrival order.
  */
-import { SmtpError, type SmtpSession } from "./smtp_session.ts";
+import { SmtpError } from "./smtp_error.ts";
+import type { SmtpSession } from "./smtp_session.ts";
 
 /** Limits of a {@link SmtpPool}. */
 export interface PoolLimits {

@@ -15,11 +15,10 @@
  * RCPT TO), `EMESSAGE` (DATA). The password never appears in them: the AUTH command is named,
  * never quoted.
  */
-import { lookup } from "node:dns/promises";
 import { createHmac } from "node:crypto";
-import { isIP } from "node:net";
-import { Buffer } from "node:buffer";
 import type { StartTlsPolicy } from "../config/types.ts";
+import { SmtpError } from "./smtp_error.ts";
+import { connectTcp } from "./tcp_connect.ts";
 
 /** How to open a {@link SmtpSession}. */
 export interface SessionOptions {
@@ -40,32 +39,6 @@ export interface SessionOptions {
   auth?: { user: string; pass: string };
   /** Runs after the TLS step and before AUTH; throwing refuses the connection. */
   beforeAuth?: (session: SmtpSession) => void;
-}
-
-/** A failure of an SMTP step, in nodemailer's shape (see the module documentation). */
-export class SmtpError extends Error {
-  readonly code: string;
-  readonly responseCode?: number;
-  readonly response?: string;
-  readonly command?: string;
-
-  constructor(
-    message: string,
-    o: {
-      code: string;
-      responseCode?: number;
-      response?: string;
-      command?: string;
-      cause?: unknown;
-    },
-  ) {
-    super(message, o.cause === undefined ? undefined : { cause: o.cause });
-    this.name = "SmtpError";
-    this.code = o.code;
-    this.responseCode = o.responseCode;
-    this.response = o.response;
-    this.command = o.command;
-  }
 }
 
 /** A server reply: its code and every line (codes included). */
@@ -421,91 +394,6 @@ export class SmtpSession {
   }
 }
 
-/**
- * A TCP connection to `host`, trying each of its addresses in turn (as Node's `net` does). When
- * every address fails, the error is an `AggregateError` with one error per address
- * (`net_error.ts` words it).
- */
-async function connectTcp(host: string, port: number, timeoutMs: number): Promise<Deno.TcpConn> {
-  let addresses: string[];
-  if (isIP(host)) {
-    addresses = [host];
-  } else {
-    try {
-      addresses = (await lookup(host, { all: true })).map((a) => a.address);
-    } catch (err) {
-      const code = (err as { code?: string }).code;
-      throw new SmtpError(`getaddrinfo ${code ?? "ENOTFOUND"} ${host}`, {
-        code: "EDNS",
-        cause: err,
-      });
-    }
-  }
-  const deadline = Date.now() + timeoutMs;
-  const errors: Error[] = [];
-  for (const address of addresses) {
-    const left = deadline - Date.now();
-    if (left <= 0 && errors.length > 0) break;
-    try {
-      return await connectOne(address, port, Math.max(1, left));
-    } catch (err) {
-      errors.push(err as Error);
-    }
-  }
-  if (errors.length === 1 && isIP(host)) {
-    const e = errors[0] as Error & { code?: string };
-    throw new SmtpError(e.message, {
-      code: e.code === "ETIMEDOUT" ? "ETIMEDOUT" : "ESOCKET",
-      command: "CONN",
-      cause: e,
-    });
-  }
-  // A host name: one error per address (`net_error.ts` words them), as Node's `net` reports.
-  const timedOut = errors.length > 0 &&
-    errors.every((e) => (e as { code?: string }).code === "ETIMEDOUT");
-  const all = new AggregateError(errors, "");
-  throw Object.assign(all, { code: timedOut ? "ETIMEDOUT" : "ESOCKET", command: "CONN" });
-}
-
-/** Deno's connect errors by class name, as Node's system error codes. */
-const CONNECT_CODES: Readonly<Record<string, string>> = {
-  ConnectionRefused: "ECONNREFUSED",
-  ConnectionReset: "ECONNRESET",
-  TimedOut: "ETIMEDOUT",
-  AddrNotAvailable: "EADDRNOTAVAIL",
-  NetworkUnreachable: "ENETUNREACH",
-  HostUnreachable: "EHOSTUNREACH",
-};
-
-async function connectOne(address: string, port: number, timeoutMs: number): Promise<Deno.TcpConn> {
-  const attempt = Deno.connect({ hostname: address, port });
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      attempt.then((c) => c.close(), () => {});
-      reject(Object.assign(new Error(`connect ETIMEDOUT ${address}:${port}`), {
-        code: "ETIMEDOUT",
-        address,
-        port,
-      }));
-    }, timeoutMs);
-  });
-  try {
-    return await Promise.race([attempt, timeout]);
-  } catch (err) {
-    if ((err as { code?: string }).code === "ETIMEDOUT") throw err;
-    const code = CONNECT_CODES[(err as Error).name] ?? (err as { code?: string }).code ?? "ESOCKET";
-    throw Object.assign(new Error(`connect ${code} ${address}:${port}`), {
-      code,
-      address,
-      port,
-      cause: err,
-    });
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 function ioError(err: unknown, command: string): SmtpError {
   if (err instanceof SmtpError) return err;
   return new SmtpError(errorText(err), { code: "ESOCKET", command, cause: err });
@@ -552,29 +440,4 @@ function b64(text: string): string {
   let bin = "";
   for (const b of bytes) bin += String.fromCharCode(b);
   return btoa(bin);
-}
-
-/** A LF without a CR before it, or a line that starts with a dot. */
-const NOT_WIRE_FORM = /(?:^|[^\r])\n|^\.|\n\./;
-
-/**
- * `bytes` as they go inside DATA (RFC 5321 4.5.2): every line end CRLF, and a dot doubled at the
- * start of a line. The same bytes when nothing needs changing (the usual case once the parts of
- * a content have been through this: see `smtp.ts`).
- */
-export function wireForm(bytes: Uint8Array): Uint8Array {
-  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1");
-  if (!NOT_WIRE_FORM.test(text)) return bytes;
-  return Buffer.from(text.replace(/\r?\n/g, CRLF).replace(/^\./gm, ".."), "latin1");
-}
-
-const END_AFTER_CRLF = Buffer.from(`.${CRLF}`, "latin1");
-const END_OTHERWISE = Buffer.from(`${CRLF}.${CRLF}`, "latin1");
-
-/** The DATA payload of a message: its {@link wireForm} and the end marker `.` on its own line. */
-export function dataPayload(bytes: Uint8Array): Uint8Array {
-  const wire = wireForm(bytes);
-  const n = wire.byteLength;
-  const endsWithCrlf = n >= 2 && wire[n - 2] === 0x0d && wire[n - 1] === 0x0a;
-  return Buffer.concat([wire, endsWithCrlf ? END_AFTER_CRLF : END_OTHERWISE]);
 }
