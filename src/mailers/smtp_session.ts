@@ -175,11 +175,18 @@ export class SmtpSession {
     }
   }
 
-  /** After a refused transaction: RSET, so the next one starts clean (a 421 closes). */
+  /**
+   * After a refused transaction: RSET, so the next one starts clean. Whatever goes wrong here
+   * closes the connection and is not reported: the refusal is what the caller must see.
+   */
   async #recover(): Promise<void> {
     if (this.#closed) return;
-    const reply = await this.command("RSET", "RSET");
-    if (reply.code !== 250) this.close();
+    try {
+      const reply = await this.command("RSET", "RSET");
+      if (reply.code !== 250) this.close();
+    } catch {
+      this.close();
+    }
   }
 
   async #pipelined(steps: Array<[string, string]>): Promise<Reply[]> {

@@ -81,3 +81,26 @@ Deno.test("SmtpSession reads multi-line replies and refuses bytes sent right aft
     assert.match(err.message, /after the STARTTLS reply/);
   });
 });
+
+Deno.test("SmtpSession.send() reports the refusal even when the server then drops the connection", async () => {
+  await withServer(async (conn) => {
+    const w = (s: string) => conn.write(bytes(s));
+    await w("220 hello\r\n");
+    await conn.read(new Uint8Array(256)); // EHLO
+    await w("250-server.test\r\n250 PIPELINING\r\n");
+    await conn.read(new Uint8Array(256)); // MAIL FROM, RCPT TO, DATA
+    await w("250 sender ok\r\n550 5.1.1 no such user\r\n554 5.5.1 no valid recipients\r\n");
+    conn.close(); // Before the client's RSET.
+  }, async (port) => {
+    const session = await SmtpSession.open({ ...OPTIONS, port, greetingTimeoutMs: 1000 });
+    const err = await session.send(
+      { from: "a@example.com", to: ["b@example.com"] },
+      bytes("Subject: x\r\n\r\nbody\r\n.\r\n"),
+    ).then(() => assert.fail("sent"), (e) => e);
+    assert.ok(err instanceof SmtpError);
+    assert.equal(err.code, "EENVELOPE");
+    assert.equal(err.responseCode, 550);
+    assert.equal(err.command, "RCPT TO");
+    assert.equal(session.usable, false);
+  });
+});
