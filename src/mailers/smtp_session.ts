@@ -222,6 +222,8 @@ export class SmtpSession {
       this.#readExtensions(ehlo.text);
       return;
     }
+    // A server closing (421) is not one that lacks EHLO.
+    if (!this.usable) throw replyError("Invalid response to EHLO", "EPROTOCOL", ehlo, "EHLO");
     const helo = await this.command(`HELO ${this.#o.name}`, "HELO");
     if (helo.code !== 250) throw replyError("Invalid response to HELO", "EPROTOCOL", helo, "HELO");
     this.#extensions = new Set();

@@ -104,3 +104,20 @@ Deno.test("SmtpSession.send() reports the refusal even when the server then drop
     assert.equal(session.usable, false);
   });
 });
+
+Deno.test("SmtpSession.open() reports a 421 to EHLO as such, without trying HELO", async () => {
+  await withServer(async (conn) => {
+    await conn.write(bytes("220 hello\r\n"));
+    await conn.read(new Uint8Array(256)); // EHLO
+    await conn.write(bytes("421 4.3.2 too busy, try later\r\n"));
+    conn.close();
+  }, async (port) => {
+    const err = await SmtpSession.open({ ...OPTIONS, port, greetingTimeoutMs: 1000 }).then(
+      () => assert.fail("opened"),
+      (e) => e,
+    );
+    assert.ok(err instanceof SmtpError);
+    assert.equal(err.responseCode, 421);
+    assert.equal(err.command, "EHLO");
+  });
+});
