@@ -30,7 +30,11 @@ export function delay(ms: number, opts: { signal?: AbortSignal } = {}): Promise<
  * `promise` is not cancelled: pass the signal to it too when it accepts one.
  */
 export function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
+  if (signal.aborted) {
+    // Nobody awaits `promise` any more: its rejection must not go unhandled.
+    promise.catch(() => {});
+    return Promise.reject(signal.reason);
+  }
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => reject(signal.reason);
     signal.addEventListener("abort", onAbort, { once: true });

@@ -141,6 +141,17 @@ Deno.test("abortable() passes the result through, or rejects when the signal abo
   await assert.rejects(waiting, /gave up/);
 });
 
+Deno.test("abortable() on an already aborted signal leaves no unhandled rejection behind", async () => {
+  const ac = new AbortController();
+  ac.abort(new Error("gave up"));
+  let fail!: (err: Error) => void;
+  const work = new Promise<number>((_, reject) => (fail = reject));
+  await assert.rejects(abortable(work, ac.signal), /gave up/);
+  // The abandoned work fails later: without a handler, Deno's test would die of it.
+  fail(new Error("late failure"));
+  await new Promise((r) => setTimeout(r, 0));
+});
+
 Deno.test("settledWithin() gives the outcome when it comes in time, else the fallback, and leaves no timer", async () => {
   assert.equal(await settledWithin(Promise.resolve(7), 60_000, "late"), 7);
   await assert.rejects(settledWithin(Promise.reject(new Error("own")), 60_000, "late"), /own/);
