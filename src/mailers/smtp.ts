@@ -23,7 +23,7 @@
  */
 
 import MimeNode from "nodemailer/lib/mime-node";
-import { Buffer } from "node:buffer";
+import type { Buffer } from "node:buffer";
 import { ConfigError, MailerError } from "../errors.ts";
 import type { SmtpConfig, StartTlsPolicy } from "../config/types.ts";
 import {
@@ -37,7 +37,7 @@ import { bare, bracketed, generateMessageId } from "./message_id.ts";
 import { mailLocalName } from "./local_name.ts";
 import { addressOf, checkRecipient, isLoopbackHost, oneLine } from "./address.ts";
 import { connectFailureDetail } from "./net_error.ts";
-import { type SessionOptions, SmtpSession } from "./smtp_session.ts";
+import { secretForms, type SessionOptions, SmtpSession } from "./smtp_session.ts";
 import { dataPayload, wireForm } from "./smtp_wire.ts";
 import { abortable, SmtpPool } from "./smtp_pool.ts";
 import {
@@ -128,7 +128,6 @@ export class SmtpMailer implements Mailer {
    * Encoded MIME parts by the content's HTML (see {@link #encodedContent}). One email's content
    * goes to every recipient of a request: encoding it once (quoted-printable, line folding)
    * instead of per recipient, saves most of the per-message work.
-   * work.
    */
   readonly #bodies = new Map<string, CachedContent[]>();
   /** The entries of {@link #bodies}, oldest first. */
@@ -287,11 +286,7 @@ export class SmtpMailer implements Mailer {
     // A content that fails to encode throws here and is not cached.
     const encoded = encodeContent(subject, text, html);
     // In wire form once here (CRLF line ends, dots doubled), so no message needs it again.
-    const parts = {
-      ...encoded,
-      text: Buffer.from(wireForm(encoded.text)),
-      html: Buffer.from(wireForm(encoded.html)),
-    };
+    const parts = { ...encoded, text: wireForm(encoded.text), html: wireForm(encoded.html) };
     const entry = { html, subject, text, parts };
     this.#bodies.set(html, [...(same ?? []), entry]);
     this.#bodyOrder.push(entry);
@@ -519,13 +514,6 @@ function isStaleConnection(err: unknown): boolean {
   return e.command === "MAIL FROM" &&
     (e.responseCode === 421 || e.code === "ECONNECTION" || e.code === "ESOCKET" ||
       e.code === "ETIMEDOUT");
-}
-
-/** The password as it could appear in an SMTP dialogue: plain, base64, AUTH PLAIN blob. */
-function secretForms(user: string, pass: string): string[] {
-  if (!pass) return [];
-  const b64 = (s: string) => Buffer.from(s, "utf-8").toString("base64");
-  return [pass, b64(pass), b64(`\u0000${user}\u0000${pass}`)].filter((s) => s.length >= 4);
 }
 
 function readCaFile(path: string): string {

@@ -4,6 +4,7 @@
  * pool does, so one connection does not stay open forever), closed after `idleMs` unused.
  * Senders beyond the pool size wait in arrival order.
  */
+import { abortable as abortableBy } from "../async.ts";
 import { SmtpError } from "./smtp_error.ts";
 import type { SmtpSession } from "./smtp_session.ts";
 
@@ -37,11 +38,6 @@ export class SmtpPool {
   constructor(open: () => Promise<SmtpSession>, limits: PoolLimits) {
     this.#open = open;
     this.#limits = limits;
-  }
-
-  /** Connections open or opening. */
-  get size(): number {
-    return this.#count;
   }
 
   /**
@@ -159,16 +155,13 @@ function abortError(): Error {
   return new SmtpError("the operation was cancelled (deadline exceeded)", { code: "EABORT" });
 }
 
-/** `promise`, rejected early with an EABORT error when `signal` aborts. */
+/**
+ * `promise`, rejected early when `signal` aborts (`async.ts`'s `abortable`), with an EABORT error
+ * in SMTP's shape instead of the signal's reason.
+ */
 export function abortable<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
   if (!signal) return promise;
-  if (signal.aborted) {
-    promise.catch(() => {});
-    return Promise.reject(abortError());
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(abortError());
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  return abortableBy(promise, signal).catch((err) => {
+    throw signal.aborted && err === signal.reason ? abortError() : err;
   });
 }

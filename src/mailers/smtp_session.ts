@@ -16,6 +16,7 @@
  * never quoted.
  */
 import { createHmac } from "node:crypto";
+import { Buffer } from "node:buffer";
 import type { StartTlsPolicy } from "../config/types.ts";
 import { SmtpError } from "./smtp_error.ts";
 import { connectTcp } from "./tcp_connect.ts";
@@ -292,10 +293,7 @@ export class SmtpSession {
     const command = `AUTH ${method}`;
     let reply: Reply;
     if (method === "PLAIN") {
-      reply = await this.command(
-        `${command} ${b64(`\u0000${auth.user}\u0000${auth.pass}`)}`,
-        command,
-      );
+      reply = await this.command(`${command} ${plainToken(auth.user, auth.pass)}`, command);
     } else if (method === "LOGIN") {
       reply = await this.command(command, command);
       if (reply.code === 334) reply = await this.command(b64(auth.user), command);
@@ -444,9 +442,21 @@ function replyError(what: string, code: string, reply: Reply, command: string): 
   });
 }
 
+/** Base64 of the UTF-8 of `text`, as AUTH sends names and passwords. */
 function b64(text: string): string {
-  const bytes = ENC.encode(text);
-  let bin = "";
-  for (const b of bytes) bin += String.fromCharCode(b);
-  return btoa(bin);
+  return Buffer.from(text, "utf-8").toString("base64");
+}
+
+/** The AUTH PLAIN token (RFC 4616, no authorization identity). */
+function plainToken(user: string, pass: string): string {
+  return b64(`\u0000${user}\u0000${pass}`);
+}
+
+/**
+ * The password as it could appear in this dialogue (for redacting it from errors and logs):
+ * plain, base64 (AUTH LOGIN), inside the AUTH PLAIN token. CRAM-MD5 never sends it.
+ */
+export function secretForms(user: string, pass: string): string[] {
+  if (!pass) return [];
+  return [pass, b64(pass), plainToken(user, pass)].filter((s) => s.length >= 4);
 }

@@ -32,6 +32,13 @@ async function withServer(
   }
 }
 
+/** The SmtpError `p` rejects with (fails the test if it resolves or rejects otherwise). */
+async function smtpFailure(p: Promise<unknown>): Promise<SmtpError> {
+  const err = await p.then(() => assert.fail("expected an SmtpError"), (e) => e);
+  assert.ok(err instanceof SmtpError, `expected an SmtpError, got ${err}`);
+  return err;
+}
+
 const OPTIONS = {
   host: "127.0.0.1",
   implicitTls: false,
@@ -51,11 +58,7 @@ Deno.test("SmtpSession.open() gives up on a server that never greets: ETIMEDOUT,
     while ((await conn.read(new Uint8Array(64))) !== null) { /* nothing */ }
     closed();
   }, async (port) => {
-    const err = await SmtpSession.open({ ...OPTIONS, port }).then(
-      () => assert.fail("opened"),
-      (e) => e,
-    );
-    assert.ok(err instanceof SmtpError);
+    const err = await smtpFailure(SmtpSession.open({ ...OPTIONS, port }));
     assert.equal(err.code, "ETIMEDOUT");
     assert.equal(err.command, "CONN");
     await clientGone;
@@ -72,11 +75,7 @@ Deno.test("SmtpSession reads multi-line replies and refuses bytes sent right aft
     await w("220 go ahead\r\n250 injected\r\n");
     await conn.read(new Uint8Array(64));
   }, async (port) => {
-    const err = await SmtpSession.open({ ...OPTIONS, port, policy: "mandatory" }).then(
-      () => assert.fail("opened"),
-      (e) => e,
-    );
-    assert.ok(err instanceof SmtpError);
+    const err = await smtpFailure(SmtpSession.open({ ...OPTIONS, port, policy: "mandatory" }));
     assert.equal(err.code, "EPROTOCOL");
     assert.match(err.message, /after the STARTTLS reply/);
   });
@@ -93,11 +92,10 @@ Deno.test("SmtpSession.send() reports the refusal even when the server then drop
     conn.close(); // Before the client's RSET.
   }, async (port) => {
     const session = await SmtpSession.open({ ...OPTIONS, port, greetingTimeoutMs: 1000 });
-    const err = await session.send(
+    const err = await smtpFailure(session.send(
       { from: "a@example.com", to: ["b@example.com"] },
       bytes("Subject: x\r\n\r\nbody\r\n.\r\n"),
-    ).then(() => assert.fail("sent"), (e) => e);
-    assert.ok(err instanceof SmtpError);
+    ));
     assert.equal(err.code, "EENVELOPE");
     assert.equal(err.responseCode, 550);
     assert.equal(err.command, "RCPT TO");
@@ -112,11 +110,7 @@ Deno.test("SmtpSession.open() reports a 421 to EHLO as such, without trying HELO
     await conn.write(bytes("421 4.3.2 too busy, try later\r\n"));
     conn.close();
   }, async (port) => {
-    const err = await SmtpSession.open({ ...OPTIONS, port, greetingTimeoutMs: 1000 }).then(
-      () => assert.fail("opened"),
-      (e) => e,
-    );
-    assert.ok(err instanceof SmtpError);
+    const err = await smtpFailure(SmtpSession.open({ ...OPTIONS, port, greetingTimeoutMs: 1000 }));
     assert.equal(err.responseCode, 421);
     assert.equal(err.command, "EHLO");
   });

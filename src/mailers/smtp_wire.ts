@@ -15,7 +15,7 @@ const NOT_WIRE_FORM = /(?:^|[^\r])\n|^\.|\n\./;
  * start of a line. The same bytes when nothing needs changing (the usual case once the parts of
  * a content have been through this: see `smtp.ts`).
  */
-export function wireForm(bytes: Uint8Array): Uint8Array {
+export function wireForm<T extends Uint8Array>(bytes: T): T | Buffer {
   const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1");
   if (!NOT_WIRE_FORM.test(text)) return bytes;
   return Buffer.from(text.replace(/\r?\n/g, CRLF).replace(/^\./gm, ".."), "latin1");

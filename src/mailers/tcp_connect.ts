@@ -6,6 +6,7 @@
  */
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
+import { settledWithin } from "../async.ts";
 import { SmtpError } from "./smtp_error.ts";
 
 /**
@@ -68,23 +69,14 @@ const CONNECT_CODES: Readonly<Record<string, string>> = {
   HostUnreachable: "EHOSTUNREACH",
 };
 
+const TIMED_OUT = Symbol("timed out");
+
 async function connectOne(address: string, port: number, timeoutMs: number): Promise<Deno.TcpConn> {
   const attempt = Deno.connect({ hostname: address, port });
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      attempt.then((c) => c.close(), () => {});
-      reject(Object.assign(new Error(`connect ETIMEDOUT ${address}:${port}`), {
-        code: "ETIMEDOUT",
-        address,
-        port,
-      }));
-    }, timeoutMs);
-  });
+  let conn: Deno.TcpConn | typeof TIMED_OUT;
   try {
-    return await Promise.race([attempt, timeout]);
+    conn = await settledWithin(attempt, timeoutMs, TIMED_OUT);
   } catch (err) {
-    if ((err as { code?: string }).code === "ETIMEDOUT") throw err;
     const code = CONNECT_CODES[(err as Error).name] ?? (err as { code?: string }).code ?? "ESOCKET";
     throw Object.assign(new Error(`connect ${code} ${address}:${port}`), {
       code,
@@ -92,7 +84,13 @@ async function connectOne(address: string, port: number, timeoutMs: number): Pro
       port,
       cause: err,
     });
-  } finally {
-    clearTimeout(timer);
   }
+  if (conn !== TIMED_OUT) return conn;
+  // A connection that comes after all is closed; a late failure is nobody's concern.
+  attempt.then((c) => c.close(), () => {});
+  throw Object.assign(new Error(`connect ETIMEDOUT ${address}:${port}`), {
+    code: "ETIMEDOUT",
+    address,
+    port,
+  });
 }
