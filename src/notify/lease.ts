@@ -8,10 +8,10 @@
  *    finds a live lease of someone else sends nothing: `busy`, with the lease's expiry `until`
  *    (the engine retries just after it; by then the holder has released it or died).
  * 2. Every send is recorded by a CAS ({@link Lease.record}: the thread appended, or its
- *    review/resolution progress raised) started as soon as no other send of the invocation is
- *    under way (sends that finish together share one write; records asked for while a write is
- *    in flight share the next one), and a thread's next email waits for that record, so at most
- *    one email per thread is "sent but not recorded" at any time. Records use their own budget
+ *    review/resolution progress raised) started once the sends that were under way when it was
+ *    asked for have ended (sends that finish together share one write; records asked for while a
+ *    write is in flight share the next one), and a thread's next email waits for that record, so
+ *    at most one email per thread is "sent but not recorded" at any time. Records use their own budget
  *    ({@link LeaseTiming.recordTimeoutMs}), not the event deadline, and renew the lease.
  * 3. The lease is released when the invocation ends ({@link Lease.release}, best effort: it
  *    expires anyway), in the same write as the records still waiting: a new request's emails
@@ -262,9 +262,12 @@ export class Lease {
     }, 0);
   }
 
-  /** Whether a send under way started before a waiting record was asked for. */
+  /**
+   * Whether a send under way started before a waiting record was asked for. Barriers only grow
+   * along the queue, so the last record's is the highest.
+   */
   #heldBack(): boolean {
-    const barrier = Math.max(...this.#queued.map((q) => q.barrier));
+    const barrier = this.#queued[this.#queued.length - 1].barrier;
     for (const n of this.#sending) if (n < barrier) return true;
     return false;
   }
@@ -358,7 +361,8 @@ export class Lease {
             );
           }
           for (const mutate of mutates) mutate(r);
-          // Renew the lease with every record, so a slow but live invocation keeps it.
+          // Renew the lease with every record, so a slow but live invocation keeps it; the last
+          // write of the invocation removes it instead.
           if (release) delete r.delivery.lock;
           else r.delivery.lock.until = this.#scope.now() + timing.leaseMs;
           written = r;
