@@ -32,8 +32,10 @@ export async function describePlugin(dir: string, v8Flags?: string): Promise<Plu
   const root = Deno.realPathSync(dir);
   let flags: string[] = [...DAEMON_PERMISSIONS];
   try {
-    const task: string = JSON.parse(await Deno.readTextFile(join(root, "deno.json"))).tasks.start;
-    const words = task.trim().split(/\s+/);
+    // A string, or (since the task installs the packages first) an object with its command.
+    const task: string | { command: string } =
+      JSON.parse(await Deno.readTextFile(join(root, "deno.json"))).tasks.start;
+    const words = (typeof task === "string" ? task : task.command).trim().split(/\s+/);
     const at = words.indexOf("main.ts");
     if (words[1] === "run" && at > 1) flags = words.slice(2, at);
   } catch {

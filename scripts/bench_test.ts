@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type BenchReport, ROWS } from "./bench.ts";
+import { describePlugin } from "./bench_rows.ts";
 
 const BENCH = new URL("./bench.ts", import.meta.url).pathname;
 
@@ -33,6 +34,29 @@ Deno.test("bench --quick writes every row as JSON and the latency SVG", async ()
     const svg = await Deno.readTextFile(join(dir, "bench.svg"));
     assert.match(svg, /^<svg [^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/);
     assert.match(svg, /<\/svg>\n$/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("describePlugin reads the start task in its string and its object form", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "bench_describe_" });
+  try {
+    const flags = "--allow-net --no-code-cache --node-modules-dir=manual";
+    const forms = [
+      `deno run ${flags} main.ts start`,
+      { command: `deno run ${flags} main.ts start`, dependencies: ["install"] },
+    ];
+    for (const start of forms) {
+      await Deno.writeTextFile(join(dir, "deno.json"), JSON.stringify({ tasks: { start } }));
+      const plugin = await describePlugin(dir);
+      assert.deepEqual(plugin.denoArgs, [
+        "run",
+        ...flags.split(" "),
+        "--quiet",
+        join(dir, "main.ts"),
+      ]);
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

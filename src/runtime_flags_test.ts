@@ -1,14 +1,27 @@
 import assert from "node:assert/strict";
 import denoJson from "../deno.json" with { type: "json" };
 import { DAEMON_PERMISSIONS } from "./permissions.ts";
-import { COMPILE_ENTRY, DAEMON_RUNTIME_FLAGS, DAEMON_V8_FLAGS } from "./runtime_flags.ts";
+import {
+  COMPILE_ENTRY,
+  DAEMON_RUN_FLAGS,
+  DAEMON_RUNTIME_FLAGS,
+  DAEMON_V8_FLAGS,
+} from "./runtime_flags.ts";
 
-Deno.test("deno task start runs main.ts with the daemon's permissions and V8 flags", () => {
-  const words = denoJson.tasks.start.split(/\s+/);
+Deno.test("deno task start installs the packages, then runs main.ts with the daemon's permissions and flags", () => {
+  const start = denoJson.tasks.start;
+  const words = start.command.split(/\s+/);
   const main = words.indexOf("main.ts");
   assert.deepEqual(words.slice(0, 2), ["deno", "run"]);
-  assert.deepEqual(words.slice(2, main), [...DAEMON_PERMISSIONS, ...DAEMON_RUNTIME_FLAGS]);
+  assert.deepEqual(words.slice(2, main), [...DAEMON_PERMISSIONS, ...DAEMON_RUN_FLAGS]);
   assert.deepEqual(words.slice(main), ["main.ts", "start"]);
+  assert.deepEqual(start.dependencies, ["install"]);
+  assert.equal(denoJson.tasks.install, "deno install --frozen --quiet");
+});
+
+Deno.test("DAEMON_RUN_FLAGS are the runtime flags and installed packages, which compile leaves out", () => {
+  assert.deepEqual(DAEMON_RUN_FLAGS, [...DAEMON_RUNTIME_FLAGS, "--node-modules-dir=manual"]);
+  assert.ok(!DAEMON_RUNTIME_FLAGS.some((f) => f.startsWith("--node-modules-dir")));
 });
 
 Deno.test("DAEMON_RUNTIME_FLAGS is one --v8-flags argument with every V8 flag, and no code cache", () => {

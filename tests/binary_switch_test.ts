@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { DAEMON_PERMISSIONS } from "../src/permissions.ts";
-import { DAEMON_RUNTIME_FLAGS } from "../src/runtime_flags.ts";
+import { DAEMON_RUN_FLAGS } from "../src/runtime_flags.ts";
 import { runSwitchedTests, SWITCH_COUNT } from "./helpers/binary_switch.ts";
 
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -40,6 +40,7 @@ Deno.test("scripts/launcher_for_tests.sh runs main.ts with exactly the daemon's 
   const flags = [...text.matchAll(/--allow-[a-z-]+(=\S+)?/g)].map((m) => m[0]);
   assert.deepEqual(flags, [...DAEMON_PERMISSIONS]);
   assert.doesNotMatch(text, /--allow-all|-A\b/);
-  const runtime = [...text.matchAll(/--v8-flags=\S+|--no-code-cache\b/g)].map((m) => m[0]);
-  assert.deepEqual(runtime, [...DAEMON_RUNTIME_FLAGS]);
+  const runtime = [...text.matchAll(/--v8-flags=\S+|--no-code-cache\b|--node-modules-dir=\S+/g)]
+    .map((m) => m[0]);
+  assert.deepEqual(runtime, [...DAEMON_RUN_FLAGS]);
 });

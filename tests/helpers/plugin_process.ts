@@ -18,7 +18,7 @@
 
 import { fileURLToPath } from "node:url";
 import { DAEMON_PERMISSIONS } from "../../src/permissions.ts";
-import { DAEMON_RUNTIME_FLAGS } from "../../src/runtime_flags.ts";
+import { DAEMON_RUN_FLAGS } from "../../src/runtime_flags.ts";
 import { which } from "./which.ts";
 
 /** Absolute path of the repository's `main.ts`. */
@@ -45,7 +45,7 @@ export function pluginCommand(args: string[], opts: { cwd?: string } = {}): Plug
   if (!bin) {
     return {
       cmd: Deno.execPath(),
-      args: ["run", ...DAEMON_PERMISSIONS, ...DAEMON_RUNTIME_FLAGS, "--quiet", MAIN_TS, ...args],
+      args: ["run", ...DAEMON_PERMISSIONS, ...DAEMON_RUN_FLAGS, "--quiet", MAIN_TS, ...args],
       cwd: opts.cwd,
     };
   }

@@ -1,7 +1,7 @@
 /** Tests of how `plugin_process.ts` picks the program under test (`TELEPORT_EMAIL_BIN`). */
 import assert from "node:assert/strict";
 import { DAEMON_PERMISSIONS } from "../../src/permissions.ts";
-import { DAEMON_RUNTIME_FLAGS } from "../../src/runtime_flags.ts";
+import { DAEMON_RUN_FLAGS } from "../../src/runtime_flags.ts";
 import { BIN_VARIABLE, MAIN_TS, pluginCommand } from "./plugin_process.ts";
 
 /** Runs `fn` with environment variables set (`undefined`: unset), then restores them. */
@@ -25,7 +25,7 @@ Deno.test("pluginCommand() without TELEPORT_EMAIL_BIN runs main.ts under deno wi
   const c = withEnv({ [BIN_VARIABLE]: undefined }, () => pluginCommand(["version"]));
   assert.deepEqual(c, {
     cmd: Deno.execPath(),
-    args: ["run", ...DAEMON_PERMISSIONS, ...DAEMON_RUNTIME_FLAGS, "--quiet", MAIN_TS, "version"],
+    args: ["run", ...DAEMON_PERMISSIONS, ...DAEMON_RUN_FLAGS, "--quiet", MAIN_TS, "version"],
     cwd: undefined,
   });
 });
