@@ -18,5 +18,5 @@ fi
 exec "${DENO:-deno}" run --quiet --config "$repo/deno.json" \
   --allow-net --allow-read --allow-write --allow-env --allow-sys \
   --v8-flags=--max-semi-space-size=2,--heap-growing-percent=50,--expose-gc --no-code-cache \
-  --node-modules-dir=manual \
+  --node-modules-dir=manual --no-lock \
   "$repo/main.ts" "$@"

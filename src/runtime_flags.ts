@@ -38,12 +38,14 @@ export const DAEMON_RUNTIME_FLAGS: readonly string[] = [
  * every start. Managed ("auto"), each start also set up Deno's npm installer, read the lockfile's
  * package list and the cached registry entries of the imported packages, and kept ~3 MiB more
  * resident at idle (75.3 → 72.3 MiB, median of 4 starts each, alternating). The files loaded are
- * the same: `deno install --frozen` checked them against `deno.lock`. The release binary is
- * compiled without this flag: it carries its own copy of the packages it uses.
+ * the same: `deno install --frozen` checked them against `deno.lock`, which is then not read again
+ * (`--no-lock`: nothing else is resolved through it; 72.3 → 71.8 MiB, 4 starts each). The release
+ * binary is compiled without these two flags: it carries its own copy of the packages it uses.
  */
 export const DAEMON_RUN_FLAGS: readonly string[] = [
   ...DAEMON_RUNTIME_FLAGS,
   "--node-modules-dir=manual",
+  "--no-lock",
 ];
 
 /**

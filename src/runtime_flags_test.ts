@@ -20,8 +20,12 @@ Deno.test("deno task start installs the packages, then runs main.ts with the dae
 });
 
 Deno.test("DAEMON_RUN_FLAGS are the runtime flags and installed packages, which compile leaves out", () => {
-  assert.deepEqual(DAEMON_RUN_FLAGS, [...DAEMON_RUNTIME_FLAGS, "--node-modules-dir=manual"]);
-  assert.ok(!DAEMON_RUNTIME_FLAGS.some((f) => f.startsWith("--node-modules-dir")));
+  assert.deepEqual(DAEMON_RUN_FLAGS, [
+    ...DAEMON_RUNTIME_FLAGS,
+    "--node-modules-dir=manual",
+    "--no-lock",
+  ]);
+  assert.ok(!DAEMON_RUNTIME_FLAGS.some((f) => /^--(node-modules-dir|no-lock)/.test(f)));
 });
 
 Deno.test("DAEMON_RUNTIME_FLAGS is one --v8-flags argument with every V8 flag, and no code cache", () => {

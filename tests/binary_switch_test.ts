@@ -40,7 +40,9 @@ Deno.test("scripts/launcher_for_tests.sh runs main.ts with exactly the daemon's 
   const flags = [...text.matchAll(/--allow-[a-z-]+(=\S+)?/g)].map((m) => m[0]);
   assert.deepEqual(flags, [...DAEMON_PERMISSIONS]);
   assert.doesNotMatch(text, /--allow-all|-A\b/);
-  const runtime = [...text.matchAll(/--v8-flags=\S+|--no-code-cache\b|--node-modules-dir=\S+/g)]
+  const runtime = [
+    ...text.matchAll(/--v8-flags=\S+|--no-code-cache\b|--node-modules-dir=\S+|--no-lock\b/g),
+  ]
     .map((m) => m[0]);
   assert.deepEqual(runtime, [...DAEMON_RUN_FLAGS]);
 });
