@@ -3,7 +3,8 @@
  * ready, has evaluated neither the metrics (`npm:prom-client`, which also pulls in
  * `@opentelemetry/api`), nor the SSH reverse-tunnel stack (`ssh2`), nor the WebSocket dialer
  * (`ws`): each costs idle resident memory. With `--diag-addr` the metrics are loaded. A Mailgun
- * daemon does not load the SMTP transport (`nodemailer`). V8 logs every
+ * daemon does not load the SMTP transport; an SMTP daemon loads `nodemailer` only for a header it
+ * alone encodes (non-ASCII, say). V8 logs every
  * script it compiles (`--log-function-events`), which is what these tests read. Once ready, the
  * daemon (run with its own flags) compacts its heap once and says so at debug level.
  */
@@ -15,8 +16,15 @@ import { DAEMON_V8_FLAGS } from "../src/runtime_flags.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
-/** The npm packages whose scripts a ready daemon started with `args` had compiled. */
-async function packagesLoaded(env: E2eEnv, extraArgs: string[]): Promise<Set<string>> {
+/**
+ * The npm packages whose scripts a ready daemon started with `args` had compiled; with `emails`,
+ * after a new request's emails went out.
+ */
+async function packagesLoaded(
+  env: E2eEnv,
+  extraArgs: string[],
+  emails = false,
+): Promise<Set<string>> {
   const log = join(env.dir, `v8-${crypto.randomUUID()}.log`);
   const v8 = [...DAEMON_V8_FLAGS, "--log-function-events", `--logfile=${log}`];
   const plugin = await env.startPlugin({
@@ -29,6 +37,13 @@ async function packagesLoaded(env: E2eEnv, extraArgs: string[]): Promise<Set<str
     ],
     args: ["start", "-c", env.configPath, ...extraArgs],
   });
+  if (emails) {
+    const req = env.teleport.createAccessRequest({
+      user: "requester@example.com",
+      roles: ["editor"],
+    });
+    await env.waitForEmailsFor(req.id, 1);
+  }
   assert.equal(await plugin.stop(), 0);
   const text = await Deno.readTextFile(log);
   const packages = new Set<string>();
@@ -42,15 +57,29 @@ Deno.test("e2e: an SMTP daemon loads neither metrics, nor ssh2, nor ws unless it
   await using env = await E2eEnv.start({ mailer: "smtp" });
   const plain = await packagesLoaded(env, []);
   // The daemon did load its npm packages (so an empty set is not why the checks below pass).
-  for (const used of ["@grpc/grpc-js", "nodemailer"]) {
+  for (const used of ["@grpc/grpc-js", "@bufbuild/protobuf"]) {
     assert.ok(plain.has(used), [...plain].join(" "));
   }
-  for (const unused of ["prom-client", "@opentelemetry/api", "ssh2", "ws"]) {
+  for (const unused of ["prom-client", "@opentelemetry/api", "ssh2", "ws", "nodemailer"]) {
     assert.ok(!plain.has(unused), `loaded ${unused}: ${[...plain].join(" ")}`);
   }
 
   const diag = await packagesLoaded(env, ["--diag-addr=127.0.0.1:0"]);
   assert.ok(diag.has("prom-client"), [...diag].join(" "));
+});
+
+Deno.test("e2e: an SMTP daemon loads nodemailer only for a value it alone encodes", async () => {
+  {
+    await using env = await E2eEnv.start({ mailer: "smtp" });
+    const loaded = await packagesLoaded(env, [], true);
+    assert.ok(!loaded.has("nodemailer"), `loaded nodemailer: ${[...loaded].join(" ")}`);
+  }
+  // A non-ASCII sender name is encoded as MIME words, by nodemailer.
+  await using env = await E2eEnv.start({
+    mailer: "smtp",
+    sender: "Téléport <noreply@example.com>",
+  });
+  assert.ok((await packagesLoaded(env, [], true)).has("nodemailer"));
 });
 
 Deno.test("e2e: a Mailgun daemon does not load nodemailer", async () => {

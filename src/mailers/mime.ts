@@ -4,17 +4,27 @@
  * a request's email goes to several recipients, and nodemailer's per-message work (header
  * normalisation and encoding, the MIME tree streamed through transforms, quoted-printable) was
  * the largest cost per email. Here only the per-recipient headers (`To`, `Message-ID`, `Date`,
- * `In-Reply-To`, `References`) and the boundary are written per message, and the message is
- * handed to nodemailer whole (`raw`), so it is streamed as one piece.
+ * `In-Reply-To`, `References`) and the boundary are written per message.
  *
- * Values nodemailer would encode or fold differently (non-ASCII, long) are not written here:
+ * The encodings are nodemailer's, ported (`mime_native.ts`), so that a daemon does not load
+ * nodemailer. A header value they do not cover (MIME words for non-ASCII, an address with a
+ * quoted name or an IDN domain) is encoded by nodemailer's MIME node, loaded first by
+ * {@link loadHeaderEncoder} when {@link encodesNatively} says it is needed. Values nodemailer
+ * would encode or fold differently in the per-recipient headers are not written here:
  * {@link plainHeaderValue} says which ones can be; the caller builds the others with nodemailer.
  * @module
  */
-import MimeNode from "nodemailer/lib/mime-node";
+import type MimeNode from "nodemailer/lib/mime-node";
 import { Buffer } from "node:buffer";
-import * as base64 from "nodemailer/lib/base64";
-import * as qp from "nodemailer/lib/qp";
+import {
+  base64Lines,
+  foldLines,
+  plainAddress,
+  plainMailbox,
+  plainTextValue,
+  quotedPrintable,
+  transferEncoding,
+} from "./mime_native.ts";
 
 export const TEXT_TYPE = "text/plain; charset=utf-8";
 export const HTML_TYPE = "text/html; charset=utf-8";
@@ -53,13 +63,63 @@ export function plainHeaderValue(value: string): boolean {
 }
 
 /**
+ * The `To` value nodemailer writes for `address` (the domain in lower case), when that is a
+ * {@link plainHeaderValue}; undefined when nodemailer must write it.
+ */
+export function plainRecipient(address: string): string | undefined {
+  const normalised = plainAddress(address);
+  return normalised !== undefined && plainHeaderValue(normalised) ? normalised : undefined;
+}
+
+/** Header keys whose values nodemailer writes as unstructured text. */
+const TEXT_KEYS = new Set(["Subject", "Auto-Submitted", "X-Auto-Response-Suppress"]);
+
+/** The value of header `key` as nodemailer encodes it, when that needs no nodemailer. */
+function nativeValue(key: string, value: string): string | undefined {
+  if (key === "From") return plainMailbox(value);
+  return TEXT_KEYS.has(key) ? plainTextValue(value) : undefined;
+}
+
+/** nodemailer's MIME node, once {@link loadHeaderEncoder} has loaded it. */
+let mimeNode: typeof MimeNode | undefined;
+
+/** Loads nodemailer's MIME node, for the header values and addresses it alone encodes. */
+export async function loadHeaderEncoder(): Promise<void> {
+  mimeNode ??= (await import("nodemailer/lib/mime-node")).default;
+}
+
+function loadedMimeNode(): typeof MimeNode {
+  if (mimeNode === undefined) {
+    throw new Error("internal error: nodemailer's MIME node is needed and was not loaded");
+  }
+  return mimeNode;
+}
+
+/**
+ * Whether {@link headerLine} writes these headers, and {@link envelopeOf} an envelope of these
+ * addresses, without nodemailer (else {@link loadHeaderEncoder} must have run).
+ */
+export function encodesNatively(
+  headers: readonly (readonly [string, string])[],
+  addresses: readonly string[] = [],
+): boolean {
+  return headers.every(([key, value]) =>
+    value.trim() === "" || nativeValue(key, value) !== undefined
+  ) &&
+    addresses.every((a) => plainAddress(a) !== undefined);
+}
+
+/**
  * The line(s) nodemailer writes for header `key` with `value` (address parsing and encoding for
  * `From`, RFC 2047 encoded words, folding at 76), without the final line break; "" when
  * nodemailer leaves the header out (an empty value).
  */
 export function headerLine(key: string, value: string): string {
+  if (value.trim() === "") return "";
+  const native = nativeValue(key, value);
+  if (native !== undefined) return foldLines(`${key}: ${native}`);
   // A child node: a root node would also make a Date, a Message-ID and the MIME headers.
-  const node = new MimeNode("multipart/alternative").createChild("text/plain");
+  const node = new (loadedMimeNode())("multipart/alternative").createChild("text/plain");
   node.setHeader(key, value);
   const lines = node.buildHeaders().split("\r\n");
   const at = lines.findIndex((l) => l.startsWith(`${key}:`));
@@ -70,76 +130,52 @@ export function headerLine(key: string, value: string): string {
 }
 
 /**
+ * The envelope (`MAIL FROM` and `RCPT TO` addresses) of a message from `sender` to `recipient` as
+ * nodemailer's `setEnvelope()` normalises it (address parsing, IDN domains in punycode, the domain
+ * in lower case). `from` is "" and `to` empty when nodemailer finds no address.
+ */
+export function envelopeOf(sender: string, recipient: string): { from: string; to: string[] } {
+  const from = plainAddress(sender);
+  const to = plainAddress(recipient);
+  if (from !== undefined && to !== undefined) return { from, to: [to] };
+  const node = new (loadedMimeNode())();
+  const envelope = node.setEnvelope({ from: sender, to: [recipient] }).getEnvelope();
+  return { from: envelope.from || "", to: envelope.to };
+}
+
+/**
  * One body part as nodemailer writes it inside a multipart message: its Content-Type and
- * Content-Transfer-Encoding headers (the encoding chosen by nodemailer) and the encoded content.
- *
- * The same bytes as streaming the part (`MimeNode.stream()`, see `mime_test.ts`), without the
- * streams: the headers from the node, the content through nodemailer's own encoder run over the
- * whole content at once (its output does not depend on how the input is split).
+ * Content-Transfer-Encoding headers (the encoding chosen by nodemailer) and the encoded content,
+ * the same bytes as streaming the part (`MimeNode.stream()`, see `mime_test.ts`).
  */
 export function encodePart(contentType: string, content: string): Buffer {
-  // A child node (a root node would add Date, Message-ID and MIME-Version).
-  const part = new MimeNode("multipart/alternative").createChild(contentType);
-  part.setContent(content);
-  const encoding = part.getTransferEncoding();
-  const head = partHead(part, contentType, encoding, content);
+  const encoding = transferEncoding(content);
+  const head = partHead(contentType, encoding);
   const bytes = Buffer.from(content);
   switch (encoding) {
     case "quoted-printable":
-      // As MimeNode.stream() makes it for a text part (lone CR and LF are line breaks).
-      return encoded(head, new qp.Encoder({ binary: false } as qp.EncoderOptions), bytes);
+      return Buffer.concat([head, Buffer.from(quotedPrintable(bytes), "latin1")]);
     case "base64":
-      return encoded(head, new base64.Encoder({}), bytes);
+      return Buffer.concat([head, Buffer.from(base64Lines(bytes), "latin1")]);
     default:
       return Buffer.concat([head, bytes]);
   }
 }
 
-/** Part headers by content type, transfer encoding and whether the content is ASCII. */
+/** Part headers by content type and transfer encoding (a handful: two content types). */
 const partHeads = new Map<string, Buffer>();
 
-/**
- * The headers of `part` and the blank line after them. They depend only on the content type,
- * the transfer encoding and (for the charset) whether the content is ASCII, so they are built
- * once for each of those (a handful: the callers use two content types).
- */
-function partHead(
-  part: MimeNode,
-  contentType: string,
-  encoding: string | false,
-  content: string,
-): Buffer {
-  const key = `${contentType}\n${encoding}\n${/[\u0080-\uFFFF]/.test(content)}`;
+/** The headers of a part and the blank line after them. */
+function partHead(contentType: string, encoding: string | false): Buffer {
+  const key = `${contentType}\n${encoding}`;
   let head = partHeads.get(key);
   if (head === undefined) {
-    head = Buffer.from(`${part.buildHeaders()}\r\n\r\n`);
+    const lines = [`Content-Type: ${contentType}`];
+    if (encoding) lines.push(`Content-Transfer-Encoding: ${encoding}`);
+    head = Buffer.from(`${lines.join("\r\n")}\r\n\r\n`);
     if (partHeads.size < 64) partHeads.set(key, head);
   }
   return head;
-}
-
-/** nodemailer's encoder transforms, driven by hand. */
-interface EncoderSteps {
-  _transform(chunk: Buffer, encoding: string, done: () => void): void;
-  _flush(done: () => void): void;
-  push(chunk: string | Buffer | null): boolean;
-}
-
-/** `head`, then `bytes` through `encoder` in one write and its end, synchronously. */
-function encoded(head: Buffer, encoder: qp.Encoder | base64.Encoder, bytes: Buffer): Buffer {
-  const steps = encoder as unknown as EncoderSteps;
-  const out = [head];
-  steps.push = (chunk) => {
-    if (chunk !== null) {
-      // The encoders push ASCII text: as UTF-8 the same bytes, and converted natively.
-      out.push(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
-    }
-    return true;
-  };
-  const done = () => {};
-  steps._transform(bytes, "buffer", done);
-  steps._flush(done);
-  return Buffer.concat(out);
 }
 
 /** Encodes the shared parts of a message: the subject line, the text and HTML parts. */

@@ -8,9 +8,13 @@ import {
   assembleMessage,
   encodeContent,
   encodePart,
+  encodesNatively,
+  envelopeOf,
   headerLine,
   HTML_TYPE,
+  loadHeaderEncoder,
   plainHeaderValue,
+  plainRecipient,
   TEXT_TYPE,
 } from "./mime.ts";
 
@@ -84,6 +88,8 @@ async function viaNodemailer(c: Case, messageId: string, date: Date, base: strin
 
 for (const c of CASES) {
   Deno.test(`assembleMessage() writes what nodemailer writes: ${c.name}`, async () => {
+    // The non-ASCII sender name and subject are encoded by nodemailer's MIME node.
+    await loadHeaderEncoder();
     const messageId = "<LXKQ9Z8.7QWERTY@host.example>";
     const date = new Date("2026-05-04T03:02:01.123Z");
     const content = encodeContent(c.subject, c.text, c.html);
@@ -111,15 +117,53 @@ Deno.test("assembleMessage() draws a new boundary for every message", () => {
   assert.notEqual(a, b);
 });
 
-Deno.test("headerLine() encodes and folds like nodemailer and drops an empty value", () => {
+Deno.test("headerLine() encodes and folds like nodemailer and drops an empty value", async () => {
+  await loadHeaderEncoder();
   assert.equal(headerLine("Subject", "plain"), "Subject: plain");
   assert.match(headerLine("Subject", "für"), /^Subject: =\?UTF-8\?Q\?f=C3=BCr\?=$/);
   assert.match(headerLine("Subject", "word ".repeat(30)), /\r\n /);
   assert.equal(headerLine("Subject", ""), "");
+  assert.equal(headerLine("Subject", "  "), "");
   assert.equal(
     headerLine("From", "Teleport <noreply@example.com>"),
     "From: Teleport <noreply@example.com>",
   );
+});
+
+Deno.test("encodesNatively() leaves MIME words, quoted names and IDN addresses to nodemailer", () => {
+  const sender = ["From", "Teleport Access <noreply@example.com>"] as const;
+  assert.equal(encodesNatively([sender, ["Subject", "teleport Role Request 1"]], ["a@b.c"]), true);
+  assert.equal(encodesNatively([["Subject", ""]]), true);
+  assert.equal(encodesNatively([["Subject", "für"]]), false);
+  assert.equal(encodesNatively([["Subject", 'say "hi"']]), false);
+  assert.equal(encodesNatively([["Subject", "=?UTF-8?Q?x?="]]), false);
+  assert.equal(encodesNatively([["From", "Téléport <noreply@example.com>"]]), false);
+  assert.equal(encodesNatively([["From", '"Ops, Inc." <noreply@example.com>']]), false);
+  assert.equal(encodesNatively([["Message-ID", "<x@y>"]]), false);
+  assert.equal(encodesNatively([], ["bob@bücher.example"]), false);
+  assert.equal(encodesNatively([], ['"a b"@example.com']), false);
+});
+
+Deno.test("envelopeOf() normalises addresses as nodemailer's setEnvelope() does", async () => {
+  assert.deepEqual(envelopeOf("noreply@Example.COM", "Bob@Sub.Example.org"), {
+    from: "noreply@example.com",
+    to: ["Bob@sub.example.org"],
+  });
+  await loadHeaderEncoder();
+  assert.deepEqual(envelopeOf("noreply@exämple.com", "bob@bücher.example"), {
+    from: "noreply@xn--exmple-cua.com",
+    to: ["bob@xn--bcher-kva.example"],
+  });
+});
+
+Deno.test("plainRecipient() is the To value nodemailer writes, for plain addresses only", async () => {
+  await loadHeaderEncoder();
+  for (const to of ["alice@example.com", "Carol@Example.COM", "a.b+c@Sub.Example.org"]) {
+    assert.equal(`To: ${plainRecipient(to)}`, headerLine("To", to));
+  }
+  for (const to of ["bob@bücher.example", `${"b".repeat(60)}@example.com`, '"a b"@example.com']) {
+    assert.equal(plainRecipient(to), undefined, to);
+  }
 });
 
 Deno.test("plainHeaderValue() accepts short printable ASCII without spaces only", () => {
@@ -161,6 +205,46 @@ Deno.test("encodePart() writes the bytes nodemailer streams for a part, in every
         ours,
         (await streamedPart(type, content)).toString("latin1"),
         content.slice(0, 40),
+      );
+    }
+  }
+});
+
+Deno.test("encodePart() matches nodemailer's stream for generated contents", async () => {
+  // A 32-bit LCG with a fixed seed: the same contents on every run.
+  let state = 20261207;
+  const next = (n: number) => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return Math.floor((state / 2 ** 32) * n);
+  };
+  const pieces = [
+    "word ",
+    "a",
+    " ",
+    "\t",
+    "\n",
+    "\r\n",
+    "\r",
+    "=",
+    ".",
+    ",",
+    "!",
+    "ü",
+    "✓",
+    "日本語",
+    "😀",
+    "=3D",
+    "x".repeat(70),
+    "<td>cell</td>",
+  ];
+  for (let i = 0; i < 200; i++) {
+    let content = "";
+    for (let n = next(400); n > 0; n--) content += pieces[next(pieces.length)];
+    for (const type of [TEXT_TYPE, HTML_TYPE]) {
+      assert.equal(
+        encodePart(type, content).toString("latin1"),
+        (await streamedPart(type, content)).toString("latin1"),
+        JSON.stringify(content.slice(0, 80)),
       );
     }
   }

@@ -22,7 +22,6 @@
  *   100 messages each, closed after 30 s unused.
  */
 
-import MimeNode from "nodemailer/lib/mime-node";
 import type { Buffer } from "node:buffer";
 import { ConfigError, MailerError } from "../errors.ts";
 import type { SmtpConfig, StartTlsPolicy } from "../config/types.ts";
@@ -44,9 +43,13 @@ import {
   assembleMessage,
   encodeContent,
   type EncodedContent,
+  encodesNatively,
+  envelopeOf,
   headerLine,
   HTML_TYPE,
+  loadHeaderEncoder,
   plainHeaderValue,
+  plainRecipient,
   TEXT_TYPE,
 } from "./mime.ts";
 
@@ -134,8 +137,10 @@ export class SmtpMailer implements Mailer {
   readonly #bodyOrder: CachedContent[] = [];
   /** Envelope addresses, normalised once. */
   readonly #envelopes: EnvelopeAddresses;
-  /** The header lines every message starts with (automated-mail headers, `From`), encoded once. */
-  readonly #headLines: string[];
+  /** The headers every message starts with (automated-mail headers, `From`). */
+  readonly #headValues: readonly (readonly [string, string])[];
+  /** {@link #headValues} encoded, once (at the first send when nodemailer must encode one). */
+  #headLines: string[] | undefined;
 
   /**
    * Builds the pooled transport; connects lazily. Throws ConfigError when `smtp.ca_file`
@@ -147,10 +152,7 @@ export class SmtpMailer implements Mailer {
     this.localName = opts.clientName ?? mailLocalName(sender, { localName: cfg.localName });
     this.#envelopeFrom = addressOf(sender);
     this.#envelopes = new EnvelopeAddresses(this.#envelopeFrom);
-    this.#headLines = [
-      ...Object.entries(AUTOMATED_HEADERS).map(([key, value]) => headerLine(key, value)),
-      headerLine("From", sender),
-    ].filter((line) => line !== "");
+    this.#headValues = [...Object.entries(AUTOMATED_HEADERS), ["From", sender]];
     this.#log = opts.log;
     this.#implicitTls = opts.implicitTls ?? cfg.port === 465;
     this.#remote = opts.assumeRemote ?? !isLoopbackHost(cfg.host);
@@ -205,9 +207,11 @@ export class SmtpMailer implements Mailer {
     const subject = oneLine(email.subject);
     let message: Outgoing;
     try {
+      await this.#loadEncoders(subject, email.to);
       const ids = { thread, messageId };
-      message = plainHeaderValue(email.to) && plainHeaderValue(thread)
-        ? this.#plainMessage(email, subject, ids)
+      const to = plainRecipient(email.to);
+      message = to !== undefined && plainHeaderValue(thread)
+        ? this.#plainMessage(email, to, subject, ids)
         : await this.#composedMessage(email, subject, ids);
     } catch (err) {
       throw this.#classify(err, "send", email.to);
@@ -229,13 +233,25 @@ export class SmtpMailer implements Mailer {
   }
 
   /**
-   * A message whose recipient and thread ID are plain header values, assembled here (`mime.ts`)
+   * Loads nodemailer's header encoder when a header or address of this message needs it (see
+   * `mime.ts`), and encodes the headers every message starts with, once.
+   */
+  async #loadEncoders(subject: string, to: string): Promise<void> {
+    const headers = [...this.#headValues, ["Subject", subject] as const];
+    if (!encodesNatively(headers, [this.#envelopeFrom, to])) await loadHeaderEncoder();
+    this.#headLines ??= this.#headValues.map(([key, value]) => headerLine(key, value))
+      .filter((line) => line !== "");
+  }
+
+  /**
+   * A message whose recipient (`to`, as nodemailer writes it) and thread ID are plain header
+   * values, assembled here (`mime.ts`)
    * around the content's cached parts, which are in wire form; our header lines never start with
    * a dot, so the message goes out as assembled, with DATA's end marker.
    */
-  #plainMessage(email: OutgoingEmail, subject: string, ids: MessageIds): Outgoing {
+  #plainMessage(email: OutgoingEmail, to: string, subject: string, ids: MessageIds): Outgoing {
     const content = this.#encodedContent(subject, email.text, email.html);
-    const headers = { headLines: this.#headLines, to: email.to, date: new Date(), ...ids };
+    const headers = { headLines: this.#headLines!, to, date: new Date(), ...ids };
     const data = assembleMessage(headers, content, true);
     return { envelope: this.#envelopes.envelope(email.to), data };
   }
@@ -483,28 +499,27 @@ interface CachedContent {
 const ENVELOPE_CACHE_SIZE = 1024;
 
 /**
- * The envelope of a message to one recipient, as `sendMail()` normalises it with
- * `MimeNode.setEnvelope()` (address parsing, IDN domains): the sender's address once, each
- * recipient's once (the last {@link ENVELOPE_CACHE_SIZE} recipients kept).
+ * The envelope of a message to one recipient, as `sendMail()` normalised it with
+ * `MimeNode.setEnvelope()` (`envelopeOf()` in `mime.ts`), each recipient's once (the last
+ * {@link ENVELOPE_CACHE_SIZE} recipients kept).
  */
 class EnvelopeAddresses {
-  readonly #node = new MimeNode();
-  readonly #from: string;
-  readonly #to = new Map<string, string[]>();
+  readonly #sender: string;
+  readonly #envelopes = new Map<string, { from: string; to: string[] }>();
 
   constructor(sender: string) {
-    this.#from = this.#node.setEnvelope({ from: sender }).getEnvelope().from || "";
+    this.#sender = sender;
   }
 
   /** A new envelope object (the connection writes its progress into it). */
   envelope(recipient: string): { from: string; to: string[] } {
-    let to = this.#to.get(recipient);
-    if (to === undefined) {
-      to = this.#node.setEnvelope({ to: [recipient] }).getEnvelope().to;
-      if (this.#to.size >= ENVELOPE_CACHE_SIZE) this.#to.clear();
-      this.#to.set(recipient, to);
+    let envelope = this.#envelopes.get(recipient);
+    if (envelope === undefined) {
+      envelope = envelopeOf(this.#sender, recipient);
+      if (this.#envelopes.size >= ENVELOPE_CACHE_SIZE) this.#envelopes.clear();
+      this.#envelopes.set(recipient, envelope);
     }
-    return { from: this.#from, to: [...to] };
+    return { from: envelope.from, to: [...envelope.to] };
   }
 }
 

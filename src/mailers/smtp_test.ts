@@ -253,6 +253,28 @@ Deno.test("SmtpMailer.send() encodes a non-ASCII subject per RFC 2047", async ()
   });
 });
 
+Deno.test("SmtpMailer.send() writes a non-ASCII sender name and IDN domains as nodemailer does", async () => {
+  // Values only nodemailer's MIME node encodes: the mailer loads it for them.
+  await withSinkMailer(
+    "Téléport <noreply@exämple.com>",
+    { cfg: { starttlsPolicy: "disabled" } },
+    async (mailer, sink) => {
+      await mailer.send({ ...email, to: "bob@bücher.example" });
+      await mailer.send({ ...email, to: "Carol@Example.COM" });
+      const [idn, upper] = await sink.waitFor(2);
+      // The sink (smtp-server) reports envelope domains decoded from punycode.
+      assert.equal(idn.envelope.from, "noreply@exämple.com");
+      assert.deepEqual(idn.envelope.to, ["bob@bücher.example"]);
+      assert.equal(
+        header(idn, "From"),
+        "=?UTF-8?Q?T=C3=A9l=C3=A9port?= <noreply@xn--exmple-cua.com>",
+      );
+      assert.deepEqual(upper.envelope.to, ["Carol@example.com"]);
+      assert.equal(header(upper, "To"), "Carol@example.com");
+    },
+  );
+});
+
 Deno.test("SmtpMailer.send() cannot be made to inject headers through CR/LF in the subject", async () => {
   await withMailer({ cfg: { starttlsPolicy: "disabled" } }, async (mailer, sink) => {
     await mailer.send({ ...email, subject: "Hi\r\nBcc: evil@example.com\r\n\r\nbody" });
