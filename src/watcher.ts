@@ -36,11 +36,14 @@ import {
   type WatchEvent,
 } from "./teleport/types.ts";
 
-/** Where rule events go (the Access Monitoring Rule cache). */
+/**
+ * Where rule events go (the Access Monitoring Rule cache). The watcher waits for what `set` and
+ * `replaceAll` return (a rule ready to be evaluated) before it hands on the next event.
+ */
 export interface RuleSink {
-  set(rule: AccessMonitoringRule): void;
+  set(rule: AccessMonitoringRule): void | Promise<void>;
   delete(name: string): void;
-  replaceAll(rules: AccessMonitoringRule[]): void;
+  replaceAll(rules: AccessMonitoringRule[]): void | Promise<void>;
 }
 
 /** What the watcher learned from an INIT. */
@@ -259,7 +262,7 @@ async function loadRules(
 ): Promise<void> {
   const { opts, log } = state;
   if (!rulesEnabled) {
-    opts.rules?.replaceAll([]);
+    await opts.rules?.replaceAll([]);
     if (!state.warnedNoRules) {
       state.warnedNoRules = true;
       log.warn(
@@ -270,7 +273,8 @@ async function loadRules(
     return;
   }
   try {
-    opts.rules?.replaceAll(await opts.client.listAccessMonitoringRules(state.plugin, { signal }));
+    const rules = await opts.client.listAccessMonitoringRules(state.plugin, { signal });
+    await opts.rules?.replaceAll(rules);
   } catch (err) {
     if (!(err instanceof TeleportError && err.kind === "access_denied")) {
       throw new TeleportError(
@@ -282,7 +286,7 @@ async function loadRules(
     log.warn("Cannot list access monitoring rules; routing by role_to_recipients only", {
       error: formatError(err),
     });
-    opts.rules?.replaceAll([]);
+    await opts.rules?.replaceAll([]);
   }
 }
 
@@ -341,7 +345,7 @@ async function dispatch(
         await engine.submit({ op: "put", request: ev.request }, { signal });
         return;
       case KIND_ACCESS_MONITORING_RULE:
-        if (rulesEnabled) rules?.set(ev.rule);
+        if (rulesEnabled) await rules?.set(ev.rule);
         return;
       default:
         log.warn("Ignoring an event of an unexpected kind", {

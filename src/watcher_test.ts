@@ -219,7 +219,7 @@ Deno.test("runWatcher() without access_monitoring_rule routes by role and does n
   let info: unknown;
   const w = start(r, {
     rules: {
-      set: (rule) => set.push(rule.name),
+      set: (rule) => void set.push(rule.name),
       delete: () => {},
       replaceAll: () => {},
     },
@@ -249,7 +249,7 @@ Deno.test("runWatcher() loads rules after INIT and applies rule events", async (
   const cache = new Map<string, AccessMonitoringRule>();
   const w = start(r, {
     rules: {
-      set: (x) => cache.set(x.name, x),
+      set: (x) => void cache.set(x.name, x),
       delete: (name) => cache.delete(name),
       replaceAll: (rules) => {
         cache.clear();

@@ -82,6 +82,24 @@ Deno.test("e2e: Access Monitoring Rules route requests; rule events apply withou
   await assertExactly(env, r1.id, 1);
 });
 
+Deno.test("e2e: a rule that calls regexp.replace routes the request right after it", async () => {
+  await using env = await E2eEnv.start({ mailer: "smtp" });
+  await env.startPlugin();
+  // re2js is loaded when this rule arrives; the plugin applies the rule, loaded, before it
+  // handles the request that follows it on the watch stream.
+  env.teleport.upsertRule({
+    name: "regexp",
+    subjects: ["access_request"],
+    states: [],
+    condition: 'regexp.replace(access_request.spec.roles, "^ed(.*)$", "x$1").contains("xitor")',
+    notification: { name: "email", recipients: ["regexp-team@example.com"] },
+  });
+  const r = env.teleport.createAccessRequest({ user: OSS, roles: ["editor"] });
+  const mails = await waitFor(env, r.id, 1);
+  assert.deepEqual(mails.map((e) => e.to), ["regexp-team@example.com"]);
+  await assertExactly(env, r.id, 1);
+});
+
 Deno.test("e2e: without permission on access_monitoring_rule the plugin warns and routes by role", async () => {
   await using env = await E2eEnv.start({
     mailer: "smtp",

@@ -5,11 +5,31 @@
  *
  * @module
  */
-import { RE2JS } from "re2js";
+import type { RE2JS } from "re2js";
 
-/** A compiled RE2 pattern, or the syntax error Go's `regexp.Compile` would report. */
+/** `re2js`'s engine, once {@link loadGoRegexp} has loaded it. */
+let engine: typeof RE2JS | undefined;
+
+/**
+ * Loads `re2js`. Only a rule whose condition calls `regexp.replace` needs it (most have none),
+ * and it is ~0.7 MiB of resident memory, so it is loaded when such a rule arrives.
+ */
+export async function loadGoRegexp(): Promise<void> {
+  engine ??= (await import("re2js")).RE2JS;
+}
+
+/** Whether {@link loadGoRegexp} has loaded the engine. */
+export function goRegexpLoaded(): boolean {
+  return engine !== undefined;
+}
+
+/**
+ * A compiled RE2 pattern, or the syntax error Go's `regexp.Compile` would report. Needs
+ * {@link loadGoRegexp} first.
+ */
 export function compileGoRegexp(pattern: string): RE2JS {
-  return RE2JS.compile(pattern);
+  if (engine === undefined) throw new Error("internal error: re2js is needed and was not loaded");
+  return engine.compile(pattern);
 }
 
 /** Go's `Regexp.MatchString`: whether the pattern matches anywhere in `s`. */

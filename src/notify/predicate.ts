@@ -791,6 +791,7 @@ function compileCall(node: Extract<Ast, { k: "call" }>): Expr {
   if (path !== undefined) {
     const fullName = path.join(".");
     const fn = Object.hasOwn(FUNCTIONS, fullName) ? FUNCTIONS[fullName] : undefined;
+    if (fullName.startsWith("regexp.")) compilingRegexp ||= fn !== undefined;
     if (fn !== undefined) return buildCall(fullName, fn, node.args.map(compileNode), node.pos);
   }
   if (node.fn.k === "sel") {
@@ -883,8 +884,14 @@ function compileNode(node: Ast): Expr {
   }
 }
 
-/** A compiled condition: true when it matches `env`. Throws {@link PredicateError} (`evaluate`). */
-export type CompiledPredicate = (env: PredicateEnv) => boolean;
+/**
+ * A compiled condition: true when it matches `env`. Throws {@link PredicateError} (`evaluate`).
+ * `usesRegexp`: it calls `regexp.replace`, which needs `loadGoRegexp()` before it is evaluated.
+ */
+export type CompiledPredicate = ((env: PredicateEnv) => boolean) & { readonly usesRegexp: boolean };
+
+/** Set by the compilation under way when the condition calls a function of `re2js`. */
+let compilingRegexp = false;
 
 /**
  * Parses and type-checks `src`. Throws {@link PredicateError} with `phase: "parse"` on a syntax
@@ -895,9 +902,12 @@ export type CompiledPredicate = (env: PredicateEnv) => boolean;
 export function compilePredicate(src: string): CompiledPredicate {
   if (src === "") throw new PredicateError("parse", "empty expression");
   const ast = new Parser(tokenize(src)).parse();
+  compilingRegexp = false;
   const expr = compileNode(ast);
   if (expr.type !== "bool" && expr.type !== "any") {
     throw parseError(`condition must be a boolean expression, not ${expr.type}`, expr.pos);
   }
-  return (env) => expr.ev(env) === true;
+  return Object.assign((env: PredicateEnv) => expr.ev(env) === true, {
+    usesRegexp: compilingRegexp,
+  });
 }

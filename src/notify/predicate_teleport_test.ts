@@ -14,6 +14,7 @@ import {
   type PredicateEnv,
   PredicateError,
 } from "./predicate.ts";
+import { loadGoRegexp } from "./go_regexp.ts";
 import type { AccessRequest } from "../teleport/types.ts";
 
 function request(roles: string[], annotations: Record<string, string[]> = {}): AccessRequest {
@@ -175,7 +176,8 @@ Deno.test("Teleport's TestEvaluateTraitsMap expressions evaluate as in Go", () =
   }
 });
 
-Deno.test("Teleport's regexp.replace cases use Go's RE2 syntax and ReplaceAllString", () => {
+Deno.test("Teleport's regexp.replace cases use Go's RE2 syntax and ReplaceAllString", async () => {
+  await loadGoRegexp();
   const table: Array<[string, string[], string, string, string[]]> = [
     // lib/utils/parse TestInterpolate
     ["numeric match", ["bar-baz"], "bar-(.*)", "$1", ["baz"]],
@@ -209,7 +211,8 @@ Deno.test("Teleport's regexp.replace cases use Go's RE2 syntax and ReplaceAllStr
   }
 });
 
-Deno.test("regexp.replace rejects what Go's regexp.Compile rejects", () => {
+Deno.test("regexp.replace rejects what Go's regexp.Compile rejects", async () => {
+  await loadGoRegexp();
   const table: Array<[string, RegExp]> = [
     ["(.*@example.com", /invalid regexp "\(\.\*@example\.com": .*missing closing \)/], // evaluator_test
     ["+foo", /invalid regexp "\+foo": .*missing argument to repetition operator/], // TestMatch

@@ -7,6 +7,7 @@ import {
   type PredicateEnv,
   PredicateError,
 } from "./predicate.ts";
+import { loadGoRegexp } from "./go_regexp.ts";
 
 const REQ: AccessRequest = {
   id: "req-1",
@@ -28,7 +29,8 @@ function evalCond(src: string, env: PredicateEnv = ENV): boolean {
   return compilePredicate(src)(env);
 }
 
-Deno.test("compilePredicate() evaluates the table of true/false conditions", () => {
+Deno.test("compilePredicate() evaluates the table of true/false conditions", async () => {
+  await loadGoRegexp();
   const table: Array<[string, boolean]> = [
     ["true", true],
     ["false", false],
@@ -191,4 +193,13 @@ Deno.test("a compiled predicate can be evaluated many times against different re
   assert.equal(p(ENV), true);
   assert.equal(p(accessRequestEnv({ ...REQ, roles: ["ops"] })), false);
   assert.equal(p(ENV), true);
+});
+
+Deno.test("compilePredicate() says whether the condition calls regexp.replace", () => {
+  const calls = 'regexp.replace(access_request.spec.roles, "a", "b").contains("b")';
+  assert.equal(compilePredicate(calls).usesRegexp, true);
+  assert.equal(compilePredicate(`true || ${calls}`).usesRegexp, true);
+  assert.equal(compilePredicate('access_request.spec.roles.contains("dev")').usesRegexp, false);
+  // The name in a string is not a call.
+  assert.equal(compilePredicate('access_request.spec.user == "regexp.replace"').usesRegexp, false);
 });

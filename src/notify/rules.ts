@@ -20,6 +20,7 @@ import {
   type AccessRequest,
   KIND_ACCESS_REQUEST,
 } from "../teleport/types.ts";
+import { goRegexpLoaded, loadGoRegexp } from "./go_regexp.ts";
 import {
   accessRequestEnv,
   type CompiledPredicate,
@@ -77,13 +78,19 @@ export class AccessMonitoringRuleCache {
     this.#warn = opts.warn ?? (() => {});
   }
 
-  /** Adds or replaces `rule` (a PUT); removes it instead when it does not apply to requests. */
-  set(rule: AccessMonitoringRule): void {
+  /**
+   * Adds or replaces `rule` (a PUT); removes it instead when it does not apply to requests. The
+   * rule is in the cache on return; the promise resolves once it can be evaluated (a condition
+   * that calls `regexp.replace` waits for `re2js` to load, and is not matched until then).
+   */
+  set(rule: AccessMonitoringRule): Promise<void> {
     if (!ruleApplies(rule)) {
       this.#rules.delete(rule.name);
-      return;
+      return Promise.resolve();
     }
-    this.#rules.set(rule.name, compileRule(rule));
+    const cached = compileRule(rule);
+    this.#rules.set(rule.name, cached);
+    return cached.predicate?.usesRegexp ? loadGoRegexp() : Promise.resolve();
   }
 
   /** Removes the rule called `name` (a DELETE); unknown names are ignored. */
@@ -91,10 +98,13 @@ export class AccessMonitoringRuleCache {
     this.#rules.delete(name);
   }
 
-  /** Replaces the whole cache, e.g. with the list read at start-up or after a reconnect. */
-  replaceAll(rules: Iterable<AccessMonitoringRule>): void {
+  /**
+   * Replaces the whole cache, e.g. with the list read at start-up or after a reconnect; resolves
+   * as {@link set} does.
+   */
+  async replaceAll(rules: Iterable<AccessMonitoringRule>): Promise<void> {
     this.#rules.clear();
-    for (const rule of rules) this.set(rule);
+    await Promise.all([...rules].map((rule) => this.set(rule)));
   }
 
   /** How many rules are cached. */
@@ -120,6 +130,9 @@ export class AccessMonitoringRuleCache {
     const matched: AccessMonitoringRule[] = [];
     const sorted = [...this.#rules.values()].sort((a, b) => compareNames(a.rule.name, b.rule.name));
     for (const cached of sorted) {
+      // Still loading `re2js`: as if the rule had not arrived yet (the watcher waits for the
+      // load before it hands on another event).
+      if (cached.predicate?.usesRegexp && !goRegexpLoaded()) continue;
       let error = cached.error;
       let ok = false;
       if (cached.predicate !== undefined) {

@@ -6,6 +6,7 @@ import {
   RULE_PARSE_WARNING,
   ruleApplies,
 } from "./rules.ts";
+import { goRegexpLoaded } from "./go_regexp.ts";
 import { makeBareRequest } from "../../tests/helpers/fakes.ts";
 
 const REQ: AccessRequest = makeBareRequest({ user: "alice@example.com" });
@@ -105,4 +106,50 @@ Deno.test("match() ignores spec.states, as the Go plugin does", () => {
   const c = new AccessMonitoringRuleCache();
   c.set(rule("a", { states: ["reviewed"] }));
   assert.deepEqual(c.match(REQ).map((r) => r.name), ["a"]);
+});
+
+const REGEXP_RULE = rule("rx", {
+  condition: 'regexp.replace(access_request.spec.roles, "^d(.*)$", "x$1").contains("xev")',
+});
+
+Deno.test("a rule that calls regexp.replace matches once set() has loaded re2js", async () => {
+  const c = new AccessMonitoringRuleCache();
+  await c.set(REGEXP_RULE);
+  assert.equal(goRegexpLoaded(), true);
+  assert.deepEqual(c.match(REQ).map((r) => r.name), ["rx"]);
+  await c.replaceAll([REGEXP_RULE, rule("b")]);
+  assert.deepEqual(c.match(REQ).map((r) => r.name), ["b", "rx"]);
+});
+
+Deno.test("until re2js has loaded, a regexp rule is neither matched nor warned about", async () => {
+  // In a fresh process: this one may have loaded re2js already (tests run in any order).
+  const rules = new URL("./rules.ts", import.meta.url).href;
+  const regexp = new URL("./go_regexp.ts", import.meta.url).href;
+  const code = `
+    import { AccessMonitoringRuleCache } from ${JSON.stringify(rules)};
+    import { goRegexpLoaded } from ${JSON.stringify(regexp)};
+    const req = ${JSON.stringify(REQ)};
+    const warnings = [];
+    const c = new AccessMonitoringRuleCache({ warn: (msg) => warnings.push(msg) });
+    const plain = ${JSON.stringify(rule("b"))};
+    const pending = c.replaceAll([${JSON.stringify(REGEXP_RULE)}, plain]);
+    const loadedBefore = goRegexpLoaded();
+    const before = c.match(req).map((r) => r.name);
+    await pending;
+    const after = c.match(req).map((r) => r.name);
+    console.log(JSON.stringify({ loadedBefore, before, after, warnings }));
+  `;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--quiet", code],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 0, stderr);
+  assert.deepEqual(JSON.parse(new TextDecoder().decode(out.stdout)), {
+    loadedBefore: false,
+    before: ["b"],
+    after: ["b", "rx"],
+    warnings: [],
+  });
 });
