@@ -237,17 +237,19 @@ export class SmtpMailer implements Mailer {
    * `mime.ts`), and encodes the headers every message starts with, once.
    */
   async #loadEncoders(subject: string, to: string): Promise<void> {
-    const headers = [...this.#headValues, ["Subject", subject] as const];
-    if (!encodesNatively(headers, [this.#envelopeFrom, to])) await loadHeaderEncoder();
-    this.#headLines ??= this.#headValues.map(([key, value]) => headerLine(key, value))
-      .filter((line) => line !== "");
+    if (this.#headLines === undefined) {
+      if (!encodesNatively(this.#headValues, [this.#envelopeFrom])) await loadHeaderEncoder();
+      this.#headLines = this.#headValues.map(([key, value]) => headerLine(key, value))
+        .filter((line) => line !== "");
+    }
+    if (!encodesNatively([["Subject", subject]], [to])) await loadHeaderEncoder();
   }
 
   /**
    * A message whose recipient (`to`, as nodemailer writes it) and thread ID are plain header
-   * values, assembled here (`mime.ts`)
-   * around the content's cached parts, which are in wire form; our header lines never start with
-   * a dot, so the message goes out as assembled, with DATA's end marker.
+   * values, assembled here (`mime.ts`) around the content's cached parts, which are in wire form;
+   * our header lines never start with a dot, so the message goes out as assembled, with DATA's
+   * end marker.
    */
   #plainMessage(email: OutgoingEmail, to: string, subject: string, ids: MessageIds): Outgoing {
     const content = this.#encodedContent(subject, email.text, email.html);
