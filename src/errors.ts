@@ -169,6 +169,11 @@ export class RequestFailure extends TeleportEmailError {
   }
 }
 
+/** The message of `err` when it is an Error, else `err` as a string (no hint, no stack). */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
 /**
  * One line for a user: the message, then the hint when there is one. Unknown (non
  * TeleportEmailError) errors keep their message but never their stack.

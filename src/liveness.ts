@@ -23,6 +23,7 @@
  */
 import type { LeaseHolder, LeaseLock } from "./notify/delivery_state.ts";
 import { settledWithin } from "./async.ts";
+import { errorMessage } from "./errors.ts";
 
 /** File name prefix of the probes. */
 export const PROBE_PREFIX = "teleport-email-";
@@ -150,7 +151,7 @@ export function tryStartProbe(
   } catch (err) {
     warn(
       "Cannot create the liveness socket; after a crash, the next start waits for the request leases to expire",
-      { dir: opts.dir, error: err instanceof Error ? err.message : String(err) },
+      { dir: opts.dir, error: errorMessage(err) },
     );
     return undefined;
   }

@@ -6,7 +6,7 @@
  * @module
  */
 import type { Config } from "../config/types.ts";
-import { formatError, TeleportEmailError } from "../errors.ts";
+import { errorMessage, formatError, TeleportEmailError } from "../errors.ts";
 import { createMailer, type MailerLog } from "../mailers/create.ts";
 import type { Mailer } from "../mailers/mailer.ts";
 import type { CheckReport } from "./report.ts";
@@ -23,10 +23,6 @@ export interface MailerCheckOptions {
 export function transportName(config: Config): string {
   if (config.smtp) return `SMTP ${JSON.stringify(`${config.smtp.host}:${config.smtp.port}`)}`;
   return `Mailgun domain ${JSON.stringify(config.mailgun?.domain ?? "")}`;
-}
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 /**
@@ -49,7 +45,10 @@ export async function checkMailer(
   try {
     mailer = await createMailer(config, { log });
   } catch (err) {
-    report.fail(`${name}: ${messageOf(err)}`, hintOr(err, "check the [smtp] or [mailgun] section"));
+    report.fail(
+      `${name}: ${errorMessage(err)}`,
+      hintOr(err, "check the [smtp] or [mailgun] section"),
+    );
     return undefined;
   }
   const recipient = config.smtp ? config.roleToRecipients["*"]?.[0] : undefined;
@@ -59,7 +58,7 @@ export async function checkMailer(
     return mailer;
   } catch (err) {
     report.fail(
-      `${name}: ${messageOf(err)}`,
+      `${name}: ${errorMessage(err)}`,
       hintOr(err, "check the host, port, starttls_policy, ca_file and credentials"),
     );
     await closeQuietly(mailer);
@@ -81,7 +80,7 @@ export async function sendTestEmail(
     report.ok(`test email: sent to ${address} through ${ctx.transport}${id}`);
   } catch (err) {
     report.fail(
-      `test email to ${address}: ${messageOf(err)}`,
+      `test email to ${address}: ${errorMessage(err)}`,
       hintOr(err, "see the mailer line; check the address and the server's relay rules"),
     );
   }

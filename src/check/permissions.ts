@@ -16,7 +16,7 @@
  * A FAIL names the missing rule, and the role of the Teleport guide is printed once.
  * @module
  */
-import { TeleportError } from "../errors.ts";
+import { errorMessage, TeleportError } from "../errors.ts";
 import type { TeleportClient } from "../teleport/client.ts";
 import { KIND_ACCESS_REQUEST } from "../teleport/types.ts";
 import type { CheckReport } from "./report.ts";
@@ -66,7 +66,7 @@ async function probe(call: () => Promise<string>): Promise<Outcome> {
   try {
     return { result: "allowed", note: await call() };
   } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
+    const message = errorMessage(err);
     return { result: isDenial(err) ? "denied" : "error", message };
   }
 }

@@ -23,6 +23,7 @@ import { checkMailer, closeQuietly, sendTestEmail, transportName } from "./maile
 import { checkPermissions } from "./permissions.ts";
 import { CheckReport } from "./report.ts";
 import { checkConnection, checkCredentials } from "./teleport.ts";
+import { errorMessage } from "../errors.ts";
 
 /** Options of {@link runCheck}. */
 export interface RunCheckOptions {
@@ -80,7 +81,7 @@ async function checkConfiguration(
   } catch (err) {
     const hint = (err as { hint?: string }).hint;
     report.fail(
-      `configuration: ${err instanceof Error ? err.message : String(err)}`,
+      `configuration: ${errorMessage(err)}`,
       hint ?? "fix the key named in the message (teleport-email configure prints an example)",
     );
     return undefined;

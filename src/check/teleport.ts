@@ -6,7 +6,7 @@
  */
 import type { Env } from "../config/env.ts";
 import type { TeleportConfig } from "../config/types.ts";
-import { TeleportEmailError, TeleportError } from "../errors.ts";
+import { errorMessage, TeleportEmailError, TeleportError } from "../errors.ts";
 import { createCredentials, type CredentialsSource, type Log } from "../teleport/credentials.ts";
 import {
   connectTeleport,
@@ -40,10 +40,6 @@ export function formatDuration(ms: number): string {
   return `${s}s`;
 }
 
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
 function hintOf(err: unknown): string | undefined {
   return err instanceof TeleportEmailError ? err.hint : undefined;
 }
@@ -64,7 +60,7 @@ export async function checkCredentials(
   } catch (err) {
     const expired = err instanceof TeleportError && err.kind === "access_denied";
     report.fail(
-      `credentials: ${messageOf(err)}${expired && hintOf(err) ? ` (${hintOf(err)})` : ""}`,
+      `credentials: ${errorMessage(err)}${expired && hintOf(err) ? ` (${hintOf(err)})` : ""}`,
       expired
         ? "sign a new identity (tctl auth sign --format=file --user=<plugin user> --out=<file> --ttl=2190h), or check that tbot renews it"
         : hintOf(err) ?? "check teleport.identity (or client_key, client_crt, root_cas)",
@@ -112,7 +108,7 @@ export async function checkConnection(
       dialer: { env: opts.dialEnv },
     });
   } catch (err) {
-    report.fail(`connection: ${messageOf(err)}`, connectionFix(err));
+    report.fail(`connection: ${errorMessage(err)}`, connectionFix(err));
     return undefined;
   }
   const { ping, client } = conn;

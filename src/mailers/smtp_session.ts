@@ -20,6 +20,7 @@ import { Buffer } from "node:buffer";
 import type { StartTlsPolicy } from "../config/types.ts";
 import { SmtpError } from "./smtp_error.ts";
 import { connectTcp } from "./tcp_connect.ts";
+import { errorMessage } from "../errors.ts";
 
 /** How to open a {@link SmtpSession}. */
 export interface SessionOptions {
@@ -274,7 +275,7 @@ export class SmtpSession {
       await this.#io(tls.handshake(), this.#o.socketTimeoutMs, "TLS handshake");
     } catch (err) {
       if (err instanceof SmtpError) throw err;
-      throw new SmtpError(errorText(err), { code: "ESOCKET", command: "CONN", cause: err });
+      throw new SmtpError(errorMessage(err), { code: "ESOCKET", command: "CONN", cause: err });
     }
     this.secure = true;
   }
@@ -403,11 +404,7 @@ export class SmtpSession {
 
 function ioError(err: unknown, command: string): SmtpError {
   if (err instanceof SmtpError) return err;
-  return new SmtpError(errorText(err), { code: "ESOCKET", command, cause: err });
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+  return new SmtpError(errorMessage(err), { code: "ESOCKET", command, cause: err });
 }
 
 /**

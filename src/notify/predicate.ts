@@ -37,7 +37,7 @@
  * @module
  */
 import { goParseAddress } from "../email_address.ts";
-import { TeleportEmailError } from "../errors.ts";
+import { errorMessage, TeleportEmailError } from "../errors.ts";
 import type { RE2JS } from "re2js";
 import { compileGoRegexp, goMatchString, goReplaceAll } from "./go_regexp.ts";
 import type { AccessRequest } from "../teleport/types.ts";
@@ -519,7 +519,7 @@ function goRegexp(re: string, pos: number): RE2JS {
   try {
     return compileGoRegexp(re);
   } catch (cause) {
-    const detail = cause instanceof Error ? cause.message : String(cause);
+    const detail = errorMessage(cause);
     throw evalError(`invalid regexp ${JSON.stringify(re)}: ${detail}`, pos);
   }
 }

@@ -4,7 +4,7 @@
  */
 import type { TeleportConfig } from "../config/types.ts";
 import { readDialEnv } from "../config/env.ts";
-import { TeleportError } from "../errors.ts";
+import { errorMessage, TeleportError } from "../errors.ts";
 import type { TeleportClient } from "./client.ts";
 import { createCredentials, type CredentialsSource, type Log } from "./credentials.ts";
 import { type AuthDialer, resolveAuthDialer, type ResolveAuthDialerOptions } from "./dial.ts";
@@ -169,7 +169,7 @@ export async function connectWithDialer(
         );
       }
       opts.log?.error("Unable to get Teleport server version", {
-        error: err instanceof Error ? err.message : String(err),
+        error: errorMessage(err),
       });
       throw err;
     }

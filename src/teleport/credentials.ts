@@ -7,7 +7,7 @@
  */
 import type { Logger } from "@logtape/logtape";
 import type { TeleportConfig } from "../config/types.ts";
-import { ConfigError, TeleportEmailError, TeleportError } from "../errors.ts";
+import { ConfigError, errorMessage, TeleportEmailError, TeleportError } from "../errors.ts";
 import { type Identity, readIdentityFile, readTlsFiles } from "./identity.ts";
 
 /** The logging methods credentials and dialers use (a LogTape `Logger` fits). */
@@ -50,10 +50,6 @@ function sameIdentity(a: Identity, b: Identity): boolean {
   return a.certPem === b.certPem && a.keyPem === b.keyPem &&
     a.caPems.join("") === b.caPems.join("") &&
     a.sshCert === b.sshCert && a.sshCertAuthorities.join("\n") === b.sshCertAuthorities.join("\n");
-}
-
-function describe(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 /** How to (re-)read the credentials `[teleport]` names. Throws `ConfigError` when it names none. */
@@ -186,7 +182,9 @@ class RefreshingCredentials implements CredentialsSource {
       try {
         l(next);
       } catch (err) {
-        this.#log?.error("Credentials change listener failed: {error}", { error: describe(err) });
+        this.#log?.error("Credentials change listener failed: {error}", {
+          error: errorMessage(err),
+        });
       }
     }
     return next;
@@ -206,7 +204,7 @@ class RefreshingCredentials implements CredentialsSource {
     } catch (err) {
       if (this.#signal.aborted) return;
       this.#log?.warn("Cannot reload credentials, keeping the previous ones: {error}", {
-        error: err instanceof TeleportEmailError ? err.message : describe(err),
+        error: err instanceof TeleportEmailError ? err.message : errorMessage(err),
       });
     }
     this.#schedule();

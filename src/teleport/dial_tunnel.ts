@@ -25,7 +25,7 @@ import net from "node:net";
 import tls from "node:tls";
 import { Buffer } from "node:buffer";
 import type { Duplex } from "node:stream";
-import { TeleportError, type TeleportErrorKind } from "../errors.ts";
+import { errorMessage, TeleportError, type TeleportErrorKind } from "../errors.ts";
 import type { CredentialsSource, Log } from "./credentials.ts";
 import type { Identity } from "./identity.ts";
 import type { AuthDialer } from "./dial_types.ts";
@@ -130,10 +130,6 @@ class StepFailure extends Error {
   }
 }
 
-function errMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
 /** Runs `fn` with a signal that aborts on `signal` or after `ms`; clears the timer afterwards. */
 async function withDeadline<T>(
   ms: number,
@@ -184,7 +180,7 @@ function sshMaterial(identity: Identity): {
   } catch (err) {
     throw new StepFailure(
       "bad_parameter",
-      `the identity's SSH certificate is unusable: ${errMessage(err)}`,
+      `the identity's SSH certificate is unusable: ${errorMessage(err)}`,
     );
   }
   const authorities: Uint8Array[] = [];
@@ -193,7 +189,7 @@ function sshMaterial(identity: Identity): {
     try {
       authorities.push(parseCertAuthorityLine(line).publicKey);
     } catch (err) {
-      badAuthorities.push(errMessage(err));
+      badAuthorities.push(errorMessage(err));
     }
   }
   if (authorities.length === 0) {
@@ -224,7 +220,7 @@ function tlsFailure(err: unknown, what: string): StepFailure {
   if (rejected) {
     return new StepFailure(rejected.kind, `${what}: ${rejected.reason}`, { cause: err });
   }
-  return new StepFailure(e?.kind ?? "connection_problem", `${what}: ${errMessage(err)}`, {
+  return new StepFailure(e?.kind ?? "connection_problem", `${what}: ${errorMessage(err)}`, {
     cause: err,
   });
 }
@@ -243,7 +239,7 @@ function hostCertificateProblem(
   try {
     cert = parseSshCertificate(blob);
   } catch (err) {
-    return `the host key is not a certificate (${errMessage(err)})`;
+    return `the host key is not a certificate (${errorMessage(err)})`;
   }
   return checkSshCertificate(cert, { type: "host", authorities, principal: host });
 }
@@ -344,7 +340,7 @@ class TunnelDialer implements TunnelAuthDialer {
           },
         );
       }
-      throw this.#fail(new StepFailure("connection_problem", errMessage(err), { cause: err }));
+      throw this.#fail(new StepFailure("connection_problem", errorMessage(err), { cause: err }));
     }
   }
 
@@ -410,7 +406,7 @@ class TunnelDialer implements TunnelAuthDialer {
     if (this.#conn === conn) this.#conn = undefined;
     return new StepFailure(
       "connection_problem",
-      `opening the "${CHAN_TRANSPORT}" SSH channel failed: ${errMessage(err)}`,
+      `opening the "${CHAN_TRANSPORT}" SSH channel failed: ${errorMessage(err)}`,
     );
   }
 
@@ -502,7 +498,7 @@ class TunnelDialer implements TunnelAuthDialer {
     try {
       key = sshCertificateAuthKey(identity.keyPem, ssh.certLine);
     } catch (err) {
-      throw new StepFailure("bad_parameter", errMessage(err));
+      throw new StepFailure("bad_parameter", errorMessage(err));
     }
     const stream = await this.#outer(signal);
     const client = new (ssh2Module().Client)();
@@ -575,7 +571,7 @@ class TunnelDialer implements TunnelAuthDialer {
   ): unknown {
     if (signal.aborted) return signal.reason;
     const e = err as Error & { level?: string };
-    const msg = errMessage(err);
+    const msg = errorMessage(err);
     if (hostProblem !== undefined) {
       return new StepFailure(
         "connection_problem",
@@ -627,7 +623,7 @@ class TunnelDialer implements TunnelAuthDialer {
       if (signal.aborted) throw signal.reason;
       throw new StepFailure(
         "connection_problem",
-        `cannot connect to ${joinHostPort(this.#target)}: ${errMessage(err)}`,
+        `cannot connect to ${joinHostPort(this.#target)}: ${errorMessage(err)}`,
         {
           cause: err,
         },
@@ -652,7 +648,9 @@ class TunnelDialer implements TunnelAuthDialer {
       if (signal.aborted) throw signal.reason;
       // A server without the protocol may abort the handshake (no_application_protocol).
       if (
-        !/no.?application.?protocol/i.test(`${(err as { code?: string })?.code} ${errMessage(err)}`)
+        !/no.?application.?protocol/i.test(
+          `${(err as { code?: string })?.code} ${errorMessage(err)}`,
+        )
       ) {
         throw tlsFailure(err, `TLS to the Proxy at ${joinHostPort(this.#target)} failed`);
       }
@@ -692,7 +690,7 @@ export async function openTunnelDialer(
   try {
     target = parseHostPort(addr, opts.viaTlsAlpn ? DEFAULT_WEB_PORT : DEFAULT_TUNNEL_PORT);
   } catch (err) {
-    throw new TeleportError("bad_parameter", `Cannot connect to Teleport: ${errMessage(err)}`, {
+    throw new TeleportError("bad_parameter", `Cannot connect to Teleport: ${errorMessage(err)}`, {
       cause: err,
     });
   }

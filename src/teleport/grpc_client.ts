@@ -15,7 +15,7 @@ import {
 } from "@bufbuild/protobuf";
 import { EmptySchema } from "@bufbuild/protobuf/wkt";
 import type { Duplex } from "node:stream";
-import { TeleportError, type TeleportErrorKind } from "../errors.ts";
+import { errorMessage, TeleportError, type TeleportErrorKind } from "../errors.ts";
 import type { CallOptions, TeleportClient } from "./client.ts";
 import {
   accessMonitoringRuleFromPb,
@@ -138,7 +138,7 @@ function isServiceError(err: unknown): err is grpc.ServiceError {
 export function toTeleportError(err: unknown, method: string): TeleportError {
   if (err instanceof TeleportError) return err;
   if (!isServiceError(err)) {
-    const msg = err instanceof Error ? err.message : String(err);
+    const msg = errorMessage(err);
     return new TeleportError("unknown", `Teleport call "${method}" failed: ${msg}`, { cause: err });
   }
   const kind = GRPC_KINDS[err.code] ?? "unknown";

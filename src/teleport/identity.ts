@@ -7,7 +7,7 @@
  */
 import crypto from "node:crypto";
 import { Buffer } from "node:buffer";
-import { ConfigError } from "../errors.ts";
+import { ConfigError, errorMessage } from "../errors.ts";
 import { SshReader } from "./ssh_wire.ts";
 
 /** Mutual-TLS (and SSH) credentials of the plugin, as read from disk. */
@@ -304,7 +304,7 @@ function describeReadError(err: unknown): string {
   if (err instanceof Deno.errors.PermissionDenied) return "permission denied";
   if (err instanceof Deno.errors.IsADirectory) return "is a directory";
   if (err instanceof Error && err.name === "AbortError") return "aborted";
-  return err instanceof Error ? err.message : String(err);
+  return errorMessage(err);
 }
 
 /**
