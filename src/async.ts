@@ -26,17 +26,28 @@ export function delay(ms: number, opts: { signal?: AbortSignal } = {}): Promise<
 }
 
 /**
- * `promise`, or a rejection with `signal.reason` if `signal` aborts first. The work behind
- * `promise` is not cancelled: pass the signal to it too when it accepts one.
+ * `promise`, or a rejection with `signal.reason` if `signal` aborts first (`promise` itself
+ * without a signal). `cleanup` runs on that abort, before the rejection: it can stop the work
+ * behind `promise` (close its socket, say); without one the work goes on, so pass the signal to
+ * it too when it accepts one. A late settling of `promise` after the abort is handled.
  */
-export function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+export function abortable<T>(
+  promise: Promise<T>,
+  signal: AbortSignal | undefined,
+  cleanup?: () => void,
+): Promise<T> {
+  if (signal === undefined) return promise;
   if (signal.aborted) {
     // Nobody awaits `promise` any more: its rejection must not go unhandled.
     promise.catch(() => {});
+    cleanup?.();
     return Promise.reject(signal.reason);
   }
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
+    const onAbort = () => {
+      cleanup?.();
+      reject(signal.reason);
+    };
     signal.addEventListener("abort", onAbort, { once: true });
     promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
   });

@@ -7,6 +7,7 @@ import net from "node:net";
 import tls from "node:tls";
 import { Buffer } from "node:buffer";
 import type { Duplex } from "node:stream";
+import { abortable } from "../async.ts";
 import type { TeleportErrorKind } from "../errors.ts";
 import type { Env } from "../config/env.ts";
 import type { Identity } from "./identity.ts";
@@ -51,39 +52,6 @@ export function parseHostPort(addr: string, defaultPort: number): HostPort {
 /** `host:port` with brackets for IPv6. */
 export function joinHostPort({ host, port }: HostPort): string {
   return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
-/** Rejects with `signal.reason` when `signal` aborts, running `cleanup` first. */
-export function abortable<T>(
-  p: Promise<T>,
-  signal: AbortSignal | undefined,
-  cleanup: () => void = () => {},
-): Promise<T> {
-  if (!signal) return p;
-  if (signal.aborted) {
-    // `p` settles (usually rejects) once `cleanup` closes its socket; nobody awaits it any more,
-    // and an unhandled rejection would end the process.
-    p.catch(() => {});
-    cleanup();
-    return Promise.reject(signal.reason);
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => {
-      cleanup();
-      reject(signal.reason);
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(v);
-      },
-      (e) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(e);
-      },
-    );
-  });
 }
 
 /**

@@ -31,8 +31,8 @@ import type { Identity } from "./identity.ts";
 import type { AuthDialer } from "./dial_types.ts";
 import type { Env } from "../config/env.ts";
 import { DEFAULT_TUNNEL_PORT } from "./tunnel_addr.ts";
+import { abortable } from "../async.ts";
 import {
-  abortable,
   connectAuthTls,
   DEFAULT_WEB_PORT,
   dialOuter,

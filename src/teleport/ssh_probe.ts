@@ -5,7 +5,8 @@
  */
 import { Buffer } from "node:buffer";
 import type { Env } from "../config/env.ts";
-import { abortable, DialFailure, dialOuter, parseHostPort } from "./dial_net.ts";
+import { abortable } from "../async.ts";
+import { DialFailure, dialOuter, parseHostPort } from "./dial_net.ts";
 import { DEFAULT_TUNNEL_PORT } from "./tunnel_addr.ts";
 
 /** Our identification line; the probe connection ends right after the server's. */

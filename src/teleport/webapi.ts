@@ -24,14 +24,8 @@ import tls from "node:tls";
 import net from "node:net";
 import http from "node:http";
 import { Buffer } from "node:buffer";
-import {
-  abortable,
-  dialOuter,
-  type Env,
-  type HostPort,
-  joinHostPort,
-  tlsOver,
-} from "./dial_net.ts";
+import { abortable } from "../async.ts";
+import { dialOuter, type Env, type HostPort, joinHostPort, tlsOver } from "./dial_net.ts";
 
 /** The parts of `/webapi/find`'s JSON the dialers use. */
 export interface FindResponse {

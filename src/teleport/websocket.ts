@@ -12,7 +12,8 @@
 import type net from "node:net";
 import type { Duplex } from "node:stream";
 import WebSocket, { createWebSocketStream } from "ws";
-import { abortable, withSocketShims } from "./dial_net.ts";
+import { abortable } from "../async.ts";
+import { withSocketShims } from "./dial_net.ts";
 
 /** `constants.WebAPIConnUpgrade`. */
 export const CONN_UPGRADE_PATH = "/webapi/connectionupgrade";
