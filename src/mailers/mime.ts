@@ -117,7 +117,14 @@ export function encodesNatively(
 export function headerLine(key: string, value: string): string {
   if (value.trim() === "") return "";
   const native = nativeValue(key, value);
-  if (native !== undefined) return foldLines(`${key}: ${native}`);
+  return native !== undefined ? foldLines(`${key}: ${native}`) : nodemailerHeaderLine(key, value);
+}
+
+/**
+ * {@link headerLine} as nodemailer's MIME node writes it, for any value (what `mime_native.ts`
+ * is checked against). Needs {@link loadHeaderEncoder} first.
+ */
+export function nodemailerHeaderLine(key: string, value: string): string {
   // A child node: a root node would also make a Date, a Message-ID and the MIME headers.
   const node = new (loadedMimeNode())("multipart/alternative").createChild("text/plain");
   node.setHeader(key, value);
