@@ -791,7 +791,7 @@ function compileCall(node: Extract<Ast, { k: "call" }>): Expr {
   if (path !== undefined) {
     const fullName = path.join(".");
     const fn = Object.hasOwn(FUNCTIONS, fullName) ? FUNCTIONS[fullName] : undefined;
-    if (fullName.startsWith("regexp.")) compilingRegexp ||= fn !== undefined;
+    if (fn !== undefined && fullName.startsWith("regexp.")) compilingRegexp = true;
     if (fn !== undefined) return buildCall(fullName, fn, node.args.map(compileNode), node.pos);
   }
   if (node.fn.k === "sel") {
