@@ -336,7 +336,7 @@ export async function connectAuthTls(
   return s;
 }
 
-/** Adds the no-op socket methods Deno's http2 and grpc-js call on a connection's socket. */
+/** Adds the no-op socket methods Deno's http2 calls on a connection's socket. */
 export function withSocketShims<T extends Duplex>(d: T): T {
   const any = d as unknown as Record<string, unknown>;
   for (const m of ["unref", "ref", "setNoDelay", "setKeepAlive", "setTimeout"]) {

@@ -1,17 +1,18 @@
 /**
- * {@link TeleportClient} over gRPC (`@grpc/grpc-js`) to the Teleport Auth Service.
+ * {@link TeleportClient} over gRPC to the Teleport Auth Service.
  *
- * Every connection is a new stream from the `AuthDialer` (mTLS to Auth, h2 negotiated), plugged
- * into grpc-js through {@link DuplexCredentials}; the channel target is never dialed (nothing
- * listens for it) and the authority is `teleport.cluster.local`. No `version` metadata is sent (the Auth
- * server then skips its client version check).
+ * Every connection is a new stream from the `AuthDialer` (mTLS to Auth, h2 negotiated) carrying
+ * an HTTP/2 session (`h2_connection.ts`); each call is one stream on it (`grpc_call.ts`), with the
+ * authority `teleport.cluster.local`. No `version` metadata is sent (the Auth server then skips
+ * its client version check).
  */
-import * as grpc from "@grpc/grpc-js";
 import {
   create,
   type DescMessage,
+  fromBinary,
   type MessageInitShape,
   type MessageShape,
+  toBinary,
 } from "@bufbuild/protobuf";
 import { EmptySchema } from "@bufbuild/protobuf/wkt";
 import type { Duplex } from "node:stream";
@@ -45,12 +46,9 @@ import {
   type PluginDataV3,
   RequestState as PbRequestState,
 } from "./gen/teleport/legacy/types/types_pb.ts";
-import {
-  createDuplexClient,
-  deserializer,
-  DuplexCredentials,
-  serializer,
-} from "./grpc_transport.ts";
+import { serverStreamCall, unaryCall } from "./grpc_call.ts";
+import { GrpcCallError, GrpcStatus, grpcStatusName } from "./grpc_status.ts";
+import { Http2Connection } from "./h2_connection.ts";
 import {
   type AccessMonitoringRule,
   type AccessRequest,
@@ -112,23 +110,22 @@ export interface GrpcTeleportClientOptions {
   signal?: AbortSignal;
 }
 
-const GRPC_KINDS: Record<number, TeleportErrorKind> = {
-  [grpc.status.CANCELLED]: "canceled",
-  [grpc.status.INVALID_ARGUMENT]: "bad_parameter",
-  [grpc.status.DEADLINE_EXCEEDED]: "deadline_exceeded",
-  [grpc.status.NOT_FOUND]: "not_found",
-  [grpc.status.ALREADY_EXISTS]: "already_exists",
-  [grpc.status.PERMISSION_DENIED]: "access_denied",
-  [grpc.status.UNAUTHENTICATED]: "access_denied",
-  [grpc.status.RESOURCE_EXHAUSTED]: "limit_exceeded",
-  [grpc.status.FAILED_PRECONDITION]: "compare_failed",
-  [grpc.status.UNIMPLEMENTED]: "not_implemented",
-  [grpc.status.UNAVAILABLE]: "connection_problem",
-};
+/** Largest response message accepted (as the Go client's 64 MiB receive limit). */
+const MAX_RECEIVE_LENGTH = 64 * 1024 * 1024;
 
-function isServiceError(err: unknown): err is grpc.ServiceError {
-  return err instanceof Error && typeof (err as { code?: unknown }).code === "number";
-}
+const GRPC_KINDS: Record<number, TeleportErrorKind> = {
+  [GrpcStatus.CANCELLED]: "canceled",
+  [GrpcStatus.INVALID_ARGUMENT]: "bad_parameter",
+  [GrpcStatus.DEADLINE_EXCEEDED]: "deadline_exceeded",
+  [GrpcStatus.NOT_FOUND]: "not_found",
+  [GrpcStatus.ALREADY_EXISTS]: "already_exists",
+  [GrpcStatus.PERMISSION_DENIED]: "access_denied",
+  [GrpcStatus.UNAUTHENTICATED]: "access_denied",
+  [GrpcStatus.RESOURCE_EXHAUSTED]: "limit_exceeded",
+  [GrpcStatus.FAILED_PRECONDITION]: "compare_failed",
+  [GrpcStatus.UNIMPLEMENTED]: "not_implemented",
+  [GrpcStatus.UNAVAILABLE]: "connection_problem",
+};
 
 /**
  * A gRPC failure as a {@link TeleportError} (mapping of `api/trail`): PERMISSION_DENIED →
@@ -137,12 +134,12 @@ function isServiceError(err: unknown): err is grpc.ServiceError {
  */
 export function toTeleportError(err: unknown, method: string): TeleportError {
   if (err instanceof TeleportError) return err;
-  if (!isServiceError(err)) {
+  if (!(err instanceof GrpcCallError)) {
     const msg = errorMessage(err);
     return new TeleportError("unknown", `Teleport call "${method}" failed: ${msg}`, { cause: err });
   }
   const kind = GRPC_KINDS[err.code] ?? "unknown";
-  const codeName = grpc.status[err.code] ?? String(err.code);
+  const codeName = grpcStatusName(err.code);
   const details = err.details || err.message;
   return new TeleportError(kind, `Teleport call "${method}" failed (${codeName}): ${details}`, {
     cause: err,
@@ -155,16 +152,13 @@ function methodName(path: string): string {
   return path.slice(path.lastIndexOf("/") + 1);
 }
 
-/** {@link TeleportClient} over grpc-js. Build with {@link GrpcTeleportClient.create}. */
+/** {@link TeleportClient} over gRPC. Build with {@link GrpcTeleportClient.create}. */
 export class GrpcTeleportClient implements TeleportClient {
   readonly connectionMode: string;
-  readonly #client: grpc.Client;
-  readonly #credentials: DuplexCredentials;
+  readonly #conn: Http2Connection;
   readonly #callTimeoutMs: number;
   readonly #pageSize: number;
   readonly #log?: DebugLogger;
-  /** Calls in flight, cancelled by close(). */
-  readonly #active = new Set<{ cancel(): void }>();
   #closed = false;
 
   private constructor(dialer: AuthDialerLike, opts: GrpcTeleportClientOptions) {
@@ -172,15 +166,10 @@ export class GrpcTeleportClient implements TeleportClient {
     this.#callTimeoutMs = opts.callTimeoutMs ?? 10_000;
     this.#pageSize = opts.pageSize ?? 500;
     this.#log = opts.log;
-    this.#credentials = new DuplexCredentials((o) => dialer.dial(o), { secure: true });
-    this.#client = createDuplexClient(this.#credentials, {
-      "grpc.default_authority": TELEPORT_API_DOMAIN,
-      "grpc.keepalive_time_ms": opts.keepaliveTimeMs ?? 60_000,
-      "grpc.keepalive_timeout_ms": opts.keepaliveTimeoutMs ?? 180_000,
-      "grpc.keepalive_permit_without_calls": 1,
-      "grpc.initial_reconnect_backoff_ms": 200,
-      "grpc.max_reconnect_backoff_ms": 2_000,
-      "grpc.max_receive_message_length": 64 * 1024 * 1024,
+    this.#conn = new Http2Connection((o) => dialer.dial(o), {
+      authority: TELEPORT_API_DOMAIN,
+      keepaliveTimeMs: opts.keepaliveTimeMs,
+      keepaliveTimeoutMs: opts.keepaliveTimeoutMs,
     });
   }
 
@@ -195,10 +184,10 @@ export class GrpcTeleportClient implements TeleportClient {
 
   /** Number of connections (dialer streams) opened so far. */
   get connectionsOpened(): number {
-    return this.#credentials.opened;
+    return this.#conn.opened;
   }
 
-  #unary<I extends DescMessage, O extends DescMessage>(
+  async #unary<I extends DescMessage, O extends DescMessage>(
     path: string,
     input: I,
     output: O,
@@ -206,37 +195,24 @@ export class GrpcTeleportClient implements TeleportClient {
     opts: CallOptions = {},
   ): Promise<MessageShape<O>> {
     const method = methodName(path);
-    return new Promise((resolve, reject) => {
-      if (this.#closed) {
-        return reject(
-          new TeleportError("canceled", `Teleport call "${method}" failed: client is closed`),
-        );
-      }
-      if (opts.signal?.aborted) {
-        return reject(
-          new TeleportError("canceled", `Teleport call "${method}" canceled`, {
-            cause: opts.signal.reason,
-          }),
-        );
-      }
-      const onAbort = () => call.cancel();
-      const call: grpc.ClientUnaryCall = this.#client.makeUnaryRequest(
-        path,
-        serializer(input),
-        deserializer(output),
-        create(input, req),
-        new grpc.Metadata(),
-        { deadline: Date.now() + this.#callTimeoutMs },
-        (err, value) => {
-          this.#active.delete(call);
-          opts.signal?.removeEventListener("abort", onAbort);
-          if (err) return reject(toTeleportError(err, method));
-          resolve(value as MessageShape<O>);
-        },
-      );
-      this.#active.add(call);
-      opts.signal?.addEventListener("abort", onAbort, { once: true });
-    });
+    if (this.#closed) {
+      throw new TeleportError("canceled", `Teleport call "${method}" failed: client is closed`);
+    }
+    if (opts.signal?.aborted) {
+      throw new TeleportError("canceled", `Teleport call "${method}" canceled`, {
+        cause: opts.signal.reason,
+      });
+    }
+    try {
+      const response = await unaryCall(this.#conn, path, toBinary(input, create(input, req)), {
+        deadlineMs: this.#callTimeoutMs,
+        signal: opts.signal,
+        maxReceiveLength: MAX_RECEIVE_LENGTH,
+      });
+      return fromBinary(output, response);
+    } catch (err) {
+      throw toTeleportError(err, method);
+    }
   }
 
   /** Runs a server-streaming call and yields each message; errors become TeleportErrors. */
@@ -252,31 +228,19 @@ export class GrpcTeleportClient implements TeleportClient {
       throw new TeleportError("canceled", `Teleport call "${method}" failed: client is closed`);
     }
     if (opts.signal?.aborted) return;
-    const call = this.#client.makeServerStreamRequest(
-      path,
-      serializer(input),
-      deserializer(output),
-      create(input, req),
-      new grpc.Metadata(),
-      opts.deadlineMs === undefined ? {} : { deadline: Date.now() + opts.deadlineMs },
-    );
-    // grpc-js emits "error" on a non-OK status; keep a listener so it is never unhandled.
-    call.on("error", () => {});
-    const onAbort = () => call.cancel();
-    opts.signal?.addEventListener("abort", onAbort, { once: true });
-    this.#active.add(call);
+    const responses = serverStreamCall(this.#conn, path, toBinary(input, create(input, req)), {
+      deadlineMs: opts.deadlineMs,
+      signal: opts.signal,
+      maxReceiveLength: MAX_RECEIVE_LENGTH,
+    });
     try {
-      for await (const msg of call) yield msg as MessageShape<O>;
+      for await (const response of responses) yield fromBinary(output, response);
     } catch (err) {
       if (opts.signal?.aborted) return;
       if (this.#closed) {
         throw new TeleportError("canceled", `Teleport call "${method}" canceled: client closed`);
       }
       throw toTeleportError(err, method);
-    } finally {
-      this.#active.delete(call);
-      opts.signal?.removeEventListener("abort", onAbort);
-      call.cancel();
     }
   }
 
@@ -448,8 +412,6 @@ export class GrpcTeleportClient implements TeleportClient {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const call of [...this.#active]) call.cancel();
-    this.#active.clear();
-    this.#client.close();
+    this.#conn.close();
   }
 }

@@ -1,7 +1,7 @@
 /**
  * A workaround for a Deno 2.9 `node:http2` bug that aborts the process on some GOAWAY frames
- * (see {@link guardHttp2GoawayDestroy}). Installed by the plugin's gRPC credentials
- * (`grpc_transport.ts`) and by the test Teleport server. Remove it once the bug is fixed.
+ * (see {@link guardHttp2GoawayDestroy}). Installed by the plugin's HTTP/2 connection
+ * (`h2_connection.ts`) and by the test Teleport server. Remove it once the bug is fixed.
  * @module
  */
 import http2 from "node:http2";

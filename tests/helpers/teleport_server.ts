@@ -38,7 +38,7 @@ import {
   requestedResourcesToPb,
   requestStateToPb,
 } from "../../src/teleport/convert.ts";
-import { grpcServiceDefinition } from "../../src/teleport/grpc_transport.ts";
+import { grpcServiceDefinition } from "./grpc_transport.ts";
 import { guardHttp2GoawayDestroy } from "../../src/teleport/http2_goaway_guard.ts";
 import {
   accessRequestFilterMatches,

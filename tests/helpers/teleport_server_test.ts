@@ -11,7 +11,7 @@ import {
   deserializer,
   DuplexCredentials,
   serializer,
-} from "../../src/teleport/grpc_transport.ts";
+} from "./grpc_transport.ts";
 import {
   RequestStateSetterSchema,
   WatchSchema,

@@ -13,7 +13,7 @@ import {
   deserializer,
   DuplexCredentials,
   serializer,
-} from "../../src/teleport/grpc_transport.ts";
+} from "./grpc_transport.ts";
 import { WatchSchema } from "../../src/teleport/gen/teleport/legacy/client/proto/authservice_pb.ts";
 import {
   type Event,

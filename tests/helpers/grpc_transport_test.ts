@@ -16,7 +16,7 @@ import {
   AuthService,
   PingRequestSchema,
   PingResponseSchema,
-} from "./gen/teleport/legacy/client/proto/authservice_pb.ts";
+} from "../../src/teleport/gen/teleport/legacy/client/proto/authservice_pb.ts";
 
 /** A plaintext (h2c) grpc-js server answering Ping, bound to 127.0.0.1:0. */
 async function startPingServer(): Promise<{ port: number; close(): void }> {

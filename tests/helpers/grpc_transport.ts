@@ -1,5 +1,7 @@
 /**
- * grpc-js plumbing shared by the Teleport gRPC client and the test Auth server:
+ * grpc-js plumbing of the tests: the test Auth server is a grpc-js server, and grpc-js clients
+ * over the plugin's own dialers check it (and the wire) independently of the plugin's gRPC client
+ * (`src/teleport/grpc_call.ts`):
  *
  * - {@link DuplexCredentials}: `ChannelCredentials` whose connections are byte streams we open
  *   ourselves (a TLS socket to Auth from an `AuthDialer`), so grpc-js never does TLS or picks the
@@ -19,11 +21,8 @@ import type { DescMessage, DescService, MessageShape } from "@bufbuild/protobuf"
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Buffer } from "node:buffer";
 import type { Socket } from "node:net";
-import type { Duplex } from "node:stream";
-import { guardHttp2GoawayDestroy } from "./http2_goaway_guard.ts";
-
-/** Opens one new byte stream to the server (e.g. an mTLS socket to Auth with h2 negotiated). */
-export type DuplexFactory = (opts: { signal?: AbortSignal }) => Promise<Duplex>;
+import type { DuplexFactory } from "../../src/teleport/h2_connection.ts";
+import { guardHttp2GoawayDestroy } from "../../src/teleport/http2_goaway_guard.ts";
 
 /** Methods grpc-js's http2 code (and Deno's http2) calls on the socket, added as no-ops if missing. */
 const SOCKET_SHIMS = ["unref", "ref", "setNoDelay", "setTimeout", "setKeepAlive"] as const;
