@@ -268,3 +268,35 @@ Deno.test({
     assert.equal((await pf.messages()).filter((m) => m.subject.includes(clear.id)).length, 0);
   },
 });
+
+Deno.test({
+  name: testName(
+    "e2e postfix: an IDN sender domain passes check and is delivered where UTF-8 addresses are refused",
+  ),
+  ignore: MISSING !== undefined,
+  async fn() {
+    // strict_smtputf8: Postfix refuses a UTF-8 address from a client that did not ask for
+    // SMTPUTF8 (501 5.1.7), as a server without SMTPUTF8 would. Sends and the check's probe both
+    // give the domain in punycode.
+    const { env, pf } = await envFor(
+      (env) => PostfixServer.start(env.ca, { mainCf: ["strict_smtputf8 = yes"] }),
+      (pf, env) => ({ port: pf.ports.submission, starttls_policy: "mandatory", ...auth(env) }),
+    );
+    await using _env = env;
+    await using _pf = pf;
+    await env.updateConfig((c) => {
+      c.delivery = { ...c.delivery as object, sender: "Teleport <noreply@bücher.example>" };
+    });
+    const check = await env.startPlugin({
+      args: ["check", "-c", env.configPath],
+      waitReady: false,
+    });
+    const code = await check.exited;
+    assert.equal(code, 0, `${check.stdout}\n${check.stderrLines.join("\n")}`);
+    assert.match(check.stdout, /^OK +mailer: .*MAIL FROM and RCPT TO all@example\.com accepted/m);
+    await env.startPlugin();
+    const req = env.teleport.createAccessRequest({ user: "requester@example.com", roles: ["ops"] });
+    const [mail] = await mailFor(pf, req.id, 1);
+    assert.equal(mail.headers.get("return-path"), "<noreply@xn--bcher-kva.example>");
+  },
+});

@@ -351,8 +351,9 @@ export class SmtpMailer implements Mailer {
         throw this.#envelopeRefusal(reply.text, name, session.secure, recipient);
       }
     };
-    await command(`MAIL FROM:<${this.#envelopeFrom}>`, "MAIL FROM");
-    if (recipient !== undefined) await command(`RCPT TO:<${recipient}>`, "RCPT TO");
+    const sent = await this.#probeAddresses(recipient);
+    await command(`MAIL FROM:<${sent.from}>`, "MAIL FROM");
+    if (recipient !== undefined) await command(`RCPT TO:<${sent.to[0]}>`, "RCPT TO");
     await session.command("RSET", "RSET");
     const tls = !session.secure ? "no TLS" : this.#implicitTls ? "implicit TLS" : "STARTTLS";
     const auth = session.authenticated
@@ -360,6 +361,16 @@ export class SmtpMailer implements Mailer {
       : "no AUTH";
     const envelope = recipient === undefined ? "MAIL FROM" : `MAIL FROM and RCPT TO ${recipient}`;
     return `${tls} (starttls_policy "${this.#cfg.starttlsPolicy}"), ${auth}, ${envelope} accepted, then RSET (nothing sent)`;
+  }
+
+  /**
+   * The envelope addresses a send would use (nodemailer's normalisation: the domain lower-cased, an
+   * IDN domain in punycode), so that the probe asks the server what a send will.
+   */
+  async #probeAddresses(recipient: string | undefined): Promise<{ from: string; to: string[] }> {
+    const to = recipient ?? this.#envelopeFrom;
+    if (!encodesNatively([], [this.#envelopeFrom, to])) await loadHeaderEncoder();
+    return envelopeOf(this.#envelopeFrom, to);
   }
 
   /** The error for a refused `MAIL FROM` or `RCPT TO` of the envelope probe, with a hint. */

@@ -194,7 +194,12 @@ export class PostfixServer {
   /** Configures Postfix and Dovecot in a new directory and starts both. */
   static async start(
     ca: TestCertificateAuthority,
-    opts: { users?: string[]; ports?: Partial<PostfixServer["ports"]> } = {},
+    opts: {
+      users?: string[];
+      ports?: Partial<PostfixServer["ports"]>;
+      /** Lines added to `main.cf`, e.g. `strict_smtputf8 = yes`. */
+      mainCf?: string[];
+    } = {},
   ): Promise<PostfixServer> {
     const dir = await Deno.makeTempDir({ prefix: "teleport_email_postfix_" });
     await Deno.chmod(dir, 0o755); // Postfix's daemons run as postfix and need to traverse it
@@ -202,7 +207,7 @@ export class PostfixServer {
     const ports = { plain, submission, smtps, ...opts.ports };
     const server = new PostfixServer(dir, ports, ca.hostCaPem, opts.users ?? DEFAULT_USERS);
     try {
-      await server.#configure(ca);
+      await server.#configure(ca, opts.mainCf ?? []);
       await server.startServices();
     } catch (err) {
       await server.close();
@@ -211,7 +216,7 @@ export class PostfixServer {
     return server;
   }
 
-  async #configure(ca: TestCertificateAuthority): Promise<void> {
+  async #configure(ca: TestCertificateAuthority, mainCfLines: string[]): Promise<void> {
     const d = this.dir;
     for (const sub of ["etc", "queue", "data", "mail", "dovecot/run", "dovecot/state"]) {
       await Deno.mkdir(join(d, sub), { recursive: true });
@@ -220,7 +225,7 @@ export class PostfixServer {
     await Deno.chown(join(d, "mail"), MAIL_ID, MAIL_ID);
     const tls = await ca.issueServerCert({ dnsNames: ["localhost"] });
     await Deno.writeTextFile(join(d, "etc/tls.pem"), tls.keyPem + tls.certPem, { mode: 0o600 });
-    await Deno.writeTextFile(join(d, "etc/main.cf"), mainCf(d));
+    await Deno.writeTextFile(join(d, "etc/main.cf"), mainCf(d) + mainCfLines.join("\n") + "\n");
     await Deno.writeTextFile(join(d, "etc/master.cf"), masterCf(this.ports));
     const mailboxes = this.users.map((u) => `${u}@example.com ${u}/\n`).join("");
     await Deno.writeTextFile(join(d, "etc/vmailbox"), mailboxes);
