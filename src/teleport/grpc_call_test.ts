@@ -1,26 +1,19 @@
 import assert from "node:assert/strict";
 import http2 from "node:http2";
-import { answer, H2TestServer, type StreamHandler } from "../../tests/helpers/h2_server.ts";
+import {
+  answer,
+  type H2TestServer,
+  serverAndConnection,
+  type StreamHandler,
+} from "../../tests/helpers/h2_server.ts";
 import { GrpcCall, serverStreamCall, unaryCall } from "./grpc_call.ts";
 import { frameMessage } from "./grpc_frames.ts";
 import { GrpcCallError, GrpcStatus } from "./grpc_status.ts";
-import { Http2Connection } from "./h2_connection.ts";
 
 const OPTS = { maxReceiveLength: 1024, deadlineMs: 5_000 };
 const bytes = (...b: number[]) => new Uint8Array(b);
 
-async function setup(handler: StreamHandler) {
-  const server = await H2TestServer.start(handler);
-  const conn = new Http2Connection(server.dial, { authority: "auth.example.test" });
-  return {
-    server,
-    conn,
-    async [Symbol.asyncDispose]() {
-      conn.close();
-      await server.close();
-    },
-  };
-}
+const setup = (handler: StreamHandler) => serverAndConnection(handler);
 
 /** Asserts that `p` rejects with a GrpcCallError of `code` (and `details` when given). */
 async function rejectsWith(p: Promise<unknown>, code: number, details?: string | RegExp) {

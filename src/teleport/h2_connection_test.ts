@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type http2 from "node:http2";
-import { answer, H2TestServer } from "../../tests/helpers/h2_server.ts";
+import { answer, serverAndConnection } from "../../tests/helpers/h2_server.ts";
 import { unaryCall } from "./grpc_call.ts";
 import { GrpcCallError, GrpcStatus } from "./grpc_status.ts";
 import { Http2Connection, type Http2ConnectionOptions } from "./h2_connection.ts";
@@ -9,19 +9,10 @@ const OPTS = { maxReceiveLength: 1024, deadlineMs: 5_000 };
 const NONE = new Uint8Array(0);
 
 /** A server that answers `/ok` at once and holds `/hang` until the test answers it. */
-async function setup(opts: Partial<Http2ConnectionOptions> = {}) {
-  const server = await H2TestServer.start(({ stream, headers }) => {
+function setup(opts: Partial<Http2ConnectionOptions> = {}) {
+  return serverAndConnection(({ stream, headers }) => {
     if (headers[":path"] === "/ok") answer(stream, [new Uint8Array([1])]);
-  });
-  const conn = new Http2Connection(server.dial, { authority: "auth.example.test", ...opts });
-  return {
-    server,
-    conn,
-    async [Symbol.asyncDispose]() {
-      conn.close();
-      await server.close();
-    },
-  };
+  }, opts);
 }
 
 function isGrpcError(code: number, details?: RegExp) {

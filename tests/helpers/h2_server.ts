@@ -10,6 +10,7 @@ import http2 from "node:http2";
 import net from "node:net";
 import { Duplex } from "node:stream";
 import { frameMessage } from "../../src/teleport/grpc_frames.ts";
+import { Http2Connection, type Http2ConnectionOptions } from "../../src/teleport/h2_connection.ts";
 
 /** A stream the server received: its request headers and body, and the stream to answer. */
 export interface ReceivedStream {
@@ -121,6 +122,23 @@ export class H2TestServer {
     for (const d of this.dialed) d.destroy();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
+}
+
+/** A server, and an {@link Http2Connection} that dials it; disposing closes both. */
+export async function serverAndConnection(
+  handler: StreamHandler,
+  opts: Partial<Http2ConnectionOptions> = {},
+): Promise<{ server: H2TestServer; conn: Http2Connection } & AsyncDisposable> {
+  const server = await H2TestServer.start(handler);
+  const conn = new Http2Connection(server.dial, { authority: "auth.example.test", ...opts });
+  return {
+    server,
+    conn,
+    async [Symbol.asyncDispose]() {
+      conn.close();
+      await server.close();
+    },
+  };
 }
 
 /** A duplex over `socket` that forwards both ways until muted. */
