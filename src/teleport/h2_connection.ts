@@ -176,25 +176,24 @@ export class Http2Connection {
   #keepalive(session: http2.ClientHttp2Session): () => void {
     const { keepaliveTimeMs, keepaliveTimeoutMs } = this.#opts;
     let deadline: ReturnType<typeof setTimeout> | undefined;
+    const drop = (err: Error) => {
+      this.#lost.add(session);
+      if (!session.destroyed) session.destroy(err);
+    };
+    const acked = (err: Error | null) => {
+      clearTimeout(deadline);
+      deadline = undefined;
+      if (err) drop(err);
+    };
     const interval = setInterval(() => {
       if (session.destroyed || deadline !== undefined) return;
       deadline = setTimeout(() => {
-        this.#lost.add(session);
-        session.destroy(
-          new Error(`keepalive ping not acknowledged within ${keepaliveTimeoutMs} ms`),
-        );
+        drop(new Error(`keepalive ping not acknowledged within ${keepaliveTimeoutMs} ms`));
       }, keepaliveTimeoutMs);
-      const sent = session.ping((err) => {
-        clearTimeout(deadline);
-        deadline = undefined;
-        if (err && !session.destroyed) {
-          this.#lost.add(session);
-          session.destroy(err);
-        }
-      });
-      if (!sent) {
-        clearTimeout(deadline);
-        deadline = undefined;
+      try {
+        if (!session.ping(acked)) acked(null); // not sent (too many unacknowledged): next time
+      } catch { // the session is closing: its "close" stops this timer
+        acked(null);
       }
     }, keepaliveTimeMs);
     return () => {

@@ -101,6 +101,23 @@ Deno.test("Http2Connection: a dial that succeeds after a failure ends the backof
   }
 });
 
+Deno.test("Http2Connection: answered keepalive PINGs keep the session", async () => {
+  await using env = await setup({ keepaliveTimeMs: 10, keepaliveTimeoutMs: 50 });
+  await unaryCall(env.conn, "/ok", NONE, OPTS);
+  const session = await env.conn.session();
+  const [server] = env.server.sessions;
+  // 8 PINGs span more than the 50 ms timeout: an ack not taken would have dropped the session
+  // (which also ends the wait).
+  await new Promise<void>((resolve) => {
+    let pings = 0;
+    server.on("ping", () => ++pings === 8 && resolve());
+    session.once("close", resolve);
+  });
+  assert.ok(!session.destroyed);
+  await unaryCall(env.conn, "/ok", NONE, OPTS);
+  assert.equal(env.conn.opened, 1);
+});
+
 Deno.test("Http2Connection: an unanswered keepalive PING drops the session and its calls", async () => {
   await using env = await setup({ keepaliveTimeMs: 20, keepaliveTimeoutMs: 50 });
   const session: http2.ClientHttp2Session = await env.conn.session();
