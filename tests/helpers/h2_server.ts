@@ -85,9 +85,15 @@ export class H2TestServer {
     });
   }
 
-  /** Starts a server on 127.0.0.1 whose streams `handler` answers (it can be swapped later). */
-  static async start(handler: StreamHandler): Promise<H2TestServer> {
-    const server = http2.createServer();
+  /**
+   * Starts a server on 127.0.0.1 whose streams `handler` answers (it can be swapped later), with
+   * the HTTP/2 `settings` it announces (e.g. `maxConcurrentStreams`).
+   */
+  static async start(
+    handler: StreamHandler,
+    settings: http2.Settings = {},
+  ): Promise<H2TestServer> {
+    const server = http2.createServer({ settings });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const port = (server.address() as net.AddressInfo).port;
     return new H2TestServer(server, port, handler);
