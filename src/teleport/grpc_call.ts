@@ -198,11 +198,10 @@ export class GrpcCall {
     }
     if (err instanceof GrpcCallError) return err;
     const reset = this.#stream?.rstCode ?? 0;
-    if (!this.#session || this.#conn.lost(this.#session) || reset === NGHTTP2_CANCEL) {
-      return new GrpcCallError(GrpcStatus.UNAVAILABLE, errorMessage(err), { cause: err });
+    if (this.#session && !this.#conn.lost(this.#session) && reset !== NGHTTP2_CANCEL) {
+      if (reset) return statusOfReset(reset);
+      if (this.#ended) return new GrpcCallError(GrpcStatus.UNKNOWN, "No status received");
     }
-    if (reset) return statusOfReset(reset);
-    if (this.#ended) return new GrpcCallError(GrpcStatus.UNKNOWN, "No status received");
     return new GrpcCallError(GrpcStatus.UNAVAILABLE, errorMessage(err), { cause: err });
   }
 

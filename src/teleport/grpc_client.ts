@@ -159,7 +159,6 @@ export class GrpcTeleportClient implements TeleportClient {
   readonly #callTimeoutMs: number;
   readonly #pageSize: number;
   readonly #log?: DebugLogger;
-  #closed = false;
 
   private constructor(dialer: AuthDialerLike, opts: GrpcTeleportClientOptions) {
     this.connectionMode = dialer.mode;
@@ -195,7 +194,7 @@ export class GrpcTeleportClient implements TeleportClient {
     opts: CallOptions = {},
   ): Promise<MessageShape<O>> {
     const method = methodName(path);
-    if (this.#closed) {
+    if (this.#conn.closed) {
       throw new TeleportError("canceled", `Teleport call "${method}" failed: client is closed`);
     }
     if (opts.signal?.aborted) {
@@ -224,7 +223,7 @@ export class GrpcTeleportClient implements TeleportClient {
     opts: CallOptions & { deadlineMs?: number } = {},
   ): AsyncGenerator<MessageShape<O>, void> {
     const method = methodName(path);
-    if (this.#closed) {
+    if (this.#conn.closed) {
       throw new TeleportError("canceled", `Teleport call "${method}" failed: client is closed`);
     }
     if (opts.signal?.aborted) return;
@@ -237,7 +236,7 @@ export class GrpcTeleportClient implements TeleportClient {
       for await (const response of responses) yield fromBinary(output, response);
     } catch (err) {
       if (opts.signal?.aborted) return;
-      if (this.#closed) {
+      if (this.#conn.closed) {
         throw new TeleportError("canceled", `Teleport call "${method}" canceled: client closed`);
       }
       throw toTeleportError(err, method);
@@ -410,8 +409,6 @@ export class GrpcTeleportClient implements TeleportClient {
   }
 
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
     this.#conn.close();
   }
 }

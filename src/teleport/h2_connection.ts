@@ -88,9 +88,7 @@ export class Http2Connection {
    * reason when it aborts first.
    */
   session(signal?: AbortSignal): Promise<http2.ClientHttp2Session> {
-    if (this.#closing.signal.aborted) {
-      return Promise.reject(new GrpcCallError(GrpcStatus.CANCELLED, "connection closed"));
-    }
+    if (this.closed) return Promise.reject(this.#closing.signal.reason);
     if (!this.#usable(this.#current)) {
       const failure = this.#failure;
       if (failure && Date.now() < failure.until) return Promise.reject(failure.error);
@@ -159,14 +157,14 @@ export class Http2Connection {
   #track(session: http2.ClientHttp2Session, attempt: Attempt): void {
     const stopKeepalive = this.#keepalive(session);
     this.#sessions.set(session, stopKeepalive);
+    const lose = () => {
+      attempt.usable = false;
+      this.#lost.add(session);
+    };
     session.on("goaway", () => attempt.usable = false);
-    session.on("error", () => { // its streams fail with their own errors
-      attempt.usable = false;
-      this.#lost.add(session);
-    });
+    session.on("error", lose); // its streams fail with their own errors
     session.on("close", () => {
-      attempt.usable = false;
-      this.#lost.add(session);
+      lose();
       stopKeepalive();
       this.#sessions.delete(session);
     });
@@ -204,7 +202,7 @@ export class Http2Connection {
 
   /** The error for a failed dial; calls within the backoff that follows get it at once. */
   #failed(err: unknown): GrpcCallError {
-    if (this.#closing.signal.aborted) return this.#closing.signal.reason;
+    if (this.closed) return this.#closing.signal.reason;
     const error = new GrpcCallError(
       GrpcStatus.UNAVAILABLE,
       `No connection established. Last error: ${errorMessage(err)}`,
