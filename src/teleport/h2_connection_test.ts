@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type http2 from "node:http2";
-import { answer, H2TestServer, serverAndConnection } from "../../tests/helpers/h2_server.ts";
+import { answer, serverAndConnection } from "../../tests/helpers/h2_server.ts";
 import { unaryCall } from "./grpc_call.ts";
 import { GrpcCallError, GrpcStatus } from "./grpc_status.ts";
 import { Http2Connection, type Http2ConnectionOptions } from "./h2_connection.ts";
@@ -36,31 +36,30 @@ Deno.test("Http2Connection dials on the first call only, once for concurrent cal
 
 Deno.test("Http2Connection: calls beyond the server's concurrent-stream limit wait their turn", async () => {
   // Teleport announces a limit (1,000 streams); a burst of plugin-data writes may exceed it.
-  const server = await H2TestServer.start(({ stream }) => {
-    setTimeout(() => answer(stream, [new Uint8Array([1])]), 5);
-  }, { maxConcurrentStreams: 2 });
-  const conn = new Http2Connection(server.dial, { authority: "a" });
-  try {
-    await unaryCall(conn, "/first", NONE, OPTS); // the server's SETTINGS are in
-    let open = 0, most = 0;
-    server.handler = ({ stream }) => {
-      most = Math.max(most, ++open);
-      setTimeout(() => {
-        open--;
-        answer(stream, [new Uint8Array([1])]);
-      }, 5);
-    };
-    const replies = await Promise.all(
-      Array.from({ length: 20 }, () => unaryCall(conn, "/burst", NONE, OPTS)),
-    );
-    assert.equal(replies.length, 20);
-    assert.equal(server.received.length, 21);
-    assert.ok(most <= 2, `${most} streams open at once`);
-    assert.equal(conn.opened, 1);
-  } finally {
-    conn.close();
-    await server.close();
-  }
+  await using env = await serverAndConnection(
+    ({ stream }) => {
+      setTimeout(() => answer(stream, [new Uint8Array([1])]), 5);
+    },
+    {},
+    { maxConcurrentStreams: 2 },
+  );
+  const { server, conn } = env;
+  await unaryCall(conn, "/first", NONE, OPTS); // the server's SETTINGS are in
+  let open = 0, most = 0;
+  server.handler = ({ stream }) => {
+    most = Math.max(most, ++open);
+    setTimeout(() => {
+      open--;
+      answer(stream, [new Uint8Array([1])]);
+    }, 5);
+  };
+  const replies = await Promise.all(
+    Array.from({ length: 20 }, () => unaryCall(conn, "/burst", NONE, OPTS)),
+  );
+  assert.equal(replies.length, 20);
+  assert.equal(server.received.length, 21);
+  assert.ok(most <= 2, `${most} streams open at once`);
+  assert.equal(conn.opened, 1);
 });
 
 Deno.test("Http2Connection: after a GOAWAY new calls go to a new connection, open ones finish", async () => {

@@ -21,11 +21,9 @@ import type { DescMessage, DescService, MessageShape } from "@bufbuild/protobuf"
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Buffer } from "node:buffer";
 import type { Socket } from "node:net";
+import { withSocketShims } from "../../src/teleport/dial_net.ts";
 import type { DuplexFactory } from "../../src/teleport/h2_connection.ts";
 import { guardHttp2GoawayDestroy } from "../../src/teleport/http2_goaway_guard.ts";
-
-/** Methods grpc-js's http2 code (and Deno's http2) calls on the socket, added as no-ops if missing. */
-const SOCKET_SHIMS = ["unref", "ref", "setNoDelay", "setTimeout", "setKeepAlive"] as const;
 
 /**
  * The channel target of every {@link createDuplexClient} client. An IP literal (no DNS lookup)
@@ -76,12 +74,8 @@ export class DuplexCredentials extends grpc.ChannelCredentials {
     const connector: grpc.experimental.SecureConnector = {
       // The argument is the hook's placeholder, not a socket: the stream comes from `open`.
       connect: async () => {
-        const duplex = await this.#open({ signal: this.#signal });
+        const duplex = withSocketShims(await this.#open({ signal: this.#signal }));
         this.opened++;
-        const d = duplex as unknown as Record<string, unknown>;
-        for (const m of SOCKET_SHIMS) {
-          if (typeof d[m] !== "function") d[m] = () => duplex;
-        }
         return { socket: duplex as unknown as Socket, secure: this.#secure };
       },
       waitForReady: () => Promise.resolve(),

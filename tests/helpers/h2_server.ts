@@ -130,12 +130,16 @@ export class H2TestServer {
   }
 }
 
-/** A server, and an {@link Http2Connection} that dials it; disposing closes both. */
+/**
+ * A server (announcing `settings`), and an {@link Http2Connection} that dials it; disposing
+ * closes both.
+ */
 export async function serverAndConnection(
   handler: StreamHandler,
   opts: Partial<Http2ConnectionOptions> = {},
+  settings: http2.Settings = {},
 ): Promise<{ server: H2TestServer; conn: Http2Connection } & AsyncDisposable> {
-  const server = await H2TestServer.start(handler);
+  const server = await H2TestServer.start(handler, settings);
   const conn = new Http2Connection(server.dial, { authority: "auth.example.test", ...opts });
   return {
     server,
