@@ -370,7 +370,7 @@ export class SmtpMailer implements Mailer {
   async #probeAddresses(recipient: string | undefined): Promise<{ from: string; to: string[] }> {
     const to = recipient ?? this.#envelopeFrom;
     if (!encodesNatively([], [this.#envelopeFrom, to])) await loadHeaderEncoder();
-    return envelopeOf(this.#envelopeFrom, to);
+    return this.#envelopes.envelope(to);
   }
 
   /** The error for a refused `MAIL FROM` or `RCPT TO` of the envelope probe, with a hint. */
